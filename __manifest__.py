@@ -1,0 +1,44 @@
+{
+    "name": "Marketing Campaigns",
+    "summary": "Multichannel marketing campaigns: audiences, activity workflows, "
+    "a per-recipient send queue and results",
+    "version": "19.0.1.0.0",
+    "category": "Marketing/Marketing Campaigns",
+    "license": "LGPL-3",
+    "author": "mkt_campaign developers",
+    "website": "https://github.com/mkt-campaign/mkt_campaign",
+    "development_status": "Alpha",
+    "maintainers": ["mkt-campaign"],
+    "depends": [
+        "mass_mailing",
+        "mass_mailing_sms",
+        "mass_mailing_crm",
+        "crm",
+        "point_of_sale",
+        "link_tracker",
+        "utm",
+        "phone_validation",
+    ],
+    "data": [
+        "security/res_groups_privilege_data.xml",
+        "security/res_groups_data.xml",
+        "security/mkt_campaign_security.xml",
+        "security/ir.model.access.csv",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/mkt_trace_views.xml",
+        "views/mkt_participant_views.xml",
+        "views/mkt_activity_views.xml",
+        "views/mkt_campaign_views.xml",
+        "views/mkt_campaign_menus.xml",
+    ],
+    "demo": [
+        "demo/mkt_campaign_demo.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "mkt_campaign/static/tests/tours/*.js",
+        ],
+    },
+    "application": True,
+}

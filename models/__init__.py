@@ -1,0 +1,6 @@
+from . import mkt_campaign
+from . import mkt_activity
+from . import mkt_participant
+from . import mkt_trace
+from . import mailing_mailing
+from . import mailing_trace

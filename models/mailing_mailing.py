@@ -1,0 +1,84 @@
+from odoo import fields, models
+from odoo.exceptions import UserError, ValidationError
+
+
+class MailingMailing(models.Model):
+    _inherit = "mailing.mailing"
+
+    mkt_activity_id = fields.Many2one(
+        "mkt.activity", "Campaign Step", index="btree_not_null", ondelete="set null",
+        copy=False, readonly=True,
+        help="This mailing is the content of a marketing campaign step: the campaign "
+        "sends it, recipient by recipient, when the step comes due.",
+    )
+
+    def action_put_in_queue(self):
+        self._mkt_refuse_direct_send()
+        return super().action_put_in_queue()
+
+    def action_launch(self):
+        self._mkt_refuse_direct_send()
+        return super().action_launch()
+
+    def _mkt_refuse_direct_send(self):
+        steps = self.filtered("mkt_activity_id")
+        if steps:
+            raise UserError(self.env._(
+                "%(mailing)s is the content of step %(step)s of campaign %(campaign)s: "
+                "the campaign sends it. Launch the campaign instead.",
+                mailing=steps[0].subject, step=steps[0].mkt_activity_id.name,
+                campaign=steps[0].mkt_activity_id.campaign_id.name,
+            ))
+
+    def _get_seen_list(self):
+        # a campaign never queues a step twice for a participant: Email
+        # Marketing's "already mailed" scan over every past trace is not needed
+        if self.env.context.get("mkt_campaign_send"):
+            return set()
+        return super()._get_seen_list()
+
+    def _get_seen_list_sms(self):
+        if self.env.context.get("mkt_campaign_send"):
+            return [], []
+        return super()._get_seen_list_sms()
+
+    def _mkt_check_content(self, activity):
+        """Refuse a step whose message cannot be sent: no content, or
+        placeholders that do not render on the campaign's records."""
+        self.ensure_one()
+        if not self:
+            raise ValidationError(self.env._(
+                "Step %(step)s has no message: write its content first.", step=activity.name
+            ))
+        if self.mailing_type == "mail":
+            if not self.subject:
+                raise ValidationError(self.env._(
+                    "The e-mail of step %(step)s has no subject.", step=activity.name
+                ))
+            if not (self.body_html and self.body_html.striptags().strip()) and "<img" not in (
+                self.body_html or ""
+            ):
+                raise ValidationError(self.env._(
+                    "The e-mail of step %(step)s has no content.", step=activity.name
+                ))
+            fnames = ["subject", "body_html"]
+        else:
+            if not (self.body_plaintext or "").strip():
+                raise ValidationError(self.env._(
+                    "The SMS of step %(step)s has no text.", step=activity.name
+                ))
+            fnames = ["body_plaintext"]
+        Model = self.env[activity.campaign_id.model_name]
+        sample = Model.search(activity.campaign_id._get_domain(), limit=1) or Model.search(
+            [], limit=1
+        )
+        if not sample:
+            return
+        for fname in fnames:
+            try:
+                self._render_field(fname, sample.ids)
+            except Exception as e:  # noqa: BLE001 - reported to the user
+                raise ValidationError(self.env._(
+                    "The %(part)s of step %(step)s does not render: %(error)s",
+                    part=self._fields[fname].string, step=activity.name, error=e,
+                )) from e

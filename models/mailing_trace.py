@@ -1,0 +1,32 @@
+from odoo import fields, models
+
+
+class MailingTrace(models.Model):
+    _inherit = "mailing.trace"
+
+    mkt_trace_id = fields.Many2one(
+        "mkt.trace", "Campaign Step", index="btree_not_null", ondelete="set null"
+    )
+
+    def write(self, vals):
+        """Tracking (open, click, reply, bounce) reaches campaign steps here,
+        whichever path Email/SMS Marketing took to record it."""
+        # a reply or a click implies the message was opened: "open" comes first
+        status = vals.get("trace_status")
+        clicked = bool(vals.get("links_click_datetime"))
+        events = [
+            event for event, happened in (
+                ("open", status in ("open", "reply") or clicked),
+                ("reply", status == "reply"),
+                ("click", clicked),
+                ("bounce", status == "bounce"),
+            ) if happened
+        ]
+        res = super().write(vals)
+        if events:
+            linked = self.filtered("mkt_trace_id")
+            for event in events:
+                for trace_type, traces in linked.grouped("trace_type").items():
+                    channel = "sms" if trace_type == "sms" else "email"
+                    traces.mkt_trace_id.sudo()._process_event(event, channel)
+        return res

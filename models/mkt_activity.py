@@ -1,0 +1,295 @@
+from dateutil.relativedelta import relativedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+CONTENT_FIELDS = ("subject", "body_html", "body_plaintext")
+# trigger -> (event the parent's message must show, activity types the parent may have)
+EVENT_TRIGGERS = {
+    "email_open": ("open", ("email",)),
+    "email_click": ("click", ("email",)),
+    "email_reply": ("reply", ("email",)),
+    "email_bounce": ("bounce", ("email",)),
+    "sms_click": ("click", ("sms",)),
+}
+# trigger -> (event whose absence it waits for, activity types the parent may have)
+NEGATIVE_TRIGGERS = {
+    "email_not_open": ("open", ("email",)),
+    "email_not_click": ("click", ("email",)),
+    "email_not_reply": ("reply", ("email",)),
+    "sms_not_click": ("click", ("sms",)),
+}
+# event -> the negative trigger it cancels
+EVENT_CANCELS = {
+    ("open", "email"): ["email_not_open"],
+    ("click", "email"): ["email_not_click"],
+    ("reply", "email"): ["email_not_reply"],
+    ("click", "sms"): ["sms_not_click"],
+}
+
+
+class MktActivity(models.Model):
+    _name = "mkt.activity"
+    _description = "Marketing Campaign Activity"
+    _order = "campaign_id, parent_path, sequence, id"
+    _parent_store = True
+
+    name = fields.Char(required=True)
+    sequence = fields.Integer(default=10)
+    campaign_id = fields.Many2one(
+        "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
+    )
+    model_name = fields.Char(related="campaign_id.model_name")
+    company_id = fields.Many2one(related="campaign_id.company_id")
+    parent_id = fields.Many2one(
+        "mkt.activity", "Parent Activity", ondelete="cascade", index=True,
+        domain="[('campaign_id', '=', campaign_id), ('id', '!=', id)]",
+    )
+    parent_path = fields.Char(index=True)
+    child_ids = fields.One2many("mkt.activity", "parent_id", "Children")
+    level = fields.Integer(compute="_compute_level")
+    activity_type = fields.Selection(
+        [("email", "E-mail"), ("sms", "SMS"), ("server_action", "Server Action")],
+        "Type", required=True, default="email",
+    )
+    trigger_type = fields.Selection(
+        [
+            ("begin", "At campaign start"),
+            ("after_parent", "After the parent step"),
+            ("email_open", "Parent e-mail opened"),
+            ("email_not_open", "Parent e-mail not opened"),
+            ("email_click", "Parent e-mail clicked"),
+            ("email_not_click", "Parent e-mail not clicked"),
+            ("email_reply", "Parent e-mail replied"),
+            ("email_not_reply", "Parent e-mail not replied"),
+            ("email_bounce", "Parent e-mail bounced"),
+            ("sms_click", "Parent SMS clicked"),
+            ("sms_not_click", "Parent SMS not clicked"),
+        ],
+        "Trigger", required=True, default="begin",
+    )
+    interval_number = fields.Integer(
+        "Delay", default=0,
+        help="How long after the trigger the step runs. For a 'not' trigger this is "
+        "the time the recipient has to act.",
+    )
+    interval_type = fields.Selection(
+        [("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"), ("months", "Months")],
+        "Delay Unit", default="hours", required=True,
+    )
+    domain = fields.Char(
+        "Applied Filter", default="[]", required=True,
+        help="The participant's record must still match this filter when the step "
+        "comes due; otherwise the step is rejected.",
+    )
+    mailing_id = fields.Many2one(
+        "mailing.mailing", "Content", ondelete="restrict", copy=False,
+        help="The e-mail or SMS sent by this step, edited with Email/SMS Marketing.",
+    )
+    mailing_type = fields.Selection(related="mailing_id.mailing_type")
+    subject = fields.Char(related="mailing_id.subject", readonly=False)
+    body_html = fields.Html(
+        related="mailing_id.body_html", readonly=False, sanitize=False,
+    )
+    body_plaintext = fields.Text(related="mailing_id.body_plaintext", readonly=False)
+    server_action_id = fields.Many2one(
+        "ir.actions.server", "Server Action", ondelete="restrict",
+        domain="[('model_id.model', '=', model_name)]",
+    )
+    trace_ids = fields.One2many("mkt.trace", "activity_id", "Queue")
+    processed_count = fields.Integer("Processed", compute="_compute_statistics")
+    rejected_count = fields.Integer("Rejected", compute="_compute_statistics")
+    failed_count = fields.Integer("Failed", compute="_compute_statistics")
+    scheduled_count = fields.Integer("Scheduled", compute="_compute_statistics")
+    canceled_count = fields.Integer("Canceled", compute="_compute_statistics")
+
+    @api.depends("parent_path")
+    def _compute_level(self):
+        for activity in self:
+            activity.level = max((activity.parent_path or "").count("/") - 1, 0)
+
+    def _compute_statistics(self):
+        stats = {
+            (activity.id, state): count
+            for activity, state, count in self.env["mkt.trace"]._read_group(
+                [("activity_id", "in", self.ids), ("is_test", "=", False)],
+                ["activity_id", "state"],
+                ["__count"],
+            )
+        }
+        for activity in self:
+            activity.processed_count = stats.get((activity.id, "processed"), 0)
+            activity.rejected_count = stats.get((activity.id, "rejected"), 0)
+            activity.failed_count = stats.get((activity.id, "failed"), 0)
+            activity.canceled_count = stats.get((activity.id, "canceled"), 0)
+            activity.scheduled_count = stats.get((activity.id, "scheduled"), 0) + stats.get(
+                (activity.id, "processing"), 0
+            )
+
+    @api.constrains("interval_number")
+    def _check_interval_number(self):
+        for activity in self:
+            if activity.interval_number < 0:
+                raise ValidationError(self.env._(
+                    "The delay of step %(step)s cannot be negative.", step=activity.name
+                ))
+
+    @api.constrains("trigger_type", "parent_id", "activity_type")
+    def _check_trigger(self):
+        for activity in self:
+            trigger = activity.trigger_type
+            label = dict(self._fields["trigger_type"]._description_selection(self.env))[trigger]
+            if trigger == "begin":
+                if activity.parent_id:
+                    raise ValidationError(self.env._(
+                        "Step %(step)s starts at campaign start, so it cannot have a parent.",
+                        step=activity.name,
+                    ))
+                continue
+            if not activity.parent_id:
+                raise ValidationError(self.env._(
+                    "Step %(step)s is triggered by '%(trigger)s': choose its parent step.",
+                    step=activity.name, trigger=label,
+                ))
+            if activity.parent_id.campaign_id != activity.campaign_id:
+                raise ValidationError(self.env._(
+                    "The parent of step %(step)s belongs to another campaign.",
+                    step=activity.name,
+                ))
+            allowed = (EVENT_TRIGGERS.get(trigger) or NEGATIVE_TRIGGERS.get(trigger) or (None, None))[1]
+            if allowed and activity.parent_id.activity_type not in allowed:
+                raise ValidationError(self.env._(
+                    "Step %(step)s is triggered by '%(trigger)s', but its parent "
+                    "%(parent)s is not a %(kind)s step.",
+                    step=activity.name, trigger=label, parent=activity.parent_id.name,
+                    kind="SMS" if allowed == ("sms",) else self.env._("e-mail"),
+                ))
+        if self._has_cycle():
+            raise ValidationError(self.env._("The workflow's steps cannot form a loop."))
+
+    @api.constrains("domain")
+    def _check_domain(self):
+        for activity in self:
+            activity._get_domain()
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # the content lives on the step's mailing, which exists only after create
+        contents = [
+            {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
+            for vals in vals_list
+        ]
+        activities = super().create(vals_list)
+        activities._sync_mailing()
+        for activity, content in zip(activities, contents):
+            if content and activity.mailing_id:
+                activity.mailing_id.sudo().write(content)
+        return activities
+
+    def write(self, vals):
+        content = {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
+        res = super().write(vals)
+        if {"activity_type", "name", "campaign_id"} & set(vals) or content:
+            self._sync_mailing()
+        if content:
+            self.mailing_id.write(content)
+        return res
+
+    def copy_data(self, default=None):
+        vals_list = super().copy_data(default=default)
+        for activity, vals in zip(self, vals_list):
+            if activity.mailing_id and "mailing_id" not in (default or {}):
+                vals["mailing_id"] = activity.mailing_id.copy().id
+        return vals_list
+
+    # ------------------------------------------------------------------
+    # Content
+    # ------------------------------------------------------------------
+
+    def _sync_mailing(self):
+        """E-mail and SMS steps keep their content in a ``mailing.mailing`` that
+        targets the campaign's model and is attributed to its UTM campaign."""
+        Mailing = self.env["mailing.mailing"].sudo()
+        for activity in self:
+            if activity.activity_type not in ("email", "sms"):
+                continue
+            campaign = activity.campaign_id
+            mailing_type = "mail" if activity.activity_type == "email" else "sms"
+            values = {
+                "mailing_type": mailing_type,
+                "mailing_model_id": campaign.model_id.id,
+                "mailing_domain": "[]",
+                "mkt_activity_id": activity.id,
+                "campaign_id": campaign.utm_campaign_id.id,
+            }
+            mailing = activity.mailing_id.sudo()
+            if not mailing:
+                values.update({
+                    "subject": activity.name,
+                    "body_arch": False,
+                    "body_html": False,
+                })
+                activity.mailing_id = Mailing.create(values)
+            else:
+                values = {k: v for k, v in values.items() if mailing[k] != v
+                          and not (k == "campaign_id" and not v)}
+                if values:
+                    mailing.write(values)
+
+    def action_edit_content(self):
+        self.ensure_one()
+        self._sync_mailing()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "mailing.mailing",
+            "res_id": self.mailing_id.id,
+            "view_mode": "form",
+            "views": [(False, "form")],
+            "target": "current",
+        }
+
+    def action_view_traces(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("mkt_campaign.mkt_trace_action")
+        action["domain"] = [("activity_id", "=", self.id)]
+        return action
+
+    # ------------------------------------------------------------------
+    # Checks and helpers
+    # ------------------------------------------------------------------
+
+    def _get_domain(self):
+        self.ensure_one()
+        return self.campaign_id._parse_domain(
+            self.domain, self.campaign_id.model_name,
+            self.env._("step %(name)s", name=self.name),
+        )
+
+    def _check_launchable(self):
+        for activity in self:
+            activity._get_domain()
+            if activity.activity_type in ("email", "sms"):
+                activity.mailing_id._mkt_check_content(activity)
+            elif activity.activity_type == "server_action":
+                action = activity.server_action_id
+                if not action:
+                    raise ValidationError(self.env._(
+                        "Step %(step)s runs a server action: choose which one.",
+                        step=activity.name,
+                    ))
+                if action.model_id.model != activity.campaign_id.model_name:
+                    raise ValidationError(self.env._(
+                        "The server action %(action)s of step %(step)s applies to "
+                        "%(model)s, not to the campaign's target.",
+                        action=action.name, step=activity.name, model=action.model_id.name,
+                    ))
+
+    def _get_delay(self):
+        self.ensure_one()
+        return relativedelta(**{self.interval_type: self.interval_number})
+
+    def _get_schedule_date(self, reference, ignore_delay=False):
+        self.ensure_one()
+        if ignore_delay:
+            return reference
+        return reference + self._get_delay()

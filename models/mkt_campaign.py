@@ -1,0 +1,474 @@
+import logging
+from datetime import datetime, time
+
+from dateutil.relativedelta import relativedelta
+
+from odoo import api, fields, models, modules
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.fields import Domain
+from odoo.tools import SQL
+from odoo.tools.safe_eval import safe_eval
+
+_logger = logging.getLogger(__name__)
+
+
+class MktCampaign(models.Model):
+    _name = "mkt.campaign"
+    _description = "Marketing Campaign"
+    _inherit = ["mail.thread"]
+    _order = "create_date desc, id desc"
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", "Company", default=lambda self: self.env.company, index=True
+    )
+    user_id = fields.Many2one(
+        "res.users", "Responsible", default=lambda self: self.env.user, tracking=True
+    )
+    utm_campaign_id = fields.Many2one(
+        "utm.campaign", "UTM Campaign", ondelete="restrict", copy=False, readonly=True,
+        help="Attributes the campaign's mailings, links and the revenue they bring.",
+    )
+    model_id = fields.Many2one(
+        "ir.model", "Target", required=True, ondelete="cascade",
+        domain=[("is_mailing_enabled", "=", True)],
+        default=lambda self: self.env["ir.model"]._get_id("res.partner"),
+        help="The kind of records the campaign targets: contacts, leads, POS orders…",
+    )
+    model_name = fields.Char(
+        "Target Model", related="model_id.model", store=True, readonly=True
+    )
+    domain = fields.Char(
+        "Filter", default="[]", required=True,
+        help="Only records matching this filter are enrolled.",
+    )
+    unique_field_id = fields.Many2one(
+        "ir.model.fields", "Unique Field", ondelete="set null",
+        domain="[('model_id', '=', model_id), ('store', '=', True), "
+        "('ttype', 'in', ('char', 'many2one', 'integer', 'selection'))]",
+        help="Records sharing a value of this field (an e-mail, a customer…) are "
+        "enrolled once: the first record found represents them all.",
+    )
+    mode = fields.Selection(
+        [
+            ("test", "Test"),
+            ("test_realtime", "Test in real time"),
+            ("manual", "Manual confirmation"),
+            ("normal", "Normal"),
+        ],
+        default="normal", required=True, tracking=True,
+        help="Test: runs the whole workflow at once, ignoring delays and executing "
+        "no action: only the queue is produced.\n"
+        "Test in real time: delays are respected, no action is executed.\n"
+        "Manual confirmation: every due step waits for a user to confirm it.\n"
+        "Normal: everything runs automatically.",
+    )
+    state = fields.Selection(
+        [("draft", "Draft"), ("running", "Running"), ("stopped", "Stopped")],
+        default="draft", required=True, readonly=True, copy=False, tracking=True,
+    )
+    schedule_date = fields.Datetime(
+        "Start Date", copy=False,
+        help="When set, the campaign enrols its audience at that moment.",
+    )
+    auto_entry = fields.Boolean(
+        "Enrol New Matches", default=True,
+        help="Records that start to match the filter after the launch are enrolled "
+        "by the hourly synchronisation. When off, the audience is frozen at launch.",
+    )
+    last_sync_date = fields.Datetime("Last Enrolment", readonly=True, copy=False)
+    activity_ids = fields.One2many(
+        "mkt.activity", "campaign_id", "Activities", copy=True
+    )
+    participant_ids = fields.One2many("mkt.participant", "campaign_id", "Participants")
+    participant_count = fields.Integer(compute="_compute_participant_counts")
+    test_participant_count = fields.Integer(compute="_compute_participant_counts")
+    trace_count = fields.Integer("Queue", compute="_compute_trace_count")
+    record_count = fields.Integer("Matching Records", compute="_compute_record_count")
+    is_test_mode = fields.Boolean(compute="_compute_is_test_mode")
+
+    @api.depends("participant_ids")
+    def _compute_participant_counts(self):
+        counts = {
+            (campaign.id, is_test): count
+            for campaign, is_test, count in self.env["mkt.participant"]._read_group(
+                [("campaign_id", "in", self.ids)],
+                ["campaign_id", "is_test"],
+                ["__count"],
+            )
+        }
+        for campaign in self:
+            campaign.participant_count = counts.get((campaign.id, False), 0)
+            campaign.test_participant_count = counts.get((campaign.id, True), 0)
+
+    def _compute_trace_count(self):
+        counts = dict(
+            self.env["mkt.trace"]._read_group(
+                [("campaign_id", "in", self.ids)], ["campaign_id"], ["__count"]
+            )
+        )
+        for campaign in self:
+            campaign.trace_count = counts.get(campaign, 0)
+
+    @api.depends("model_name", "domain")
+    def _compute_record_count(self):
+        for campaign in self:
+            try:
+                campaign.record_count = (
+                    self.env[campaign.model_name].search_count(campaign._get_domain())
+                    if campaign.model_name else 0
+                )
+            except (ValidationError, UserError):
+                campaign.record_count = 0
+
+    @api.depends("mode")
+    def _compute_is_test_mode(self):
+        for campaign in self:
+            campaign.is_test_mode = campaign.mode in ("test", "test_realtime")
+
+    @api.constrains("model_id", "domain")
+    def _check_domain(self):
+        for campaign in self:
+            campaign._get_domain()
+
+    @api.constrains("unique_field_id", "model_id")
+    def _check_unique_field(self):
+        for campaign in self:
+            field = campaign.unique_field_id
+            if field and field.model_id != campaign.model_id:
+                raise ValidationError(self.env._(
+                    "The unique field %(field)s of campaign %(campaign)s does not "
+                    "belong to its target %(model)s.",
+                    field=field.field_description, campaign=campaign.name,
+                    model=campaign.model_id.name,
+                ))
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._convert_model_name(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._convert_model_name(vals)
+        if "model_id" in vals and any(
+            c.model_id.id != vals["model_id"] and c.participant_ids for c in self
+        ):
+            raise UserError(self.env._(
+                "The target of a campaign that already has participants cannot change."
+            ))
+        res = super().write(vals)
+        if "model_id" in vals or "name" in vals:
+            self.activity_ids._sync_mailing()
+        return res
+
+    @api.model
+    def _convert_model_name(self, vals):
+        """Accept ``model_name`` (the technical name) in create/write, as the
+        external API documents it, and turn it into the target model."""
+        model_name = vals.pop("model_name", None)
+        if model_name and "model_id" not in vals:
+            model = self.env["ir.model"]._get(model_name)
+            if not model:
+                raise ValidationError(self.env._(
+                    "The target model %(model)s does not exist.", model=model_name
+                ))
+            vals["model_id"] = model.id
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_running(self):
+        if any(campaign.state == "running" for campaign in self):
+            raise UserError(self.env._("Stop a running campaign before deleting it."))
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+
+    def action_start(self):
+        self._check_can_run()
+        self._check_launchable()
+        for campaign in self:
+            if not campaign.utm_campaign_id:
+                campaign.sudo().utm_campaign_id = self.env["utm.campaign"].sudo().create(
+                    {"name": campaign.name, "company_id": campaign.company_id.id}
+                )
+        self.sudo().write({"state": "running"})
+        self.activity_ids._sync_mailing()
+        now = fields.Datetime.now()
+        due = self.filtered(lambda c: not c.schedule_date or c.schedule_date <= now)
+        due._sync_participants()
+        due.filtered(lambda c: c.mode == "test")._run_test_workflow()
+        for campaign in self - due:
+            self.env.ref("mkt_campaign.ir_cron_sync_participants")._trigger(
+                campaign.schedule_date
+            )
+        if due.filtered(lambda c: c.mode != "test"):
+            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        return True
+
+    def action_stop(self):
+        self._check_can_run()
+        running = self.filtered(lambda c: c.state == "running")
+        running.sudo().write({"state": "stopped"})
+        traces = self.env["mkt.trace"].sudo().search(
+            [("campaign_id", "in", running.ids), ("state", "=", "scheduled")]
+        )
+        traces._set_state("canceled", self.env._("The campaign was stopped."))
+        self.env["mkt.participant"].sudo().search(
+            [("campaign_id", "in", running.ids), ("state", "=", "running")]
+        ).write({"state": "canceled"})
+        return True
+
+    def action_draft(self):
+        self._check_can_run()
+        if any(campaign.state == "running" for campaign in self):
+            raise UserError(self.env._("Stop the campaign before resetting it to draft."))
+        self.sudo().write({"state": "draft"})
+        return True
+
+    def action_view_participants(self):
+        return self._action_view("mkt_campaign.mkt_participant_action", is_test=False)
+
+    def action_view_test_participants(self):
+        return self._action_view("mkt_campaign.mkt_participant_action", is_test=True)
+
+    def action_view_traces(self):
+        return self._action_view("mkt_campaign.mkt_trace_action")
+
+    def action_view_records(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Matching %(target)s", target=self.model_id.name),
+            "res_model": self.model_name,
+            "view_mode": "list,form",
+            "domain": self._get_domain(),
+        }
+
+    def _action_view(self, xmlid, is_test=None):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
+        domain = [("campaign_id", "=", self.id)]
+        if is_test is not None:
+            domain.append(("is_test", "=", is_test))
+        action["domain"] = domain
+        action["context"] = {"default_campaign_id": self.id, "search_default_campaign_id": False}
+        return action
+
+    # ------------------------------------------------------------------
+    # Checks
+    # ------------------------------------------------------------------
+
+    def _check_can_run(self):
+        """Campaign users launch, stop and confirm; only managers configure."""
+        if not self.env.is_superuser() and not self.env.user.has_group(
+            "mkt_campaign.group_mkt_campaign_user"
+        ):
+            raise AccessError(self.env._("Only marketing campaign users can run campaigns."))
+        self.check_access("read")
+
+    def _check_launchable(self):
+        for campaign in self:
+            if campaign.state == "running":
+                raise UserError(self.env._(
+                    "Campaign %(campaign)s is already running.", campaign=campaign.name
+                ))
+            if not campaign.activity_ids:
+                raise UserError(self.env._(
+                    "Campaign %(campaign)s has no activity: add at least one step "
+                    "to its workflow before launching it.", campaign=campaign.name,
+                ))
+            campaign._get_domain()
+            campaign.activity_ids._check_launchable()
+
+    def _get_eval_context(self):
+        today = fields.Date.context_today(self)
+        return {
+            "uid": self.env.uid,
+            "user": self.env.user,
+            "datetime": datetime,
+            "time": time,
+            "relativedelta": relativedelta,
+            "context_today": lambda: today,
+            "company_id": self.env.company.id,
+            "company_ids": self.env.companies.ids,
+        }
+
+    def _parse_domain(self, domain_str, model_name, label):
+        """Parse and validate a filter. Raises ValidationError naming the problem."""
+        self.ensure_one()
+        try:
+            domain = Domain(safe_eval(domain_str or "[]", self._get_eval_context()))
+            model = self.env[model_name]
+            domain.validated(model)
+            model._search(domain)
+        except Exception as e:  # noqa: BLE001 - every parsing error is reported to the user
+            raise ValidationError(self.env._(
+                "The filter of %(label)s is invalid: %(error)s\nFilter: %(domain)s",
+                label=label, error=e, domain=domain_str,
+            )) from e
+        return domain
+
+    def _get_domain(self):
+        self.ensure_one()
+        return self._parse_domain(
+            self.domain, self.model_name,
+            self.env._("campaign %(name)s", name=self.name),
+        )
+
+    # ------------------------------------------------------------------
+    # Enrolment
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_sync_participants(self):
+        now = fields.Datetime.now()
+        campaigns = self.search([
+            ("state", "=", "running"),
+            "|", ("schedule_date", "=", False), ("schedule_date", "<=", now),
+            "|", ("auto_entry", "=", True), ("last_sync_date", "=", False),
+        ])
+        cron = self.env["ir.cron"]
+        auto_commit = not modules.module.current_test
+        if auto_commit or self.env.context.get("ir_cron_progress_id"):
+            cron._commit_progress(remaining=len(campaigns))
+        for campaign in campaigns:
+            campaign._sync_participants()
+            if campaign.mode == "test":
+                campaign._run_test_workflow()
+            if auto_commit or self.env.context.get("ir_cron_progress_id"):
+                if not cron._commit_progress(1):
+                    break
+        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+
+    def _sync_participants(self):
+        """Enrol matching records that are not participants yet, then queue the
+        workflow's first steps for them. One INSERT … SELECT per campaign."""
+        total = 0
+        for campaign in self:
+            if campaign.last_sync_date and not campaign.auto_entry:
+                continue
+            now = fields.Datetime.now()
+            count = campaign._enrol(now)
+            campaign.sudo().last_sync_date = now
+            total += count
+            _logger.info("Campaign %s: %d records enrolled", campaign.id, count)
+        return total
+
+    def _enrol(self, now):
+        self.ensure_one()
+        self.env.flush_all()
+        Model = self.env[self.model_name].sudo()
+        query = Model._search(self._get_domain())
+        table = Model._table
+        is_test = self.mode in ("test", "test_realtime")
+
+        def column(fname):
+            field = Model._fields.get(fname)
+            if not field or not field.store or not field.column_type:
+                return None
+            if field.translate:
+                return SQL("(t.%s->>'en_US')", SQL.identifier(fname))
+            return SQL("t.%s", SQL.identifier(fname))
+
+        partner_field = Model._fields.get("partner_id")
+        has_partner = bool(
+            partner_field and partner_field.store and partner_field.comodel_name == "res.partner"
+            and self.model_name != "res.partner"
+        )
+
+        def value(fnames, partner_fname):
+            for fname in fnames:
+                if fname and (col := column(fname)) is not None:
+                    return col
+            if has_partner:
+                return SQL(
+                    "(SELECT rp.%s FROM res_partner rp WHERE rp.id = t.partner_id)",
+                    SQL.identifier(partner_fname),
+                )
+            return SQL("NULL")
+
+        email_sql = value([Model._mail_get_primary_email_field()], "email")
+        phone_sql = value(Model._phone_get_number_fields(), "phone")
+        name_sql = value([Model._rec_name], "name")
+        if self.unique_field_id:
+            key_sql = SQL(
+                "COALESCE(lower(t.%s::text), 'id:' || t.id::text)",
+                SQL.identifier(self.unique_field_id.name),
+            )
+        else:
+            key_sql = SQL("'id:' || t.id::text")
+
+        begin = self.activity_ids.filtered(lambda a: a.trigger_type == "begin")
+        schedule_values = SQL(", ").join(
+            SQL("(%s::int, %s::timestamp)", act.id, act._get_schedule_date(now, self.mode == "test"))
+            for act in begin
+        ) if begin else None
+        uid = self.env.uid
+        trace_insert = SQL(
+            """, traces AS (
+                INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
+                                       is_test, state, schedule_date, attempts,
+                                       create_uid, write_uid, create_date, write_date)
+                SELECT ins.id, a.activity_id, %(campaign)s, ins.res_id, %(is_test)s,
+                       'scheduled', a.schedule_date, 0, %(uid)s, %(uid)s, %(now)s, %(now)s
+                  FROM ins CROSS JOIN (VALUES %(values)s) AS a(activity_id, schedule_date)
+             RETURNING 1
+            )""",
+            campaign=self.id, is_test=is_test, uid=uid, now=now, values=schedule_values,
+        ) if begin else SQL("")
+        self.env.cr.execute(SQL(
+            """
+            WITH candidates AS (
+                SELECT DISTINCT ON (%(key)s) t.id AS res_id, %(key)s AS unique_key,
+                       %(name)s AS record_name, %(email)s AS email, %(phone)s AS phone
+                  FROM %(table)s t
+                 WHERE t.id IN (%(subquery)s)
+                   AND NOT EXISTS (
+                        SELECT 1 FROM mkt_participant p
+                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
+                           AND p.res_id = t.id)
+              ORDER BY %(key)s, t.id
+            ), ins AS (
+                INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,
+                                             email, phone, is_test, state,
+                                             create_uid, write_uid, create_date, write_date)
+                SELECT %(campaign)s, c.res_id, c.unique_key, c.record_name, c.email, c.phone,
+                       %(is_test)s, 'running', %(uid)s, %(uid)s, %(now)s, %(now)s
+                  FROM candidates c
+                 WHERE NOT EXISTS (
+                        SELECT 1 FROM mkt_participant p
+                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
+                           AND p.unique_key = c.unique_key)
+                ON CONFLICT DO NOTHING
+             RETURNING id, res_id
+            )%(trace_insert)s
+            SELECT count(*) FROM ins
+            """,
+            key=key_sql, name=name_sql, email=email_sql, phone=phone_sql,
+            table=SQL.identifier(table), subquery=query.subselect(),
+            campaign=self.id, is_test=is_test, uid=uid, now=now,
+            trace_insert=trace_insert,
+        ))
+        count = self.env.cr.fetchone()[0]
+        self.env["mkt.participant"].invalidate_model()
+        self.env["mkt.trace"].invalidate_model()
+        return count
+
+    # ------------------------------------------------------------------
+    # Test mode
+    # ------------------------------------------------------------------
+
+    def _run_test_workflow(self):
+        """Test mode: execute the whole workflow now, ignoring delays and running
+        no action, so that the queue it would produce can be reviewed."""
+        Trace = self.env["mkt.trace"]
+        for campaign in self:
+            while True:
+                traces = Trace._claim(
+                    Domain("campaign_id", "=", campaign.id), limit=None, ignore_schedule=True
+                )
+                if not traces:
+                    break
+                traces._execute()

@@ -1,0 +1,492 @@
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+import psycopg2.errors
+
+from odoo import api, fields, models, modules
+from odoo.fields import Domain
+from odoo.tools import SQL
+
+from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
+
+_logger = logging.getLogger(__name__)
+
+# mailing.trace failure types that mean "do not send to this recipient"
+REJECTING_FAILURES = {
+    "mail_bl", "mail_optout", "mail_dup", "mail_email_invalid", "mail_email_missing",
+    "sms_blacklist", "sms_optout", "sms_duplicate", "sms_number_missing",
+    "sms_number_format",
+}
+# failures worth another attempt later
+TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
+EVENT_FIELDS = {
+    "open": "open_datetime",
+    "click": "click_datetime",
+    "reply": "reply_datetime",
+    "bounce": "bounce_datetime",
+}
+
+
+class MktTrace(models.Model):
+    _name = "mkt.trace"
+    _description = "Marketing Campaign Queue"
+    _order = "schedule_date desc, id desc"
+    _rec_name = "activity_id"
+
+    participant_id = fields.Many2one(
+        "mkt.participant", "Participant", required=True, ondelete="cascade", index=True
+    )
+    activity_id = fields.Many2one(
+        "mkt.activity", "Step", required=True, ondelete="cascade", index=True
+    )
+    activity_type = fields.Selection(related="activity_id.activity_type")
+    campaign_id = fields.Many2one(
+        "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
+    )
+    model_name = fields.Char(related="campaign_id.model_name")
+    res_id = fields.Many2oneReference("Record ID", model_field="model_name", index=True)
+    record_name = fields.Char(related="participant_id.record_name", string="Contact")
+    email = fields.Char(related="participant_id.email")
+    phone = fields.Char(related="participant_id.phone")
+    is_test = fields.Boolean("Test", readonly=True, index=True)
+    parent_id = fields.Many2one(
+        "mkt.trace", "Triggered By", ondelete="cascade", index="btree_not_null"
+    )
+    child_ids = fields.One2many("mkt.trace", "parent_id", "Triggered Steps")
+    state = fields.Selection(
+        [
+            ("scheduled", "Scheduled"),
+            ("processing", "Processing"),
+            ("processed", "Processed"),
+            ("rejected", "Rejected"),
+            ("failed", "Failed"),
+            ("canceled", "Canceled"),
+        ],
+        default="scheduled", required=True, readonly=True,
+    )
+    schedule_date = fields.Datetime("Scheduled", readonly=True)
+    processed_date = fields.Datetime("Processed On", readonly=True)
+    attempts = fields.Integer(readonly=True)
+    is_confirmed = fields.Boolean(
+        "Confirmed", readonly=True,
+        help="In a campaign in manual confirmation mode, a step runs only once confirmed.",
+    )
+    error_message = fields.Text("Reason", readonly=True)
+    mailing_trace_ids = fields.One2many("mailing.trace", "mkt_trace_id", "Message Traces")
+    open_datetime = fields.Datetime("Opened On", readonly=True)
+    click_datetime = fields.Datetime("Clicked On", readonly=True)
+    reply_datetime = fields.Datetime("Replied On", readonly=True)
+    bounce_datetime = fields.Datetime("Bounced On", readonly=True)
+    opens = fields.Integer(compute="_compute_engagement")
+    clicks = fields.Integer(compute="_compute_engagement")
+
+    _due_idx = models.Index("(schedule_date, id) WHERE state = 'scheduled'")
+    _unique_root_step = models.UniqueIndex(
+        "(participant_id, activity_id) WHERE parent_id IS NULL",
+        "A participant runs a first step once.",
+    )
+    _unique_child_step = models.UniqueIndex(
+        "(parent_id, activity_id) WHERE parent_id IS NOT NULL",
+        "A step is triggered once by the same parent.",
+    )
+
+    def _compute_engagement(self):
+        clicks = dict(self.env["link.tracker.click"].sudo()._read_group(
+            [("mailing_trace_id.mkt_trace_id", "in", self.ids)],
+            ["mailing_trace_id"], ["__count"],
+        ))
+        per_trace = defaultdict(int)
+        for mailing_trace, count in clicks.items():
+            per_trace[mailing_trace.mkt_trace_id.id] += count
+        for trace in self:
+            trace.clicks = per_trace.get(trace.id, 0) or (1 if trace.click_datetime else 0)
+            trace.opens = 1 if trace.open_datetime else 0
+
+    # ------------------------------------------------------------------
+    # Actions (queue buttons)
+    # ------------------------------------------------------------------
+
+    def action_cancel(self):
+        self.campaign_id._check_can_run()
+        traces = self.sudo().filtered(lambda t: t.state == "scheduled")
+        traces._set_state(
+            "canceled", self.env._("Canceled by %(user)s.", user=self.env.user.name)
+        )
+        traces.participant_id._update_completion()
+        return True
+
+    def action_confirm(self):
+        """Manual confirmation mode: confirm steps; those already due run now."""
+        self.campaign_id._check_can_run()
+        traces = self.sudo().filtered(lambda t: t.state == "scheduled")
+        traces.write({"is_confirmed": True})
+        due = self._claim(
+            Domain("id", "in", traces.ids), limit=None, ignore_mode=True
+        )
+        due._execute()
+        return True
+
+    def action_retry(self):
+        self.campaign_id._check_can_run()
+        traces = self.sudo().filtered(lambda t: t.state == "failed")
+        traces.write({
+            "state": "scheduled", "schedule_date": fields.Datetime.now(),
+            "error_message": False, "is_confirmed": True,
+        })
+        traces.participant_id.filtered(lambda p: p.state == "completed").state = "running"
+        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        return True
+
+    def action_open_record(self):
+        return self.participant_id.action_open_record()
+
+    # ------------------------------------------------------------------
+    # Queue processing
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_execute_activities(self):
+        params = self.env["ir.config_parameter"].sudo()
+        batch_size = int(params.get_param("mkt_campaign.batch_size", 500)) or 500
+        cron = self.env["ir.cron"]
+        auto_commit = not modules.module.current_test
+        report = auto_commit or bool(self.env.context.get("ir_cron_progress_id"))
+        self._recover_stale()
+        if report:
+            cron._commit_progress(remaining=self._count_due())
+        while True:
+            try:
+                traces = self._claim(Domain.TRUE, limit=batch_size)
+            except psycopg2.errors.SerializationFailure:
+                # another worker changed these rows after our snapshot: next run
+                self.env.cr.rollback()
+                break
+            if not traces:
+                break
+            if auto_commit:
+                # the claim is durable before anything is sent: no other worker
+                # can take these steps, and a crash leaves them in 'processing'
+                self.env.cr.commit()
+            traces._execute()
+            if report and not cron._commit_progress(len(traces), remaining=self._count_due()):
+                break
+        next_due = self._next_due_date()
+        if next_due:
+            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger(next_due)
+
+    @api.model
+    def _due_query(self, domain, ignore_schedule=False, ignore_mode=False):
+        """SQL selecting the ids of the steps that may run now."""
+        query = self.sudo()._search(Domain("state", "=", "scheduled") & domain)
+        query.add_join("JOIN", "c", "mkt_campaign", SQL(
+            "c.id = mkt_trace.campaign_id AND c.state = 'running'"
+        ))
+        if not ignore_schedule:
+            query.add_where(SQL(
+                "mkt_trace.schedule_date <= %s", fields.Datetime.now()
+            ))
+        if not ignore_mode:
+            query.add_where(SQL(
+                "(c.mode != 'manual' OR mkt_trace.is_confirmed OR mkt_trace.is_test)"
+            ))
+        return query
+
+    @api.model
+    def _count_due(self):
+        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) q", self._due_query(Domain.TRUE).subselect()))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _next_due_date(self):
+        query = self._due_query(Domain.TRUE, ignore_schedule=True)
+        self.env.cr.execute(query.select(SQL("min(mkt_trace.schedule_date)")))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _claim(self, domain, limit=None, ignore_schedule=False, ignore_mode=False):
+        """Lock and mark as 'processing' a batch of due steps. Rows another
+        worker holds are skipped (SKIP LOCKED), so workers never share a step."""
+        self.env.flush_all()
+        query = self._due_query(domain, ignore_schedule=ignore_schedule, ignore_mode=ignore_mode)
+        query.order = SQL("mkt_trace.schedule_date, mkt_trace.id")
+        query.limit = limit
+        self.env.cr.execute(SQL(
+            """
+            UPDATE mkt_trace t
+               SET state = 'processing', attempts = t.attempts + 1,
+                   write_date = %(now)s, write_uid = %(uid)s
+             WHERE t.id IN (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
+               AND t.state = 'scheduled'
+         RETURNING t.id
+            """,
+            ids=query.select(SQL("mkt_trace.id")), now=fields.Datetime.now(), uid=self.env.uid,
+        ))
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        traces = self.browse(ids)
+        traces.invalidate_recordset(["state", "attempts"])
+        return traces
+
+    @api.model
+    def _recover_stale(self):
+        """Steps left in 'processing' by a killed worker. Steps with no effect
+        outside the database (test runs, server actions) were rolled back with
+        the worker's transaction: they are scheduled again. Messages may have
+        left before the crash: they end failed, so that nobody is messaged twice."""
+        params = self.env["ir.config_parameter"].sudo()
+        timeout = int(params.get_param("mkt_campaign.processing_timeout_minutes", 30))
+        limit = fields.Datetime.now() - timedelta(minutes=timeout)
+        stale = self.sudo().search([("state", "=", "processing"), ("write_date", "<", limit)])
+        if not stale:
+            return stale
+        resumable = stale.filtered(
+            lambda t: t.is_test or t.activity_id.activity_type == "server_action"
+        )
+        resumable.write({"state": "scheduled"})
+        (stale - resumable)._set_state("failed", self.env._(
+            "Interrupted while sending: the worker stopped before recording the result. "
+            "It is not retried automatically so that nobody receives the message twice; "
+            "use Retry once you checked it was not delivered."
+        ))
+        _logger.warning("mkt_campaign: recovered %d interrupted steps", len(stale))
+        return stale
+
+    def _set_state(self, state, message=False):
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """UPDATE mkt_trace SET state = %s, error_message = %s,
+                      processed_date = CASE WHEN %s THEN %s ELSE processed_date END,
+                      write_date = %s, write_uid = %s
+                WHERE id = ANY(%s)""",
+            state, message or None, state != "scheduled", fields.Datetime.now(),
+            fields.Datetime.now(), self.env.uid, self.ids,
+        ))
+        self.invalidate_recordset(["state", "error_message", "processed_date"])
+
+    def _execute(self):
+        """Run claimed ('processing') steps, grouped by activity: set-based
+        filter checks, one action call per group, then their children."""
+        for activity in self.activity_id:
+            traces = self.filtered(lambda t, a=activity: t.activity_id == a)
+            traces._execute_activity(activity)
+        self.participant_id._update_completion()
+
+    def _execute_activity(self, activity):
+        campaign = activity.campaign_id
+        Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
+        res_ids = set(Model.browse(self.mapped("res_id")).exists().ids)
+        missing = self.filtered(lambda t: t.res_id not in res_ids)
+        missing._set_state("rejected", self.env._("The record no longer exists."))
+        todo = self - missing
+
+        if todo and activity.domain not in (False, "", "[]"):
+            matching = set(Model.search(
+                activity._get_domain() & Domain("id", "in", todo.mapped("res_id"))
+            ).ids)
+            unmatched = todo.filtered(lambda t: t.res_id not in matching)
+            unmatched._set_state("rejected", self.env._(
+                "The record no longer matches the step's filter."
+            ))
+            todo -= unmatched
+
+        if todo and activity.trigger_type in NEGATIVE_TRIGGERS:
+            event = NEGATIVE_TRIGGERS[activity.trigger_type][0]
+            happened = todo.filtered(lambda t: t.parent_id[EVENT_FIELDS[event]])
+            happened._set_state("canceled", self.env._(
+                "The parent message was %(event)s in time.", event=event
+            ))
+            todo -= happened
+
+        real = todo.filtered(lambda t: not t.is_test)
+        outcome = {}  # trace -> (state, message)
+        if real:
+            runner = getattr(real, f"_execute_{activity.activity_type}")
+            outcome = runner(activity) or {}
+        done = todo.filtered(lambda t: t not in outcome)
+        done._set_state("processed")
+        retry = self.browse()
+        for trace, (state, message) in outcome.items():
+            if state == "retry":
+                retry |= trace
+            else:
+                trace._set_state(state, message)
+        retry._schedule_retry(outcome)
+        done._schedule_children()
+
+    def _schedule_retry(self, outcome):
+        params = self.env["ir.config_parameter"].sudo()
+        max_attempts = int(params.get_param("mkt_campaign.max_attempts", 5))
+        delay = int(params.get_param("mkt_campaign.retry_delay_minutes", 5))
+        now = fields.Datetime.now()
+        for trace in self:
+            message = outcome[trace][1]
+            if trace.attempts >= max_attempts:
+                trace._set_state("failed", self.env._(
+                    "%(error)s (gave up after %(attempts)s attempts)",
+                    error=message, attempts=trace.attempts,
+                ))
+            else:
+                trace.write({
+                    "state": "scheduled",
+                    # exponential back-off: delay, 2×delay, 4×delay…
+                    "schedule_date": now + timedelta(minutes=delay * 2 ** (trace.attempts - 1)),
+                    "error_message": self.env._(
+                        "Attempt %(attempt)s failed, retrying: %(error)s",
+                        attempt=trace.attempts, error=message,
+                    ),
+                })
+
+    def _schedule_children(self, triggers=None, event_date=None):
+        """Queue the child steps of processed steps. ``triggers`` defaults to
+        the time-based ones; events pass the trigger they fire."""
+        if not self:
+            return
+        now = event_date or fields.Datetime.now()
+        triggers = triggers or ["after_parent", *NEGATIVE_TRIGGERS]
+        for activity in self.activity_id:
+            parents = self.filtered(lambda t, a=activity: t.activity_id == a)
+            for child in activity.child_ids.filtered(lambda c: c.trigger_type in triggers):
+                for is_test, group in parents.grouped("is_test").items():
+                    ignore_delay = child.campaign_id.mode == "test"
+                    self.env.cr.execute(SQL(
+                        """
+                        INSERT INTO mkt_trace (participant_id, activity_id, campaign_id,
+                                               res_id, is_test, parent_id, state,
+                                               schedule_date, attempts, is_confirmed,
+                                               create_uid, write_uid, create_date, write_date)
+                        SELECT t.participant_id, %(child)s, t.campaign_id, t.res_id,
+                               t.is_test, t.id, 'scheduled', %(date)s, 0, false,
+                               %(uid)s, %(uid)s, %(now)s, %(now)s
+                          FROM mkt_trace t
+                         WHERE t.id = ANY(%(ids)s)
+                        ON CONFLICT DO NOTHING
+                        """,
+                        child=child.id, ids=group.ids, uid=self.env.uid,
+                        date=child._get_schedule_date(now, ignore_delay),
+                        now=fields.Datetime.now(),
+                    ))
+        participants = self.participant_id
+        self.env.cr.execute(SQL(
+            "UPDATE mkt_participant SET state = 'running' WHERE id = ANY(%s) AND state = 'completed'",
+            participants.ids,
+        ))
+        participants.invalidate_recordset(["state"])
+        self.invalidate_recordset(["child_ids"])
+
+    # ------------------------------------------------------------------
+    # Tracking events (called by mailing.trace)
+    # ------------------------------------------------------------------
+
+    def _process_event(self, event, channel):
+        """A message of these steps was opened / clicked / replied / bounced:
+        record it once, cancel the 'not' twins and queue the matching children."""
+        field = EVENT_FIELDS[event]
+        first = self.filtered(lambda t: not t[field] and t.state == "processed")
+        if not first:
+            return
+        now = fields.Datetime.now()
+        first.write({field: now})
+        pending_children = first.child_ids.filtered(lambda c: c.state == "scheduled")
+        if event == "bounce":
+            pending_children._set_state("canceled", self.env._("The parent e-mail bounced."))
+            triggers = ["email_bounce"]
+        else:
+            cancels = EVENT_CANCELS.get((event, channel), [])
+            pending_children.filtered(
+                lambda c: c.activity_id.trigger_type in cancels
+            )._set_state("canceled", self.env._(
+                "Canceled: the parent message was %(event)s.", event=event
+            ))
+            triggers = [
+                trigger for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
+                if trigger_event == event and channel in types
+            ]
+        first._schedule_children(triggers=triggers, event_date=now)
+        first.participant_id._update_completion()
+        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+
+    # ------------------------------------------------------------------
+    # Channels
+    # ------------------------------------------------------------------
+
+    def _execute_email(self, activity):
+        return self._execute_mailing(activity, "mail")
+
+    def _execute_sms(self, activity):
+        return self._execute_mailing(activity, "sms")
+
+    def _execute_mailing(self, activity, channel):
+        """Send through Email/SMS Marketing: blacklist, opt-out, link tracking
+        and statistics come with it. The messages of the batch go out at once,
+        without waiting for the mail queue cron."""
+        mailing = activity.mailing_id.sudo().with_context(mkt_campaign_send=True)
+        by_res_id = {trace.res_id: trace for trace in self}
+        try:
+            with self.env.cr.savepoint():
+                mailing._action_send_mail(res_ids=list(by_res_id))
+        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+            _logger.exception("mkt_campaign: step %s failed", activity.id)
+            return {trace: ("failed", str(e)) for trace in self}
+        self.env.flush_all()
+        # link the traces Email/SMS Marketing just created to our steps
+        self.env.cr.execute(SQL(
+            """
+            UPDATE mailing_trace mt SET mkt_trace_id = v.trace_id
+              FROM (SELECT unnest(%(res_ids)s::int[]) AS res_id,
+                           unnest(%(trace_ids)s::int[]) AS trace_id) v
+             WHERE mt.mass_mailing_id = %(mailing)s AND mt.res_id = v.res_id
+               AND mt.model = %(model)s AND mt.mkt_trace_id IS NULL
+            """,
+            res_ids=list(by_res_id), trace_ids=[t.id for t in by_res_id.values()],
+            mailing=mailing.id, model=activity.campaign_id.model_name,
+        ))
+        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace.invalidate_model()
+        mailing_traces = MailingTrace.search([("mkt_trace_id", "in", self.ids)])
+        if channel == "mail":
+            mailing_traces.mail_mail_id.filtered(lambda m: m.state == "outgoing").send(
+                auto_commit=False, raise_exception=False
+            )
+        return self._collect_outcome(mailing_traces)
+
+    def _collect_outcome(self, mailing_traces):
+        failure_labels = dict(
+            mailing_traces._fields["failure_type"]._description_selection(self.env)
+        )
+        outcome = {}
+        seen = self.browse()
+        for mtrace in mailing_traces:
+            trace = mtrace.mkt_trace_id
+            seen |= trace
+            reason = mtrace.failure_reason or failure_labels.get(mtrace.failure_type) or ""
+            if mtrace.trace_status == "cancel" or mtrace.failure_type in REJECTING_FAILURES:
+                outcome[trace] = ("rejected", reason or self.env._("Not sent."))
+            elif mtrace.trace_status == "error":
+                if mtrace.failure_type in TRANSIENT_FAILURES:
+                    outcome[trace] = ("retry", reason)
+                    mtrace.mail_mail_id.sudo().unlink()
+                    mtrace.unlink()
+                else:
+                    outcome[trace] = ("failed", reason or self.env._("Sending failed."))
+        for trace in self - seen:
+            outcome[trace] = ("rejected", self.env._(
+                "No message was generated for this recipient (no address)."
+            ))
+        return outcome
+
+    def _execute_server_action(self, activity):
+        action = activity.server_action_id.sudo()
+        model = activity.campaign_id.model_name
+        res_ids = self.mapped("res_id")
+        try:
+            with self.env.cr.savepoint():
+                action.with_context(
+                    active_model=model, active_ids=res_ids, active_id=res_ids[0],
+                ).run()
+                self.env.flush_all()
+        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+            _logger.info("mkt_campaign: server action of step %s failed: %s", activity.id, e)
+            return {trace: ("failed", str(e)) for trace in self}
+        return {}
