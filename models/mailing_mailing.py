@@ -30,6 +30,51 @@ class MailingMailing(models.Model):
                 campaign=steps[0].mkt_activity_id.campaign_id.name,
             ))
 
+    def _mkt_send(self, res_ids):
+        """Generate this mailing for ``res_ids`` in the caller's transaction.
+
+        Same composer values as ``_action_send_mail`` (mass_mailing), but never
+        auto-committed: the campaign batch owns the transaction, so a failure
+        rolls back to its savepoint and nothing half-done is kept."""
+        self.ensure_one()
+        if self.mailing_type == "sms":
+            return self.action_send_sms(res_ids=res_ids)
+        context_user = self.user_id or self.write_uid or self.env.user
+        mailing = self.with_context(
+            **self.env["res.users"].with_user(context_user).context_get()
+        )
+        user_partner = self.env.user.partner_id
+        odoobot = self.env.ref("base.partner_root")
+        composer_values = {
+            "auto_delete": not mailing.keep_archives,
+            "auto_delete_keep_log": mailing.reply_to_mode == "update",
+            "author_id": (
+                mailing.user_id.partner_id.id if user_partner == odoobot else user_partner.id
+            ),
+            "attachment_ids": [(4, attachment.id) for attachment in mailing.attachment_ids],
+            "body": mailing._prepend_preview(mailing.body_html or "", mailing.preview),
+            "composition_mode": "mass_mail",
+            "email_from": mailing.email_from,
+            "mail_server_id": mailing.mail_server_id.id,
+            "mass_mailing_id": mailing.id,
+            "model": mailing.mailing_model_real,
+            "reply_to_force_new": mailing.reply_to_mode == "new",
+            "subject": mailing.subject,
+            "template_id": False,
+            "use_exclusion_list": mailing.use_exclusion_list,
+        }
+        if mailing.reply_to_mode == "new":
+            composer_values["reply_to"] = mailing.reply_to
+        composer = self.env["mail.compose.message"].with_context(
+            active_ids=res_ids,
+            default_composition_mode="mass_mail",
+            **mailing._get_mass_mailing_context(),
+        ).create(composer_values)
+        mails, _messages = composer._action_send_mail(auto_commit=False)
+        if mailing.state != "done":
+            mailing.write({"state": "done", "sent_date": fields.Datetime.now()})
+        return mails
+
     def _get_seen_list(self):
         # a campaign never queues a step twice for a participant: Email
         # Marketing's "already mailed" scan over every past trace is not needed

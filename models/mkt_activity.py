@@ -231,8 +231,11 @@ class MktActivity(models.Model):
                 })
                 activity.mailing_id = Mailing.create(values)
             else:
-                values = {k: v for k, v in values.items() if mailing[k] != v
-                          and not (k == "campaign_id" and not v)}
+                values = {
+                    fname: value for fname, value in values.items()
+                    if mailing._fields[fname].convert_to_write(mailing[fname], mailing) != value
+                    and not (fname == "campaign_id" and not value)
+                }
                 if values:
                     mailing.write(values)
 

@@ -191,7 +191,7 @@ class MktCampaign(models.Model):
         for campaign in self:
             if not campaign.utm_campaign_id:
                 campaign.sudo().utm_campaign_id = self.env["utm.campaign"].sudo().create(
-                    {"name": campaign.name, "company_id": campaign.company_id.id}
+                    {"name": campaign.name}
                 )
         self.sudo().write({"state": "running"})
         self.activity_ids._sync_mailing()
@@ -301,7 +301,7 @@ class MktCampaign(models.Model):
         try:
             domain = Domain(safe_eval(domain_str or "[]", self._get_eval_context()))
             model = self.env[model_name]
-            domain.validated(model)
+            domain.validate(model)
             model._search(domain)
         except Exception as e:  # noqa: BLE001 - every parsing error is reported to the user
             raise ValidationError(self.env._(

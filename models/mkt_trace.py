@@ -20,6 +20,7 @@ REJECTING_FAILURES = {
 }
 # failures worth another attempt later
 TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
+EVENT_PAST = {"open": "opened", "click": "clicked", "reply": "replied", "bounce": "bounced"}
 EVENT_FIELDS = {
     "open": "open_datetime",
     "click": "click_datetime",
@@ -295,7 +296,7 @@ class MktTrace(models.Model):
             event = NEGATIVE_TRIGGERS[activity.trigger_type][0]
             happened = todo.filtered(lambda t: t.parent_id[EVENT_FIELDS[event]])
             happened._set_state("canceled", self.env._(
-                "The parent message was %(event)s in time.", event=event
+                "The parent message was %(event)s in time.", event=EVENT_PAST[event]
             ))
             todo -= happened
 
@@ -397,7 +398,7 @@ class MktTrace(models.Model):
             pending_children.filtered(
                 lambda c: c.activity_id.trigger_type in cancels
             )._set_state("canceled", self.env._(
-                "Canceled: the parent message was %(event)s.", event=event
+                "Canceled: the parent message was %(event)s.", event=EVENT_PAST[event]
             ))
             triggers = [
                 trigger for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
@@ -425,7 +426,7 @@ class MktTrace(models.Model):
         by_res_id = {trace.res_id: trace for trace in self}
         try:
             with self.env.cr.savepoint():
-                mailing._action_send_mail(res_ids=list(by_res_id))
+                mailing._mkt_send(list(by_res_id))
         except Exception as e:  # noqa: BLE001 - the reason is kept on every step
             _logger.exception("mkt_campaign: step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in self}
@@ -460,7 +461,10 @@ class MktTrace(models.Model):
         for mtrace in mailing_traces:
             trace = mtrace.mkt_trace_id
             seen |= trace
-            reason = mtrace.failure_reason or failure_labels.get(mtrace.failure_type) or ""
+            reason = (
+                mtrace.mail_mail_id.failure_reason or mtrace.failure_reason
+                or failure_labels.get(mtrace.failure_type) or ""
+            )
             if mtrace.trace_status == "cancel" or mtrace.failure_type in REJECTING_FAILURES:
                 outcome[trace] = ("rejected", reason or self.env._("Not sent."))
             elif mtrace.trace_status == "error":
