@@ -229,6 +229,12 @@ class MktActivity(models.Model):
                     "body_arch": False,
                     "body_html": False,
                 })
+                if mailing_type == "mail":
+                    values["email_from"] = (
+                        Mailing.default_get(["email_from"]).get("email_from")
+                        or self.env.company.email_formatted
+                        or self.env["ir.mail_server"]._get_default_from_address()
+                    )
                 activity.mailing_id = Mailing.create(values)
             else:
                 values = {
