@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 
 class MktParticipant(models.Model):
@@ -53,13 +54,13 @@ class MktParticipant(models.Model):
         if not self:
             return
         self.env.flush_all()
-        self.env.cr.execute(
+        self.env.cr.execute(SQL(
             """
-            UPDATE mkt_participant p SET state = 'completed', write_date = now() at time zone 'utc'
+            UPDATE mkt_participant p SET state = 'completed', write_date = %s
              WHERE p.id = ANY(%s) AND p.state = 'running'
                AND NOT EXISTS (SELECT 1 FROM mkt_trace t WHERE t.participant_id = p.id
                                   AND t.state IN ('scheduled', 'processing'))
             """,
-            [self.ids],
-        )
+            fields.Datetime.now(), self.ids,
+        ))
         self.invalidate_recordset(["state"])

@@ -307,12 +307,15 @@ class MktTrace(models.Model):
             outcome = runner(activity) or {}
         done = todo.filtered(lambda t: t not in outcome)
         done._set_state("processed")
+        by_outcome = defaultdict(lambda: self.browse())
+        for trace, result in outcome.items():
+            by_outcome[result] |= trace
         retry = self.browse()
-        for trace, (state, message) in outcome.items():
+        for (state, message), traces in by_outcome.items():
             if state == "retry":
-                retry |= trace
+                retry |= traces
             else:
-                trace._set_state(state, message)
+                traces._set_state(state, message)
         retry._schedule_retry(outcome)
         done._schedule_children()
 
