@@ -394,7 +394,9 @@ class MktCampaign(models.Model):
         name_sql = value([Model._rec_name], "name")
         if self.unique_field_id:
             key_sql = SQL(
-                "COALESCE(lower(t.%s::text), 'id:' || t.id::text)",
+                # an empty value ('' is stored for some char fields) is no
+                # value: such records are each enrolled, not merged into one
+                "COALESCE(NULLIF(lower(t.%s::text), ''), 'id:' || t.id::text)",
                 SQL.identifier(self.unique_field_id.name),
             )
         else:

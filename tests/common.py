@@ -1,0 +1,168 @@
+from contextlib import contextmanager
+from datetime import datetime
+
+from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.mass_mailing.tests.common import MassMailCommon
+from odoo.tests import freeze_time
+
+# a fixed clock for the tests that move time: delays are computed from it
+T0 = datetime(2026, 3, 2, 9, 0, 0)
+
+EMAIL_BODY = "<p>Hello <t t-out=\"object.name\"/>, our spring sale starts today.</p>"
+EMAIL_SUBJECT = "Spring sale for {{ object.name }}"
+SMS_BODY = "Spring sale for {{ object.name }}: 20% off today"
+
+
+class MktCampaignCommon(MassMailCommon):
+    """Users per role, a tagged audience of contacts and helpers to build a
+    campaign workflow, run the queue and simulate tracking events."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.user_mkt_user = mail_new_test_user(
+            cls.env, login="mkt_user", name="Ursula Campaign User",
+            email="ursula.user@example.com",
+            groups="base.group_user,mkt_campaign.group_mkt_campaign_user",
+        )
+        cls.user_mkt_manager = mail_new_test_user(
+            cls.env, login="mkt_manager", name="Manfred Campaign Manager",
+            email="manfred.manager@example.com",
+            groups="base.group_user,mkt_campaign.group_mkt_campaign_manager",
+        )
+        cls.user_internal = mail_new_test_user(
+            cls.env, login="mkt_internal", name="Irene Internal",
+            email="irene.internal@example.com", groups="base.group_user",
+        )
+        # every audience of these tests is this tag: the database holds other contacts
+        cls.tag = cls.env["res.partner.category"].create({"name": "Spring audience"})
+        cls.other_tag = cls.env["res.partner.category"].create({"name": "VIP"})
+        cls.partners = cls.env["res.partner"].create([
+            {"name": "Alice Audience", "email": "alice@example.com", "phone": "+32470000001"},
+            {"name": "Bob Buyer", "email": "bob@example.com", "phone": "+32470000002"},
+            # same address as Alice, other case: a duplicate for an e-mail dedup
+            {"name": "Alice Again", "email": "ALICE@Example.com", "phone": "+32470000003"},
+            {"name": "Carol Customer", "email": "carol@example.com", "phone": "+32470000004"},
+            {"name": "Dan No-Mail", "email": False, "phone": "+32470000005"},
+        ])
+        cls.partners.category_id = cls.tag
+        cls.alice, cls.bob, cls.alice_dup, cls.carol, cls.dan = cls.partners
+        cls.outsider = cls.env["res.partner"].create(
+            {"name": "Oscar Outsider", "email": "oscar@example.com"}
+        )
+        cls.partner_model = cls.env["ir.model"]._get("res.partner")
+        cls.audience_domain = repr([("category_id", "in", cls.tag.ids)])
+
+    # ------------------------------------------------------------------
+    # Builders
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def _create_campaign(cls, steps=(), **values):
+        """A campaign on the tagged contacts. ``steps`` are (key, values)
+        pairs given to ``_add_step``; values may name a parent by its key.
+        Returns the campaign and a dict key -> activity."""
+        campaign = cls.env["mkt.campaign"].create({
+            "name": "Spring Sale",
+            "model_id": cls.partner_model.id,
+            "domain": cls.audience_domain,
+            **values,
+        })
+        activities = {}
+        for key, step_values in steps:
+            step_values = dict(step_values)
+            if isinstance(step_values.get("parent"), str):
+                step_values["parent"] = activities[step_values["parent"]]
+            activities[key] = cls._add_step(campaign, name=key, **step_values)
+        return campaign, activities
+
+    @classmethod
+    def _add_step(cls, campaign, name="Step", activity_type="email", trigger_type=None,
+                  parent=None, **values):
+        vals = {
+            "campaign_id": campaign.id,
+            "name": name,
+            "activity_type": activity_type,
+            "trigger_type": trigger_type or ("after_parent" if parent else "begin"),
+            "parent_id": parent.id if parent else False,
+            "interval_number": 0,
+            "interval_type": "hours",
+        }
+        if activity_type == "email":
+            vals.update(subject=EMAIL_SUBJECT, body_html=EMAIL_BODY)
+        elif activity_type == "sms":
+            vals.update(body_plaintext=SMS_BODY)
+        elif activity_type == "server_action" and "server_action_id" not in values:
+            vals["server_action_id"] = cls._tagging_action().id
+        vals.update(values)
+        return cls.env["mkt.activity"].create(vals)
+
+    @classmethod
+    def _new_contact(cls, name="Nina Newcomer", email="nina@example.com", **values):
+        """A contact that joins the audience (the campaign's tag)."""
+        return cls.env["res.partner"].create(
+            {"name": name, "email": email, "category_id": cls.tag.ids, **values}
+        )
+
+    @classmethod
+    def _tagging_action(cls, tag=None):
+        """A code server action that tags the partners it runs on."""
+        tag = tag or cls.other_tag
+        return cls.env["ir.actions.server"].create({
+            "name": f"Tag as {tag.name}",
+            "model_id": cls.partner_model.id,
+            "state": "code",
+            "code": f"records.write({{'category_id': [(4, {tag.id})]}})",
+        })
+
+    # ------------------------------------------------------------------
+    # Running
+    # ------------------------------------------------------------------
+
+    def _run_queue(self):
+        """One run of the execution cron, as the scheduler would do it."""
+        self.env["mkt.trace"]._cron_execute_activities()
+        self.env.invalidate_all()
+
+    def _run_sync(self):
+        self.env["mkt.campaign"]._cron_sync_participants()
+        self.env.invalidate_all()
+
+    @contextmanager
+    def _at(self, when):
+        """Freeze the clock at ``when`` (the queue compares with Datetime.now)."""
+        with freeze_time(when):
+            yield
+
+    # ------------------------------------------------------------------
+    # Reading
+    # ------------------------------------------------------------------
+
+    def _traces(self, activity, partner=None, **filters):
+        traces = activity.trace_ids
+        if partner is not None:
+            traces = traces.filtered(lambda t: t.res_id in partner.ids)
+        for fname, value in filters.items():
+            traces = traces.filtered(lambda t, f=fname, v=value: t[f] == v)
+        return traces
+
+    def _trace_states(self, activity):
+        """{partner: state} of an activity's queue rows."""
+        Partner = self.env["res.partner"]
+        return {Partner.browse(t.res_id): t.state for t in activity.trace_ids}
+
+    def _mailing_trace(self, trace):
+        """The Email/SMS Marketing trace of a processed campaign step."""
+        self.assertEqual(
+            len(trace.mailing_trace_ids), 1,
+            f"step {trace.activity_id.name} of {trace.record_name} has one message trace",
+        )
+        return trace.mailing_trace_ids
+
+    def assertTraceStates(self, activity, expected):
+        """``expected``: {partner: state}; every row of the activity is listed."""
+        self.assertEqual(
+            {p.name: s for p, s in self._trace_states(activity).items()},
+            {p.name: s for p, s in expected.items()},
+            f"queue of step {activity.name}",
+        )
