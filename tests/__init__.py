@@ -1,1 +1,3 @@
 from . import test_enrolment
+from . import test_workflow
+from . import test_modes

@@ -1,4 +1,5 @@
-from contextlib import contextmanager
+import re
+from contextlib import ExitStack, nullcontext
 from datetime import datetime
 
 from odoo.addons.mail.tests.common import mail_new_test_user
@@ -8,7 +9,10 @@ from odoo.tests import freeze_time
 # a fixed clock for the tests that move time: delays are computed from it
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 
-EMAIL_BODY = "<p>Hello <t t-out=\"object.name\"/>, our spring sale starts today.</p>"
+EMAIL_BODY = (
+    "<p>Hello <t t-out=\"object.name\"/>, our spring sale starts today.</p>"
+    "<p><a href=\"https://www.example.com/spring-sale\">Shop now</a></p>"
+)
 EMAIL_SUBJECT = "Spring sale for {{ object.name }}"
 SMS_BODY = "Spring sale for {{ object.name }}: 20% off today"
 
@@ -119,20 +123,57 @@ class MktCampaignCommon(MassMailCommon):
     # Running
     # ------------------------------------------------------------------
 
-    def _run_queue(self):
-        """One run of the execution cron, as the scheduler would do it."""
-        self.env["mkt.trace"]._cron_execute_activities()
-        self.env.invalidate_all()
-
-    def _run_sync(self):
-        self.env["mkt.campaign"]._cron_sync_participants()
-        self.env.invalidate_all()
-
-    @contextmanager
-    def _at(self, when):
-        """Freeze the clock at ``when`` (the queue compares with Datetime.now)."""
+    def _launch(self, campaign, when=T0):
         with freeze_time(when):
-            yield
+            campaign.action_start()
+        self.env.invalidate_all()
+
+    def _run_queue(self, when=None):
+        """One run of the execution cron at ``when`` (Datetime.now is what the
+        queue compares with), e-mails going through the mocked mail gateway."""
+        with ExitStack() as stack:
+            if when:
+                stack.enter_context(freeze_time(when))
+            stack.enter_context(self.mock_mail_gateway())
+            self.env["mkt.trace"].sudo()._cron_execute_activities()
+        self.env.invalidate_all()
+
+    def _run_sync(self, when=None):
+        with freeze_time(when) if when else nullcontext():
+            self.env["mkt.campaign"].sudo()._cron_sync_participants()
+        self.env.invalidate_all()
+
+    def _event(self, activity, partner, event, when=None):
+        """The recipient ``partner`` opens / clicks / replies to / bounces the
+        message of step ``activity``, as Email/SMS Marketing records it."""
+        mtrace = self._mailing_trace(self._traces(activity, partner))
+        setter = {
+            "open": mtrace.set_opened,
+            "click": mtrace.set_clicked,
+            "reply": mtrace.set_replied,
+            "bounce": mtrace.set_bounced,
+        }[event]
+        with freeze_time(when) if when else nullcontext():
+            setter()
+        self.env.invalidate_all()
+        return mtrace
+
+    def _click_link(self, activity, partner):
+        """``partner`` clicks the (shortened, tracked) link of the e-mail that
+        step ``activity`` sent in the last queue run: the click is recorded
+        by the link tracker, as the /r/ controller does."""
+        mtrace = self._mailing_trace(self._traces(activity, partner))
+        sent = [m for m in self._mails if any(partner.email in to for to in m["email_to"])]
+        self.assertEqual(len(sent), 1, f"one e-mail was sent to {partner.name}")
+        match = re.search(r"/r/(\w+)/m/(\d+)", sent[0]["body"])
+        self.assertTrue(match, "the e-mail's link is shortened and tracked")
+        code, trace_id = match.group(1), int(match.group(2))
+        self.assertEqual(trace_id, mtrace.id)
+        self.env["link.tracker.click"].sudo().add_click(
+            code, ip="100.64.0.1", country_code="BE", mailing_trace_id=trace_id
+        )
+        self.env.invalidate_all()
+        return mtrace
 
     # ------------------------------------------------------------------
     # Reading

@@ -16,8 +16,7 @@ class TestEnrolment(MktCampaignCommon):
         """Launching enrols exactly the records matching the filter, once each,
         with their first step queued at launch time."""
         campaign, steps = self._create_campaign([("welcome", {})])
-        with self._at(T0):
-            campaign.action_start()
+        self._launch(campaign)
 
         self.assertEqual(campaign.state, "running")
         participants = campaign.participant_ids
@@ -110,13 +109,11 @@ class TestEnrolment(MktCampaignCommon):
         """With 'Enrol New Matches', the hourly synchronisation enrols records
         that started matching, and never re-enrols existing participants."""
         campaign, steps = self._create_campaign([("welcome", {})])
-        with self._at(T0):
-            campaign.action_start()
+        self._launch(campaign)
         first = campaign.participant_ids
         newcomer = self._new_contact()
         self.outsider.category_id = self.tag  # starts matching
-        with self._at(T0 + timedelta(hours=1)):
-            self._run_sync()
+        self._run_sync(T0 + timedelta(hours=1))
         new = campaign.participant_ids - first
         self.assertEqual(sorted(new.mapped("res_id")), sorted((newcomer | self.outsider).ids))
         self.assertEqual(len(steps["welcome"].trace_ids), 7)
@@ -152,8 +149,7 @@ class TestEnrolment(MktCampaignCommon):
         synchronisation runs after that date."""
         start = T0 + timedelta(days=2)
         campaign, steps = self._create_campaign([("welcome", {})], schedule_date=start)
-        with self._at(T0):
-            campaign.action_start()
+        self._launch(campaign)
         self.assertEqual(campaign.state, "running")
         self.assertFalse(campaign.participant_ids)
         trigger = self.env["ir.cron.trigger"].search([
@@ -162,12 +158,10 @@ class TestEnrolment(MktCampaignCommon):
         ])
         self.assertTrue(trigger, "the enrolment cron is planned for the start date")
 
-        with self._at(start - timedelta(hours=1)):
-            self._run_sync()
+        self._run_sync(start - timedelta(hours=1))
         self.assertFalse(campaign.participant_ids)
 
-        with self._at(start + timedelta(minutes=1)):
-            self._run_sync()
+        self._run_sync(start + timedelta(minutes=1))
         self.assertEqual(len(campaign.participant_ids), 5)
         self.assertEqual(
             set(steps["welcome"].trace_ids.mapped("schedule_date")), {start + timedelta(minutes=1)}
@@ -206,8 +200,7 @@ class TestEnrolment(MktCampaignCommon):
             (participant.record_name, participant.email, participant.phone),
             ("Big deal", "Lea <lea@example.com>", "+32470111111"),
         )
-        with self.mock_mail_gateway():
-            self._run_queue()
+        self._run_queue()
         trace = step.trace_ids
         self.assertEqual(trace.state, "processed")
         mtrace = self._mailing_trace(trace)
