@@ -2,6 +2,7 @@ import logging
 from datetime import datetime, time
 
 from dateutil.relativedelta import relativedelta
+from markupsafe import Markup
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -10,6 +11,13 @@ from odoo.tools import SQL
 from odoo.tools.safe_eval import safe_eval
 
 _logger = logging.getLogger(__name__)
+
+SAMPLE_SIZE = 10
+AUDIENCE_FIELDS = (
+    "model_name", "domain", "registered_days", "mailing_list_ids",
+    "previous_ids.condition", "previous_ids.previous_campaign_id",
+    "previous_ids.engagement", "refinement_ids.kind", "refinement_ids.res_id",
+)
 
 
 class MktCampaign(models.Model):
@@ -78,6 +86,32 @@ class MktCampaign(models.Model):
         "by the hourly synchronisation. When off, the audience is frozen at launch.",
     )
     last_sync_date = fields.Datetime("Last Enrolment", readonly=True, copy=False)
+    audience = fields.Selection(
+        [("customers", "Customers"), ("leads", "Leads"), ("custom", "Other Records")],
+        default="custom", required=True,
+        help="Customers: contacts with at least one POS order, sale order or invoice.",
+    )
+    registered_days = fields.Integer(
+        "Registered Within (days)", default=0,
+        help="Only records created in the last N days. 0: no limit.",
+    )
+    mailing_list_ids = fields.Many2many(
+        "mailing.list", string="Distribution Lists",
+        help="Only records subscribed (and not opted out) to one of these lists: mailing "
+        "list contacts themselves, or records whose e-mail is on a list.",
+    )
+    previous_ids = fields.One2many(
+        "mkt.campaign.previous", "campaign_id", "Previous Campaigns", copy=True
+    )
+    refinement_ids = fields.One2many(
+        "mkt.campaign.refinement", "campaign_id", "Manual Refinement", copy=True
+    )
+    sample_html = fields.Html("Sample", compute="_compute_sample_html", sanitize=False)
+    reentry_days = fields.Integer(
+        "Re-entry After (days)", default=0,
+        help="A record that completed or left the campaign may enter it again after "
+        "this many days, and then receives the steps again. 0: never again.",
+    )
     activity_ids = fields.One2many(
         "mkt.activity", "campaign_id", "Activities", copy=True
     )
@@ -111,16 +145,53 @@ class MktCampaign(models.Model):
         for campaign in self:
             campaign.trace_count = counts.get(campaign, 0)
 
-    @api.depends("model_name", "domain")
+    @api.depends(*AUDIENCE_FIELDS)
     def _compute_record_count(self):
         for campaign in self:
             try:
                 campaign.record_count = (
-                    self.env[campaign.model_name].search_count(campaign._get_domain())
+                    self.env[campaign.model_name].search_count(campaign._get_audience_domain())
                     if campaign.model_name else 0
                 )
             except (ValidationError, UserError):
                 campaign.record_count = 0
+
+    @api.depends(*AUDIENCE_FIELDS)
+    def _compute_sample_html(self):
+        for campaign in self:
+            if not campaign.model_name:
+                campaign.sample_html = False
+                continue
+            try:
+                records = self.env[campaign.model_name].search(
+                    campaign._get_audience_domain(), limit=SAMPLE_SIZE
+                )
+            except (ValidationError, UserError) as e:
+                campaign.sample_html = Markup("<p class='text-danger'>%s</p>") % e
+                continue
+            campaign.sample_html = Markup("<ul class='mb-0'>%s</ul>") % Markup("").join(
+                Markup("<li>%s</li>") % record.display_name for record in records
+            ) if records else Markup("<p class='text-muted'>%s</p>") % self.env._(
+                "No record matches."
+            )
+
+    @api.onchange("audience")
+    def _onchange_audience(self):
+        if self.audience == "customers":
+            self.model_id = self.env["ir.model"]._get("res.partner")
+            self.domain = "[('mkt_is_customer', '=', True)]"
+        elif self.audience == "leads":
+            self.model_id = self.env["ir.model"]._get("crm.lead")
+            self.domain = "[('type', '=', 'lead')]"
+
+    @api.constrains("registered_days", "reentry_days")
+    def _check_days(self):
+        for campaign in self:
+            if campaign.registered_days < 0 or campaign.reentry_days < 0:
+                raise ValidationError(self.env._(
+                    "Campaign %(campaign)s: the registration window and the re-entry "
+                    "cooldown cannot be negative.", campaign=campaign.name,
+                ))
 
     @api.depends("mode")
     def _compute_is_test_mode(self):
@@ -217,7 +288,7 @@ class MktCampaign(models.Model):
         traces._set_state("canceled", self.env._("The campaign was stopped."))
         self.env["mkt.participant"].sudo().search(
             [("campaign_id", "in", running.ids), ("state", "=", "running")]
-        ).write({"state": "canceled"})
+        ).write({"state": "canceled", "end_date": fields.Datetime.now()})
         return True
 
     def action_draft(self):
@@ -317,6 +388,53 @@ class MktCampaign(models.Model):
             self.env._("campaign %(name)s", name=self.name),
         )
 
+    def _get_audience_domain(self):
+        """The filter, limited by registration date, distribution lists and
+        previous campaigns, plus the records added by hand, minus the excluded
+        ones. Every part is SQL: matching runs in the database."""
+        self.ensure_one()
+        # the SQL subqueries below read these tables directly
+        for model in ("mailing.contact", "mailing.subscription", "mkt.participant", "mkt.trace"):
+            self.env[model].flush_model()
+        domain = self._get_domain()
+        if self.registered_days:
+            domain &= Domain(
+                "create_date", ">=", fields.Datetime.now() - relativedelta(days=self.registered_days)
+            )
+        if self.mailing_list_ids:
+            domain &= self._get_list_domain()
+        for line in self.previous_ids:
+            domain &= line._get_domain()
+        included = self.refinement_ids.filtered(lambda r: r.kind == "include").mapped("res_id")
+        excluded = self.refinement_ids.filtered(lambda r: r.kind == "exclude").mapped("res_id")
+        if included:
+            domain |= Domain("id", "in", included)
+        if excluded:
+            domain &= Domain("id", "not in", excluded)
+        return domain
+
+    def _get_list_domain(self):
+        subscribed = SQL(
+            "SELECT s.contact_id FROM mailing_subscription s"
+            " WHERE s.list_id = ANY(%s) AND NOT COALESCE(s.opt_out, false)",
+            self.mailing_list_ids.ids,
+        )
+        if self.model_name == "mailing.contact":
+            return Domain("id", "in", subscribed)
+        emails = SQL(
+            "SELECT mc.email_normalized FROM mailing_contact mc"
+            " WHERE mc.email_normalized IS NOT NULL AND mc.id IN (%s)", subscribed,
+        )
+        Model = self.env[self.model_name]
+        if "email_normalized" in Model._fields and Model._fields["email_normalized"].store:
+            return Domain("email_normalized", "in", emails)
+        if "partner_id" in Model._fields:
+            return Domain("partner_id.email_normalized", "in", emails)
+        raise ValidationError(self.env._(
+            "%(target)s records have no e-mail to match distribution lists with.",
+            target=self.model_id.name,
+        ))
+
     # ------------------------------------------------------------------
     # Enrolment
     # ------------------------------------------------------------------
@@ -360,7 +478,7 @@ class MktCampaign(models.Model):
         self.ensure_one()
         self.env.flush_all()
         Model = self.env[self.model_name].sudo()
-        query = Model._search(self._get_domain())
+        query = Model._search(self._get_audience_domain())
         table = Model._table
         is_test = self.mode in ("test", "test_realtime")
 
@@ -407,6 +525,15 @@ class MktCampaign(models.Model):
             SQL("(%s::int, %s::timestamp)", act.id, act._get_schedule_date(now, self.mode == "test"))
             for act in begin
         ) if begin else None
+        # a past participation blocks a new one unless it ended more than
+        # `reentry_days` ago (0: it always blocks)
+        if self.reentry_days:
+            blocking = SQL(
+                "(p.state = 'running' OR p.end_date IS NULL OR p.end_date > %s)",
+                now - relativedelta(days=self.reentry_days),
+            )
+        else:
+            blocking = SQL("true")
         uid = self.env.uid
         trace_insert = SQL(
             """, traces AS (
@@ -430,7 +557,7 @@ class MktCampaign(models.Model):
                    AND NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.res_id = t.id)
+                           AND p.res_id = t.id AND %(blocking)s)
               ORDER BY %(key)s, t.id
             ), ins AS (
                 INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,
@@ -442,7 +569,7 @@ class MktCampaign(models.Model):
                  WHERE NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.unique_key = c.unique_key)
+                           AND p.unique_key = c.unique_key AND %(blocking)s)
                 ON CONFLICT DO NOTHING
              RETURNING id, res_id
             )%(trace_insert)s
@@ -451,7 +578,7 @@ class MktCampaign(models.Model):
             key=key_sql, name=name_sql, email=email_sql, phone=phone_sql,
             table=SQL.identifier(table), subquery=query.subselect(),
             campaign=self.id, is_test=is_test, uid=uid, now=now,
-            trace_insert=trace_insert,
+            trace_insert=trace_insert, blocking=blocking,
         ))
         count = self.env.cr.fetchone()[0]
         self.env["mkt.participant"].invalidate_model()

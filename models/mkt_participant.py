@@ -23,6 +23,9 @@ class MktParticipant(models.Model):
         [("running", "Running"), ("completed", "Completed"), ("canceled", "Canceled")],
         default="running", required=True, index=True,
     )
+    end_date = fields.Datetime(
+        "Left On", readonly=True, help="When the participant completed or left the campaign."
+    )
     is_test = fields.Boolean("Test", readonly=True, index=True)
     trace_ids = fields.One2many("mkt.trace", "participant_id", "Steps")
 
@@ -49,6 +52,37 @@ class MktParticipant(models.Model):
             "views": [(False, "form")],
         }
 
+    def action_exclude(self):
+        """Take participants out of their campaign for good: their pending steps
+        are canceled and re-synchronisations never enrol the record again."""
+        self.campaign_id._check_can_run()
+        participants = self.sudo()
+        Refinement = self.env["mkt.campaign.refinement"].sudo()
+        existing = {(r.campaign_id.id, r.res_id): r for r in Refinement.search(
+            [("campaign_id", "in", participants.campaign_id.ids),
+             ("res_id", "in", participants.mapped("res_id"))]
+        )}
+        to_create = []
+        for participant in participants:
+            line = existing.get((participant.campaign_id.id, participant.res_id))
+            if line:
+                line.kind = "exclude"
+            elif (participant.campaign_id.id, participant.res_id) not in {
+                (v["campaign_id"], v["res_id"]) for v in to_create
+            }:
+                to_create.append({
+                    "campaign_id": participant.campaign_id.id, "res_id": participant.res_id,
+                    "kind": "exclude", "record_name": participant.record_name,
+                })
+        Refinement.create(to_create)
+        participants.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
+            "canceled", self.env._("Excluded from the campaign by %(user)s.", user=self.env.user.name)
+        )
+        participants.filtered(lambda p: p.state == "running").write(
+            {"state": "canceled", "end_date": fields.Datetime.now()}
+        )
+        return True
+
     def _update_completion(self):
         """Participants with no step left to run are completed; one query."""
         if not self:
@@ -56,11 +90,11 @@ class MktParticipant(models.Model):
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """
-            UPDATE mkt_participant p SET state = 'completed', write_date = %s
+            UPDATE mkt_participant p SET state = 'completed', end_date = %s, write_date = %s
              WHERE p.id = ANY(%s) AND p.state = 'running'
                AND NOT EXISTS (SELECT 1 FROM mkt_trace t WHERE t.participant_id = p.id
                                   AND t.state IN ('scheduled', 'processing'))
             """,
-            fields.Datetime.now(), self.ids,
+            fields.Datetime.now(), fields.Datetime.now(), self.ids,
         ))
         self.invalidate_recordset(["state"])
