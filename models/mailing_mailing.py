@@ -55,6 +55,9 @@ class MailingMailing(models.Model):
             "body": mailing._prepend_preview(mailing.body_html or "", mailing.preview),
             "composition_mode": "mass_mail",
             "email_from": mailing.email_from,
+            # the campaign sends the whole batch itself, in one SMTP session:
+            # the composer must not send it by chunks of mail.batch_size
+            "force_send": False,
             "mail_server_id": mailing.mail_server_id.id,
             "mass_mailing_id": mailing.id,
             "model": mailing.mailing_model_real,

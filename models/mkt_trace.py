@@ -1,4 +1,5 @@
 import logging
+import re
 from collections import defaultdict
 from datetime import timedelta
 
@@ -20,6 +21,9 @@ REJECTING_FAILURES = {
 }
 # failures worth another attempt later
 TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
+# a temporary (4xx) SMTP reply to MAIL FROM, RCPT TO or DATA: Odoo records it as
+# an 'unknown' failure whose reason holds smtplib's "(451, b'4.3.0 …')"
+SMTP_TEMPORARY_REPLY = re.compile(r"\(4\d\d, b['\"]")
 EVENT_PAST = {"open": "opened", "click": "clicked", "reply": "replied", "bounce": "bounced"}
 EVENT_FIELDS = {
     "open": "open_datetime",
@@ -212,12 +216,18 @@ class MktTrace(models.Model):
         query = self._due_query(domain, ignore_schedule=ignore_schedule, ignore_mode=ignore_mode)
         query.order = SQL("mkt_trace.schedule_date, mkt_trace.id")
         query.limit = limit
+        # The locked batch is a MATERIALIZED CTE, evaluated once: as an
+        # "IN (subquery)" the planner may pick a nested-loop semi-join that
+        # rescans the LIMIT … SKIP LOCKED subquery for every outer row and
+        # claims far more than ``limit`` rows (seen on freshly filled tables).
         self.env.cr.execute(SQL(
             """
+            WITH batch AS MATERIALIZED (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
             UPDATE mkt_trace t
                SET state = 'processing', attempts = t.attempts + 1,
                    write_date = %(now)s, write_uid = %(uid)s
-             WHERE t.id IN (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
+              FROM batch
+             WHERE t.id = batch.id
                AND t.state = 'scheduled'
          RETURNING t.id
             """,
@@ -456,31 +466,46 @@ class MktTrace(models.Model):
         return self._collect_outcome(mailing_traces)
 
     def _collect_outcome(self, mailing_traces):
-        failure_labels = dict(
-            mailing_traces._fields["failure_type"]._description_selection(self.env)
-        )
+        """Map the Email/SMS Marketing result of each message to the outcome
+        of its step. Set-based: a few reads for the batch, one unlink for the
+        messages of the steps that are retried."""
         outcome = {}
-        seen = self.browse()
+        failure_labels = None
+        seen_ids = set()
+        retried = []  # mailing.trace ids whose message is dropped before a retry
         for mtrace in mailing_traces:
             trace = mtrace.mkt_trace_id
-            seen |= trace
+            seen_ids.add(trace.id)
+            status, failure_type = mtrace.trace_status, mtrace.failure_type
+            rejected = status == "cancel" or failure_type in REJECTING_FAILURES
+            if not rejected and status != "error":
+                continue  # sent (or still outgoing): processed
+            if failure_labels is None:
+                failure_labels = dict(
+                    mailing_traces._fields["failure_type"]._description_selection(self.env)
+                )
             reason = (
                 mtrace.mail_mail_id.failure_reason or mtrace.failure_reason
-                or failure_labels.get(mtrace.failure_type) or ""
+                or failure_labels.get(failure_type) or ""
             )
-            if mtrace.trace_status == "cancel" or mtrace.failure_type in REJECTING_FAILURES:
+            if rejected:
                 outcome[trace] = ("rejected", reason or self.env._("Not sent."))
-            elif mtrace.trace_status == "error":
-                if mtrace.failure_type in TRANSIENT_FAILURES:
-                    outcome[trace] = ("retry", reason)
-                    mtrace.mail_mail_id.sudo().unlink()
-                    mtrace.unlink()
-                else:
-                    outcome[trace] = ("failed", reason or self.env._("Sending failed."))
-        for trace in self - seen:
-            outcome[trace] = ("rejected", self.env._(
-                "No message was generated for this recipient (no address)."
-            ))
+            elif failure_type in TRANSIENT_FAILURES or (
+                failure_type == "unknown" and SMTP_TEMPORARY_REPLY.search(reason)
+            ):
+                outcome[trace] = ("retry", reason)
+                retried.append(mtrace.id)
+            else:
+                outcome[trace] = ("failed", reason or self.env._("Sending failed."))
+        if retried:
+            retried = mailing_traces.browse(retried)
+            retried.mail_mail_id.sudo().unlink()
+            retried.unlink()
+        for trace in self:
+            if trace.id not in seen_ids:
+                outcome[trace] = ("rejected", self.env._(
+                    "No message was generated for this recipient (no address)."
+                ))
         return outcome
 
     def _execute_server_action(self, activity):

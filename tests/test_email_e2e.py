@@ -1,0 +1,219 @@
+"""End-to-end sending of a campaign e-mail step through a real SMTP session.
+
+Everything is real except the guard that keeps Odoo from opening SMTP
+connections during tests (``ir.mail_server._disable_send``), which is lifted
+for these tests only: mails are rendered by the mass-mailing composer, sent by
+``mail.mail.send()`` over ``smtplib`` to a loopback SMTP sink
+(tests/loopback_smtp.py, 127.0.0.1, free port) and checked as received.
+"""
+
+from collections import Counter
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
+from odoo.tests import TransactionCase, freeze_time, tagged
+
+from .loopback_smtp import LoopbackSMTPServer
+
+
+@tagged("post_install", "-at_install", "mkt_campaign")
+class TestEmailEndToEnd(TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
+        cls.sink.start()
+        cls.addClassCleanup(cls.sink.stop)
+        # the sink is the only way out: no other server, no fallback on the
+        # configuration's smtp_server (the configuration is only used when no
+        # ir.mail_server exists)
+        cls.env["ir.mail_server"].search([]).active = False
+        cls.mail_server = cls.env["ir.mail_server"].create({
+            "name": "Loopback sink (e2e test)",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": cls.sink.port,
+            "smtp_encryption": "none",
+            "smtp_authentication": "login",
+            "sequence": 0,
+        })
+        # the campaign's sender: the company's address
+        cls.env.company.email = "marketing@e2e.example"
+        Params = cls.env["ir.config_parameter"].sudo()
+        Params.set_param("mkt_campaign.max_attempts", 5)
+        Params.set_param("mkt_campaign.retry_delay_minutes", 5)
+
+    def setUp(self):
+        super().setUp()
+        # lift the test guard only: connections, SMTP dialogue and every
+        # database write are the real ones
+        self.startPatcher(patch.object(IrMail_Server, "_disable_send", return_value=False))
+        self.sink.reset()
+
+    # ------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------
+
+    def _make_contacts(self, count, prefix):
+        # a non-ASCII letter checks the encoding of headers and body too
+        return self.env["res.partner"].create([
+            {
+                "name": f"Zoé {prefix.capitalize()} {n:04d}",
+                "email": f"{prefix}{n:04d}@e2e.example",
+            }
+            for n in range(1, count + 1)
+        ])
+
+    def _make_campaign(self, prefix):
+        campaign = self.env["mkt.campaign"].create({
+            "name": f"E2E campaign {prefix}",
+            "model_id": self.env["ir.model"]._get_id("res.partner"),
+            "domain": repr([("email", "=like", f"{prefix}%@e2e.example")]),
+            "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
+        })
+        activity = self.env["mkt.activity"].create({
+            "name": "Welcome",
+            "campaign_id": campaign.id,
+            "activity_type": "email",
+            "trigger_type": "begin",
+            "subject": "Hello {{ object.name }}",
+            "body_html": '<p>Hi <t t-out="object.name"/></p>',
+        })
+        return campaign, activity
+
+    def _run_cron(self):
+        self.env["mkt.trace"]._cron_execute_activities()
+        self.env.flush_all()
+        self.env.invalidate_all()
+
+    def _html(self, message):
+        part = message.get_body(preferencelist=("html",))
+        self.assertTrue(part, "the message has an HTML part")
+        return part.get_content()
+
+    # ------------------------------------------------------------------
+    # tests
+    # ------------------------------------------------------------------
+
+    def test_email_step_end_to_end(self):
+        contacts = self._make_contacts(300, "eetoe")
+        campaign, activity = self._make_campaign("eetoe")
+        # three batches, so three SMTP sessions
+        self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.batch_size", 100)
+
+        campaign.action_start()
+        traces = self.env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
+        self.assertEqual(len(traces), 300)
+        self.assertEqual(set(traces.mapped("state")), {"scheduled"})
+        self.assertEqual(self.sink.count, 0, "enrolment sends nothing")
+
+        self._run_cron()
+
+        # one message per contact, each addressed to that contact only
+        self.assertEqual(self.sink.count, 300)
+        self.assertEqual(self.sink.connections_total, 3, "one SMTP session per batch")
+        envelopes = self.sink.envelopes()
+        self.assertEqual(len(envelopes), 300)
+        by_email = {partner.email: partner for partner in contacts}
+        received = Counter(rcpt for env in envelopes for rcpt in env.rcpt_tos)
+        self.assertEqual(dict(received), dict.fromkeys(by_email, 1))
+        for envelope in envelopes:
+            self.assertEqual(len(envelope.rcpt_tos), 1)
+            partner = by_email[envelope.rcpt_tos[0]]
+            message = envelope.message
+            self.assertIn(partner.email, message["To"])
+            self.assertTrue(envelope.mail_from, "the envelope has a sender")
+            self.assertIn("@", message["From"])
+            # placeholders rendered for this very contact
+            self.assertEqual(message["Subject"], f"Hello {partner.name}")
+            html = self._html(message)
+            self.assertIn(f"Hi {partner.name}", html)
+            self.assertNotIn("object.name", html)
+            self.assertNotIn("t-out", html)
+
+        # the queue: every step processed, once
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+        self.assertTrue(all(traces.mapped("processed_date")))
+        self.assertEqual(set(traces.mapped("attempts")), {1})
+        self.assertFalse(any(traces.mapped("error_message")))
+
+        # Email Marketing's statistics, linked to the steps one to one
+        mailing_traces = self.env["mailing.trace"].search(
+            [("mass_mailing_id", "=", activity.mailing_id.id)]
+        )
+        self.assertEqual(len(mailing_traces), 300)
+        self.assertEqual(set(mailing_traces.mapped("trace_status")), {"sent"})
+        self.assertEqual(mailing_traces.mkt_trace_id, traces)
+        for mtrace in mailing_traces:
+            self.assertEqual(mtrace.res_id, mtrace.mkt_trace_id.res_id)
+            self.assertEqual(mtrace.model, "res.partner")
+            self.assertEqual(mtrace.email, by_email[mtrace.email].email)
+        self.assertEqual(activity.processed_count, 300)
+        self.assertEqual(
+            set(campaign.participant_ids.mapped("state")), {"completed"},
+            "a one-step workflow is over for everybody",
+        )
+
+        # nothing left to do: another run sends nothing
+        self._run_cron()
+        self.assertEqual(self.sink.count, 300)
+
+    def test_email_step_temporary_failure_retried(self):
+        self._make_contacts(20, "eeretry")
+        campaign, activity = self._make_campaign("eeretry")
+        now = fields.Datetime.now()
+        with freeze_time(now):
+            campaign.action_start()
+            traces = self.env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
+            self.assertEqual(len(traces), 20)
+            # the first 5 recipients get "451 4.3.0 Temporary failure"
+            self.sink.fail_next(5, code=451)
+            self._run_cron()
+
+        self.assertEqual(self.sink.count, 15)
+        retried = traces.filtered(lambda t: t.state == "scheduled")
+        sent = traces - retried
+        self.assertEqual(len(retried), 5)
+        self.assertEqual(set(sent.mapped("state")), {"processed"})
+        self.assertEqual(set(traces.mapped("attempts")), {1})
+        for trace in retried:
+            self.assertIn("Attempt 1 failed, retrying", trace.error_message)
+            self.assertIn("451", trace.error_message)
+            self.assertFalse(trace.processed_date)
+            self.assertEqual(trace.schedule_date, now + timedelta(minutes=5))
+        # the failed attempt leaves no statistics behind: the retry makes new ones
+        self.assertEqual(retried.mailing_trace_ids, self.env["mailing.trace"])
+        self.assertEqual(len(sent.mailing_trace_ids), 15)
+        received_first = set(self.sink.recipients())
+        self.assertFalse(received_first & set(retried.mapped("email")))
+
+        # not due yet: nothing happens
+        with freeze_time(now + timedelta(minutes=4)):
+            self._run_cron()
+        self.assertEqual(self.sink.count, 15)
+        self.assertEqual(set(retried.mapped("state")), {"scheduled"})
+
+        # past the back-off the retries go out, once each
+        with freeze_time(now + timedelta(minutes=6)):
+            self._run_cron()
+        self.assertEqual(self.sink.count, 20)
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+        self.assertEqual(set(retried.mapped("attempts")), {2})
+        self.assertEqual(set(sent.mapped("attempts")), {1})
+        self.assertTrue(all(retried.mapped("processed_date")))
+        self.assertEqual(
+            Counter(self.sink.recipients()), Counter(dict.fromkeys(traces.mapped("email"), 1))
+        )
+        mailing_traces = self.env["mailing.trace"].search(
+            [("mass_mailing_id", "=", activity.mailing_id.id)]
+        )
+        self.assertEqual(len(mailing_traces), 20)
+        self.assertEqual(set(mailing_traces.mapped("trace_status")), {"sent"})
+        self.assertEqual(mailing_traces.mkt_trace_id, traces)
+        for message in self.sink.messages:
+            name = self.env["res.partner"].search(
+                [("email", "=", message.rcpt_tos[0])]
+            ).name
+            self.assertEqual(message["Subject"], f"Hello {name}")
