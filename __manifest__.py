@@ -15,6 +15,7 @@
         "mass_mailing_crm",
         "crm",
         "point_of_sale",
+        "sale",
         "link_tracker",
         "utm",
         "phone_validation",
@@ -30,6 +31,7 @@
         "views/mkt_participant_views.xml",
         "views/mkt_activity_views.xml",
         "views/mkt_campaign_views.xml",
+        "views/res_config_settings_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [

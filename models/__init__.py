@@ -4,5 +4,9 @@ from . import mkt_campaign_refinement
 from . import mkt_activity
 from . import mkt_participant
 from . import mkt_trace
+from . import mkt_sending_policy
+from . import mailing_contact
+from . import models
+from . import res_config_settings
 from . import mailing_mailing
 from . import mailing_trace

@@ -99,6 +99,12 @@ class MailingMailing(models.Model):
                 "Step %(step)s has no message: write its content first.", step=activity.name
             ))
         if self.mailing_type == "mail":
+            if not self.email_from:
+                raise ValidationError(self.env._(
+                    "The e-mail of step %(step)s has no sender address: set its "
+                    "'Send From' in Email Marketing or the company's e-mail.",
+                    step=activity.name,
+                ))
             if not self.subject:
                 raise ValidationError(self.env._(
                     "The e-mail of step %(step)s has no subject.", step=activity.name

@@ -112,6 +112,11 @@ class MktCampaign(models.Model):
         help="A record that completed or left the campaign may enter it again after "
         "this many days, and then receives the steps again. 0: never again.",
     )
+    require_optin = fields.Boolean(
+        "Require Confirmed Opt-in",
+        help="Double opt-in: messages go only to contacts who confirmed their "
+        "subscription; the others' steps are rejected with the reason.",
+    )
     activity_ids = fields.One2many(
         "mkt.activity", "campaign_id", "Activities", copy=True
     )

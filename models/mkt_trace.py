@@ -262,6 +262,21 @@ class MktTrace(models.Model):
         _logger.warning("mkt_campaign: recovered %d interrupted steps", len(stale))
         return stale
 
+    def _postpone(self, date, reason):
+        """Back to the queue until ``date``, with the reason; the attempt the
+        claim counted did not happen."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """UPDATE mkt_trace SET state = 'scheduled', schedule_date = %s,
+                      error_message = %s, attempts = GREATEST(attempts - 1, 0),
+                      write_date = %s, write_uid = %s
+                WHERE id = ANY(%s)""",
+            date, reason, fields.Datetime.now(), self.env.uid, self.ids,
+        ))
+        self.invalidate_recordset(["state", "schedule_date", "error_message", "attempts"])
+
     def _set_state(self, state, message=False):
         if not self:
             return
@@ -311,6 +326,10 @@ class MktTrace(models.Model):
             todo -= happened
 
         real = todo.filtered(lambda t: not t.is_test)
+        # consent, frequency caps and sending window: the others wait or are rejected
+        sendable = self.env["mkt.sending.policy"]._apply(real, activity)
+        todo -= real - sendable
+        real = sendable
         outcome = {}  # trace -> (state, message)
         if real:
             runner = getattr(real, f"_execute_{activity.activity_type}")

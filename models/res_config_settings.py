@@ -1,0 +1,79 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+PERIODS = [("day", "Day"), ("week", "Week"), ("month", "Month")]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    mkt_cap_all = fields.Integer(
+        "Messages per Contact", config_parameter="mkt_campaign.cap_all",
+        help="At most this many campaign messages (all channels) per contact in the "
+        "rolling period. 0: no cap.",
+    )
+    mkt_cap_all_period = fields.Selection(
+        PERIODS, "Per", config_parameter="mkt_campaign.cap_all_period", default="week"
+    )
+    mkt_cap_email = fields.Integer("E-mails per Contact", config_parameter="mkt_campaign.cap_email")
+    mkt_cap_email_period = fields.Selection(
+        PERIODS, "Per ", config_parameter="mkt_campaign.cap_email_period", default="week"
+    )
+    mkt_cap_sms = fields.Integer("SMS per Contact", config_parameter="mkt_campaign.cap_sms")
+    mkt_cap_sms_period = fields.Selection(
+        PERIODS, "Per  ", config_parameter="mkt_campaign.cap_sms_period", default="week"
+    )
+    mkt_quiet_hours = fields.Boolean(
+        "Sending Window", config_parameter="mkt_campaign.quiet_hours",
+        help="Campaign messages leave only inside this window, in the recipient's time "
+        "zone (the contact's, else the company's). Due steps wait for it.",
+    )
+    mkt_quiet_hour_from = fields.Float("From", config_parameter="mkt_campaign.quiet_hour_from", default=9.0)
+    mkt_quiet_hour_to = fields.Float("To", config_parameter="mkt_campaign.quiet_hour_to", default=20.0)
+    mkt_quiet_mon = fields.Boolean("Monday", default=True)
+    mkt_quiet_tue = fields.Boolean("Tuesday", default=True)
+    mkt_quiet_wed = fields.Boolean("Wednesday", default=True)
+    mkt_quiet_thu = fields.Boolean("Thursday", default=True)
+    mkt_quiet_fri = fields.Boolean("Friday", default=True)
+    mkt_quiet_sat = fields.Boolean("Saturday")
+    mkt_quiet_sun = fields.Boolean("Sunday")
+
+    @api.constrains("mkt_cap_all", "mkt_cap_email", "mkt_cap_sms")
+    def _check_mkt_caps(self):
+        for settings in self:
+            if min(settings.mkt_cap_all, settings.mkt_cap_email, settings.mkt_cap_sms) < 0:
+                raise ValidationError(self.env._("A frequency cap cannot be negative."))
+
+    @api.constrains("mkt_quiet_hours", "mkt_quiet_hour_from", "mkt_quiet_hour_to",
+                    *(f"mkt_quiet_{day}" for day in WEEKDAYS))
+    def _check_mkt_window(self):
+        for settings in self:
+            if not settings.mkt_quiet_hours:
+                continue
+            if not 0 <= settings.mkt_quiet_hour_from < settings.mkt_quiet_hour_to <= 24:
+                raise ValidationError(self.env._(
+                    "The sending window is empty: its start must come before its end, "
+                    "within the day."
+                ))
+            if not any(settings[f"mkt_quiet_{day}"] for day in WEEKDAYS):
+                raise ValidationError(self.env._(
+                    "The sending window is empty: choose at least one weekday."
+                ))
+
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        days = self.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.quiet_weekdays", "0,1,2,3,4"
+        )
+        selected = {int(d) for d in days.split(",") if d.strip().isdigit()}
+        res.update({f"mkt_quiet_{day}": index in selected for index, day in enumerate(WEEKDAYS)})
+        return res
+
+    def set_values(self):
+        super().set_values()
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mkt_campaign.quiet_weekdays",
+            ",".join(str(i) for i, day in enumerate(WEEKDAYS) if self[f"mkt_quiet_{day}"]),
+        )
