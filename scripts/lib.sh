@@ -145,6 +145,7 @@ mkt_pg_owner() {
 }
 
 mkt_start_private_pg() {
+    PG_STARTED_HERE=0
     mkt_pg_owner
     mkt_pg_locate
     local version="" bindir
@@ -190,6 +191,7 @@ CONF
         : # already running, reuse it
     else
         mkt_log "starting the private PostgreSQL cluster (socket $PG_SOCKDIR, port $PG_PORT)"
+        PG_STARTED_HERE=1
         mkt_pg_as_owner "$bindir/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 120 \
             -o "-c listen_addresses='' -k '$PG_SOCKDIR' -p $PG_PORT" start >/dev/null \
             || { tail -n 30 "$PGDATA_DIR/server.log" >&2 || true; mkt_die "could not start PostgreSQL (log: $PGDATA_DIR/server.log)"; }
