@@ -17,6 +17,7 @@ AUDIENCE_FIELDS = (
     "model_name", "domain", "registered_days", "mailing_list_ids",
     "previous_ids.condition", "previous_ids.previous_campaign_id",
     "previous_ids.engagement", "refinement_ids.kind", "refinement_ids.res_id",
+    "refinement_ids.record_ref",
 )
 
 
@@ -410,8 +411,14 @@ class MktCampaign(models.Model):
             domain &= self._get_list_domain()
         for line in self.previous_ids:
             domain &= line._get_domain()
-        included = self.refinement_ids.filtered(lambda r: r.kind == "include").mapped("res_id")
-        excluded = self.refinement_ids.filtered(lambda r: r.kind == "exclude").mapped("res_id")
+        # while the form is edited, the picked record is in record_ref: its
+        # inverse writes res_id only when the campaign is saved
+        def refined(kind):
+            lines = self.refinement_ids.filtered(lambda r: r.kind == kind)
+            return [r.record_ref.id if r.record_ref else r.res_id for r in lines]
+
+        included = [res_id for res_id in refined("include") if res_id]
+        excluded = [res_id for res_id in refined("exclude") if res_id]
         if included:
             domain |= Domain("id", "in", included)
         if excluded:
