@@ -246,6 +246,15 @@ class LoopbackSMTPServer:
             self._count = 0
             self._failures.clear()
 
+    def take(self):
+        """Return the kept messages (:class:`Received` records) and forget them,
+        atomically: long runs can check messages as they come without keeping
+        them all in memory.  The counter is not reset."""
+        with self._lock:
+            items = list(self.messages._items)
+            self.messages._items.clear()
+        return items
+
     def fail_next(self, n=1, code=451, text=None, stage='rcpt'):
         """Answer the next ``n`` commands of ``stage`` with ``code`` (default 451).
 

@@ -151,6 +151,10 @@ class TestEmailEndToEnd(TransactionCase):
             self.assertEqual(mtrace.model, "res.partner")
             self.assertEqual(mtrace.email, by_email[mtrace.email].email)
         self.assertEqual(activity.processed_count, 300)
+        # sent messages are deleted (the mailing keeps no archive), as Odoo does
+        self.assertFalse(
+            self.env["mail.mail"].search([("mailing_id", "=", activity.mailing_id.id)])
+        )
         self.assertEqual(
             set(campaign.participant_ids.mapped("state")), {"completed"},
             "a one-step workflow is over for everybody",
@@ -159,6 +163,43 @@ class TestEmailEndToEnd(TransactionCase):
         # nothing left to do: another run sends nothing
         self._run_cron()
         self.assertEqual(self.sink.count, 300)
+
+    def test_email_step_permanent_failure(self):
+        contacts = self._make_contacts(10, "eefail")
+        campaign, activity = self._make_campaign("eefail")
+        campaign.action_start()
+        traces = self.env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
+        # the first 2 recipients are refused for good
+        self.sink.fail_next(2, code=550)
+        self._run_cron()
+
+        self.assertEqual(self.sink.count, 8)
+        failed = traces.filtered(lambda t: t.state == "failed")
+        self.assertEqual(len(failed), 2)
+        self.assertEqual(set((traces - failed).mapped("state")), {"processed"})
+        for trace in failed:
+            self.assertIn("550", trace.error_message)
+            self.assertTrue(trace.processed_date)
+        self.assertEqual(set(failed.mapped("attempts")), {1})
+        # Odoo keeps a message that failed (for a retry from Email Marketing),
+        # still to be deleted once sent; the sent ones are gone
+        mails = self.env["mail.mail"].search([("mailing_id", "=", activity.mailing_id.id)])
+        self.assertEqual(len(mails), 2)
+        self.assertEqual(set(mails.mapped("state")), {"exception"})
+        self.assertTrue(all(mails.mapped("auto_delete")))
+        self.assertEqual(
+            set(mails.mapped("email_to") + mails.recipient_ids.mapped("email"))
+            & set(contacts.mapped("email")),
+            set(failed.mapped("email")),
+        )
+        mailing_traces = self.env["mailing.trace"].search(
+            [("mass_mailing_id", "=", activity.mailing_id.id)]
+        )
+        self.assertEqual(
+            sorted(mailing_traces.mapped("trace_status")), ["error"] * 2 + ["sent"] * 8
+        )
+        self._run_cron()
+        self.assertEqual(self.sink.count, 8, "a failed step is not retried")
 
     def test_email_step_temporary_failure_retried(self):
         self._make_contacts(20, "eeretry")
@@ -183,8 +224,12 @@ class TestEmailEndToEnd(TransactionCase):
             self.assertIn("451", trace.error_message)
             self.assertFalse(trace.processed_date)
             self.assertEqual(trace.schedule_date, now + timedelta(minutes=5))
-        # the failed attempt leaves no statistics behind: the retry makes new ones
+        # the failed attempt leaves no statistics nor message behind: the retry
+        # makes new ones
         self.assertEqual(retried.mailing_trace_ids, self.env["mailing.trace"])
+        self.assertFalse(
+            self.env["mail.mail"].search([("mailing_id", "=", activity.mailing_id.id)])
+        )
         self.assertEqual(len(sent.mailing_trace_ids), 15)
         received_first = set(self.sink.recipients())
         self.assertFalse(received_first & set(retried.mapped("email")))
