@@ -1,3 +1,4 @@
 from . import test_enrolment
 from . import test_workflow
 from . import test_modes
+from . import test_queue
