@@ -2,3 +2,5 @@ from . import test_enrolment
 from . import test_workflow
 from . import test_modes
 from . import test_queue
+from . import test_validation
+from . import test_security
