@@ -306,6 +306,7 @@ class TestWorkflow(MktCampaignCommon):
     def test_server_action_step(self):
         """A server action step runs once on the whole batch of due records."""
         action = self._tagging_action()
+        action.code += "\nrecords.write({'ref': 'batch of %s' % len(records)})"
         campaign, steps = self._create_campaign([
             ("tag", {"activity_type": "server_action", "server_action_id": action.id}),
         ])
@@ -315,6 +316,7 @@ class TestWorkflow(MktCampaignCommon):
         for partner in self.partners:
             self.assertIn(self.other_tag, partner.category_id)
         self.assertNotIn(self.other_tag, self.outsider.category_id)
+        self.assertEqual(set(self.partners.mapped("ref")), {"batch of 5"}, "one call for all")
         self.assertEqual(steps["tag"].processed_count, 5)
         self.assertEqual(set(campaign.participant_ids.mapped("state")), {"completed"})
 
