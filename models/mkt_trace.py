@@ -132,7 +132,8 @@ class MktTrace(models.Model):
         self.campaign_id._check_can_run()
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         traces.write({"is_confirmed": True})
-        due = self._claim(
+        # run as the queue does (sudo): a campaign user may not write the steps
+        due = traces._claim(
             Domain("id", "in", traces.ids), limit=None, ignore_mode=True
         )
         due._execute()

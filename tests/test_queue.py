@@ -135,6 +135,30 @@ class TestQueue(MktCampaignCommon):
         self.assertEqual(trace.state, "processed")
         self.assertEqual(self._mailing_trace(trace).trace_status, "sent")
 
+    def test_transient_failure_on_manual_confirmation(self):
+        """A campaign user confirms a step while the SMTP server is down: the
+        step is queued again for a later attempt like in automatic mode."""
+        down = self.env["ir.mail_server"].create({
+            "name": "Down", "smtp_host": "127.0.0.1", "smtp_port": closed_loopback_port(),
+            "smtp_encryption": "none",
+        })
+        campaign, steps = self._create_campaign(
+            [("welcome", {})], domain=repr([("id", "=", self.bob.id)]), mode="manual",
+        )
+        steps["welcome"].mailing_id.mail_server_id = down
+        self._launch(campaign)
+        trace = steps["welcome"].trace_ids.with_user(self.user_mkt_user)
+        with freeze_time(T0), patch.object(IrMail_Server, "_disable_send", lambda *a: False):
+            trace.action_confirm()
+        self.env.invalidate_all()
+        self.assertEqual((trace.state, trace.attempts), ("scheduled", 1))
+        self.assertEqual(trace.schedule_date, T0 + 5 * MIN)
+        self.assertTrue(trace.is_confirmed)
+        # the confirmation holds for the next attempt: the cron sends it
+        steps["welcome"].mailing_id.mail_server_id = False
+        self._run_queue(T0 + 5 * MIN)
+        self.assertEqual(trace.state, "processed")
+
     def test_recover_killed_batch(self):
         """Rows left 'processing' by a killed worker: e-mails end failed with
         the reason (never sent twice), server actions and test rows run again;
