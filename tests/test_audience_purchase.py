@@ -558,6 +558,32 @@ class TestAudiencePurchase(TestPoSCommon):
             self.env["crm.lead"].search(leads._get_domain()), self.lead_bob
         )
 
+    def test_views(self):
+        """The contact form shows the purchases, the search view has a
+        "Customers" filter, and the domain editor can search every field."""
+        views = self.env["res.partner"].get_views([(False, "form"), (False, "search")])
+        self.assertIn('name="mkt_product_ids"', views["views"]["form"]["arch"])
+        self.assertIn('name="mkt_customers"', views["views"]["search"]["arch"])
+        for model in ("res.partner", "crm.lead"):
+            description = self.env[model].fields_get(
+                [
+                    "mkt_is_customer",
+                    "mkt_product_ids",
+                    "mkt_product_categ_ids",
+                    "mkt_order_count",
+                    "mkt_amount_spent",
+                    "mkt_amount_spent_30d",
+                    "mkt_amount_spent_90d",
+                    "mkt_amount_spent_365d",
+                    "mkt_last_purchase_date",
+                ],
+                ["searchable", "relation"],
+            )
+            self.assertTrue(all(d["searchable"] for d in description.values()), model)
+            self.assertEqual(
+                description["mkt_product_ids"]["relation"], "product.product"
+            )
+
     def test_invalid_values(self):
         Partner = self.env["res.partner"]
         with self.assertRaisesRegex(UserError, "Amount Spent.*a number"):
