@@ -167,6 +167,22 @@ class TestEnrolment(MktCampaignCommon):
             set(steps["welcome"].trace_ids.mapped("schedule_date")), {start + timedelta(minutes=1)}
         )
 
+    def test_scheduled_start_frozen_audience(self):
+        """A frozen audience (no 'Enrol New Matches') is taken at the start
+        date, once, not at launch."""
+        start = T0 + timedelta(days=2)
+        campaign, _steps = self._create_campaign(
+            [("welcome", {})], schedule_date=start, auto_entry=False,
+        )
+        self._launch(campaign)
+        newcomer = self._new_contact()
+        self._run_sync(start)
+        self.assertEqual(len(campaign.participant_ids), 6)
+        self.assertIn(newcomer.id, campaign.participant_ids.mapped("res_id"))
+        self._new_contact("Late Larry", "larry@example.com")
+        self._run_sync(start + timedelta(hours=1))
+        self.assertEqual(len(campaign.participant_ids), 6)
+
     def test_model_name_on_create(self):
         """The external API creates campaigns with the technical model name."""
         campaign = self.env["mkt.campaign"].create({

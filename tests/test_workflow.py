@@ -223,6 +223,28 @@ class TestWorkflow(MktCampaignCommon):
         })
         self.assertIn(self.other_tag, self.dan.category_id)
 
+    def test_recipients_not_mailed_are_rejected(self):
+        """Email Marketing's rules apply: blacklisted, invalid or missing
+        addresses are not mailed, and the step says why."""
+        self.env["mail.blacklist"]._add("alice@example.com")
+        self.bob.email = "bob-at-nowhere"
+        campaign, steps = self._create_campaign([("welcome", {})])
+        self._launch(campaign)
+        self._run_queue(T0)
+        self.assertTraceStates(steps["welcome"], {
+            self.alice: "rejected", self.alice_dup: "rejected", self.bob: "rejected",
+            self.carol: "processed", self.dan: "rejected",
+        })
+        reasons = {t.res_id: t.error_message for t in steps["welcome"].trace_ids}
+        self.assertEqual(reasons[self.alice.id], "Blacklisted Address")
+        self.assertEqual(reasons[self.alice_dup.id], "Blacklisted Address")
+        self.assertEqual(reasons[self.bob.id], "Invalid email address")
+        self.assertEqual(reasons[self.dan.id], "Missing email address")
+        self.assertEqual(self._new_mails.mapped("res_id"), self.carol.ids)
+        self.assertEqual(
+            (steps["welcome"].processed_count, steps["welcome"].rejected_count), (1, 4)
+        )
+
     # ------------------------------------------------------------------
     # Delays, filters, edits
     # ------------------------------------------------------------------
