@@ -7,6 +7,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.fields import Domain
 from odoo.tests import TransactionCase, freeze_time, tagged, users
+from odoo.tools import mute_logger
 
 from .common import T0, MktCampaignCommon
 
@@ -159,6 +160,7 @@ class TestQueue(MktCampaignCommon):
         self._run_queue(T0 + 5 * MIN)
         self.assertEqual(trace.state, "processed")
 
+    @mute_logger("odoo.addons.mkt_campaign.models.mkt_trace")
     def test_recover_killed_batch(self):
         """Rows left 'processing' by a killed worker: e-mails end failed with
         the reason (never sent twice), server actions and test rows run again;
