@@ -72,13 +72,33 @@ print(','.join(dirs))
 PY
 }
 
+# $LOCAL/addons/mkt_campaign mirrors the checkout with one symlink per
+# top-level entry (all but .git and .local).  A single symlink to $ROOT would
+# put a loop under the addons path ($ROOT/.local/addons/mkt_campaign/.local/
+# ...), and Odoo walks addons paths with os.walk(followlinks=True) when it
+# exports translations: ~40 nested copies of the repo and duplicated terms.
 mkt_setup_addons() {
+    local dir="$LOCAL/addons/$MKT_ADDON" entry name
     mkdir -p "$LOCAL/addons"
-    local link="$LOCAL/addons/$MKT_ADDON"
-    if [ "$(readlink "$link" 2>/dev/null || true)" != "$ROOT" ]; then
-        rm -rf "$link"
-        ln -s "$ROOT" "$link"
+    # an older layout made it one symlink to $ROOT: remove the link only
+    if [ -L "$dir" ]; then
+        rm -f "$dir"
     fi
+    mkdir -p "$dir"
+    [ ! -L "$dir" ] && [ "$(cd "$dir" && pwd -P)" != "$ROOT" ] \
+        || mkt_die "$dir must be a plain folder of symlinks, not the checkout itself"
+    for entry in "$ROOT"/* "$ROOT"/.[!.]*; do
+        [ -e "$entry" ] || continue
+        name="$(basename "$entry")"
+        case "$name" in .git|.local|__pycache__) continue ;; esac
+        if [ "$(readlink "$dir/$name" 2>/dev/null || true)" != "$entry" ]; then
+            rm -rf "${dir:?}/$name"
+            ln -s "$entry" "$dir/$name"
+        fi
+    done
+    for entry in "$dir"/* "$dir"/.[!.]*; do     # entries gone from the checkout
+        if [ -L "$entry" ] && [ ! -e "$entry" ]; then rm -f "$entry"; fi
+    done
     ODOO_ADDONS_DIRS="$(mkt_odoo_addons_dirs)"
     [ -n "$ODOO_ADDONS_DIRS" ] || mkt_die "could not find Odoo's addons folders"
     ADDONS_PATH="$LOCAL/addons,$ODOO_ADDONS_DIRS"
