@@ -85,6 +85,30 @@ class MailingMailing(models.Model):
             return set()
         return super()._get_seen_list()
 
+    def _get_opt_out_list(self):
+        # Email Marketing reads opt-outs only for mailings on mailing lists: a
+        # campaign's messages also skip addresses opted out of its lists
+        opt_out = super()._get_opt_out_list()
+        lists = self.mkt_activity_id.campaign_id.mailing_list_ids
+        if lists:
+            opt_out = set(opt_out) | lists._mailing_get_opt_out_list(self)
+        return opt_out
+
+    def _get_opt_out_list_sms(self):
+        opt_out = super()._get_opt_out_list_sms()
+        lists = self.mkt_activity_id.campaign_id.mailing_list_ids
+        if not lists:
+            return opt_out
+        if self.mailing_model_real == "mailing.contact":
+            return opt_out + lists._mailing_get_opt_out_list_sms(self)
+        # other targets matched the lists by address
+        emails = lists._mailing_get_opt_out_list(self)
+        Model = self.env[self.mailing_model_real]
+        field = Model._fields.get("email_normalized")
+        if emails and field and field.store:
+            opt_out = opt_out + Model.search([("email_normalized", "in", list(emails))]).ids
+        return opt_out
+
     def _get_seen_list_sms(self):
         if self.env.context.get("mkt_campaign_send"):
             return [], []

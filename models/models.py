@@ -19,6 +19,9 @@ class Base(models.AbstractModel):
         self.ensure_one()
         if "mkt_optin_date" in self._fields:
             return bool(self.mkt_optin_date)
-        if "partner_id" in self._fields and self._fields["partner_id"].comodel_name == "res.partner":
+        if (
+            "partner_id" in self._fields and self._fields["partner_id"].comodel_name == "res.partner"
+            and "mkt_optin_date" in self.partner_id._fields
+        ):
             return bool(self.partner_id.mkt_optin_date)
         return False

@@ -5,3 +5,6 @@ from . import test_queue
 from . import test_validation
 from . import test_security
 from . import test_audience_purchase
+from . import test_audience
+from . import test_reentry
+from . import test_sending_rules
