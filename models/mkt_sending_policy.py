@@ -159,7 +159,12 @@ class MktSendingPolicy(models.AbstractModel):
         if not caps:
             return traces
         self.env.flush_all()
-        key_sql = SQL("COALESCE(lower(p.email), p.phone, p.id::text)")
+        # one person: the address (the one inside "Name <address>"), without
+        # case; an empty address or phone is none
+        key_sql = SQL(
+            "COALESCE(lower(COALESCE(substring(p.email FROM '<([^<>]+)>'),"
+            " NULLIF(trim(p.email), ''))), NULLIF(trim(p.phone), ''), p.id::text)"
+        )
         key_by_trace = {}
         self.env.cr.execute(SQL(
             "SELECT t.id, %s FROM mkt_trace t JOIN mkt_participant p ON p.id = t.participant_id"

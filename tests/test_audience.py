@@ -633,6 +633,16 @@ class TestAudience(MktCampaignCommon):
             "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
         })
         order.action_confirm()
+        self.env["sale.order"].create({  # a quotation makes no customer
+            "partner_id": self.carol.id,
+            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
+        })
+        config = self.env["pos.config"].create({"name": "Spring shop"})
+        session = self.env["pos.session"].create({"config_id": config.id, "user_id": self.env.uid})
+        self.env["pos.order"].create({
+            "session_id": session.id, "partner_id": self.alice.id, "amount_tax": 0,
+            "amount_total": 10, "amount_paid": 10, "amount_return": 0, "state": "paid",
+        })
         with Form(self.env["mkt.campaign"]) as form:
             form.name = "Customers"
             form.audience = "leads"
@@ -640,5 +650,7 @@ class TestAudience(MktCampaignCommon):
             self.assertEqual(form.model_id, self.env["ir.model"]._get("res.partner"))
             self.assertEqual(form.domain, "[('mkt_is_customer', '=', True)]")
         matches = self._matches(form.record)
-        self.assertIn(self.bob, matches)
-        self.assertNotIn(self.alice, matches)
+        self.assertIn(self.bob, matches, "a confirmed sale order makes a customer")
+        self.assertIn(self.alice, matches, "a paid POS order makes a customer")
+        self.assertNotIn(self.carol, matches)
+        self.assertNotIn(self.dan, matches)

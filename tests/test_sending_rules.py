@@ -169,6 +169,33 @@ class TestSendingRules(MktCampaignCommon):
         self.assertEqual(first.state, "processed")
         self.assertEqual((second.state, second.schedule_date), ("scheduled", T0 + D))
 
+    def test_cap_contact_key(self):
+        """The cap counts per person: an empty address is no address (the
+        phone tells contacts apart), and a lead's formatted address is the
+        same person as the contact with that address."""
+        self._set_params(cap_all="1", cap_all_period="day")
+        no_mail = self.env["res.partner"].create([
+            {"name": "Fay Empty", "email": "", "phone": "+32470000011"},
+            {"name": "Gus Empty", "email": "", "phone": "+32470000012"},
+        ])
+        campaign, steps = self._campaign(
+            "SMS only", no_mail, steps=[("sms", {"activity_type": "sms"})],
+        )
+        self._launch(campaign)
+        self._run_queue(T0)
+        self.assertEqual(set(steps["sms"].trace_ids.mapped("state")), {"processed"})
+
+        lead = self.env["crm.lead"].create({"name": "Bob's deal", "email_from": "Bob <BOB@example.com>"})
+        leads = self.env["mkt.campaign"].create({
+            "name": "Leads", "model_name": "crm.lead", "domain": repr([("id", "=", lead.id)]),
+        })
+        lead_step = self._add_step(leads, "lead welcome")
+        contacts, contact_steps = self._campaign("Contacts", self.bob)
+        self._launch(contacts | leads)
+        self._run_queue(T0)
+        traces = self._trace(contact_steps["welcome"], self.bob) | self._trace(lead_step, lead)
+        self.assertEqual(sorted(traces.mapped("state")), ["processed", "scheduled"])
+
     # ------------------------------------------------------------------
     # Sending window
     # ------------------------------------------------------------------
