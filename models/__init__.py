@@ -1,3 +1,4 @@
+from . import mkt_optin_mixin
 from . import mkt_campaign
 from . import mkt_campaign_previous
 from . import mkt_campaign_refinement

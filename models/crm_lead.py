@@ -6,6 +6,6 @@ class CrmLead(models.Model):
     the fields of models/mkt_purchase_mixin.py; a lead without contact has none."""
 
     _name = "crm.lead"
-    _inherit = ["crm.lead", "mkt.purchase.mixin"]
+    _inherit = ["crm.lead", "mkt.purchase.mixin", "mkt.optin.mixin"]
 
     _mkt_purchase_key = "partner_id"

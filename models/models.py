@@ -17,8 +17,8 @@ class Base(models.AbstractModel):
     def _mkt_has_confirmed_optin(self):
         """Whether this record (or its contact) confirmed its marketing opt-in."""
         self.ensure_one()
-        if "mkt_optin_date" in self._fields:
-            return bool(self.mkt_optin_date)
+        if "mkt_optin_date" in self._fields and self.mkt_optin_date:
+            return True
         if (
             "partner_id" in self._fields and self._fields["partner_id"].comodel_name == "res.partner"
             and "mkt_optin_date" in self.partner_id._fields

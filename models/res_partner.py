@@ -7,4 +7,4 @@ class ResPartner(models.Model):
     spent (in total and over the last 30, 90 and 365 days), last purchase."""
 
     _name = "res.partner"
-    _inherit = ["res.partner", "mkt.purchase.mixin"]
+    _inherit = ["res.partner", "mkt.purchase.mixin", "mkt.optin.mixin"]
