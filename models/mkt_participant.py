@@ -98,3 +98,22 @@ class MktParticipant(models.Model):
             fields.Datetime.now(), fields.Datetime.now(), self.ids,
         ))
         self.invalidate_recordset(["state"])
+
+    def _reopen(self):
+        """Completed participants with a step to run again are running again,
+        except a past participation of a record that entered the campaign
+        again since (re-entry): a record runs once at a time. One query."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """
+            UPDATE mkt_participant p SET state = 'running'
+             WHERE p.id = ANY(%s) AND p.state = 'completed'
+               AND NOT EXISTS (SELECT 1 FROM mkt_participant o
+                                WHERE o.campaign_id = p.campaign_id AND o.is_test = p.is_test
+                                  AND o.unique_key = p.unique_key AND o.state = 'running')
+            """,
+            self.ids,
+        ))
+        self.invalidate_recordset(["state"])

@@ -146,7 +146,7 @@ class MktTrace(models.Model):
             "state": "scheduled", "schedule_date": fields.Datetime.now(),
             "error_message": False, "is_confirmed": True,
         })
-        traces.participant_id.filtered(lambda p: p.state == "completed").state = "running"
+        traces.participant_id._reopen()
         self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
         return True
 
@@ -407,12 +407,7 @@ class MktTrace(models.Model):
                         date=child._get_schedule_date(now, ignore_delay),
                         now=fields.Datetime.now(),
                     ))
-        participants = self.participant_id
-        self.env.cr.execute(SQL(
-            "UPDATE mkt_participant SET state = 'running' WHERE id = ANY(%s) AND state = 'completed'",
-            participants.ids,
-        ))
-        participants.invalidate_recordset(["state"])
+        self.participant_id._reopen()
         self.invalidate_recordset(["child_ids"])
 
     # ------------------------------------------------------------------

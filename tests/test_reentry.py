@@ -10,6 +10,7 @@ from .common import T0, MktCampaignCommon
 
 D = timedelta(days=1)
 MIN = timedelta(minutes=1)
+H = timedelta(hours=1)
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
@@ -176,3 +177,62 @@ class TestReentry(MktCampaignCommon):
         self.assertEqual(len(campaign.participant_ids), 2)
         self.assertEqual(set(campaign.participant_ids.mapped("res_id")), {self.alice.id})
         self.assertEqual(len(steps["welcome"].trace_ids), 2)
+
+    def test_late_event_of_past_participation(self):
+        """A message of the first participation opened after the record
+        entered again: its follow-up runs for the past participation, without
+        disturbing the current one."""
+        campaign, steps = self._create_campaign(
+            [("welcome", {}),
+             ("opened", {"parent": "welcome", "trigger_type": "email_open",
+                         "activity_type": "server_action"})],
+            domain=repr([("id", "=", self.alice.id)]), reentry_days=1,
+        )
+        self._launch(campaign)
+        self._run_queue(T0)
+        first = campaign.participant_ids
+        self.assertEqual(first.state, "completed")
+        self._run_sync(T0 + D)
+        second = campaign.participant_ids - first
+        self.assertEqual(second.state, "running")
+
+        first_welcome = first.trace_ids
+        with freeze_time(T0 + D + H):
+            self._mailing_trace(first_welcome).set_opened()
+        self.env.invalidate_all()
+        opened = first_welcome.child_ids
+        self.assertEqual(opened.activity_id, steps["opened"])
+        self.assertEqual(opened.participant_id, first)
+        self.assertEqual(second.state, "running")
+        self._run_queue(T0 + D + H)
+        self.assertEqual(opened.state, "processed")
+        self.assertEqual(first.state, "completed")
+        self.assertEqual(second.trace_ids.filtered(lambda t: t.activity_id == steps["welcome"]).state,
+                         "processed")
+
+    def test_retry_step_of_past_participation(self):
+        """Retrying a failed step of a past participation while the record is
+        in the campaign again runs the step, the current participation intact."""
+        failing = self.env["ir.actions.server"].create({
+            "name": "Fails", "model_id": self.partner_model.id, "state": "code",
+            "code": "raise UserError('CRM is down')",
+        })
+        campaign, steps = self._create_campaign(
+            [("sync", {"activity_type": "server_action", "server_action_id": failing.id})],
+            domain=repr([("id", "=", self.alice.id)]), reentry_days=1,
+        )
+        self._launch(campaign)
+        self._run_queue(T0)
+        first = campaign.participant_ids
+        self.assertEqual((first.trace_ids.state, first.state), ("failed", "completed"))
+        self._run_sync(T0 + D)
+        second = campaign.participant_ids - first
+        self.assertEqual(second.state, "running")
+
+        failing.code = "pass"
+        with freeze_time(T0 + D + H):
+            first.trace_ids.action_retry()
+        self._run_queue(T0 + D + H)
+        self.assertEqual(first.trace_ids.state, "processed")
+        self.assertEqual(second.trace_ids.state, "processed")
+        self.assertEqual(set(campaign.participant_ids.mapped("state")), {"completed"})
