@@ -96,6 +96,7 @@ class TestSendingRules(MktCampaignCommon):
         self.assertEqual(alice.state, "scheduled")
         self._run_queue(T0 + D)
         self.assertEqual(alice.state, "processed")
+        self.assertFalse(alice.error_message, "the reason to wait is gone once sent")
         self.assertEqual(alice.attempts, 1)
         self.assertEqual(alice.participant_id.state, "completed")
         self.assertEqual(len(alice.mailing_trace_ids), 1)
