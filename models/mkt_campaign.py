@@ -270,7 +270,8 @@ class MktCampaign(models.Model):
                 campaign.sudo().utm_campaign_id = self.env["utm.campaign"].sudo().create(
                     {"name": campaign.name}
                 )
-        self.sudo().write({"state": "running"})
+        # a (re)launch takes the audience as it is now, even when it is then frozen
+        self.sudo().write({"state": "running", "last_sync_date": False})
         self.activity_ids._sync_mailing()
         now = fields.Datetime.now()
         due = self.filtered(lambda c: not c.schedule_date or c.schedule_date <= now)

@@ -36,8 +36,8 @@ class ResConfigSettings(models.TransientModel):
     mkt_quiet_wed = fields.Boolean("Wednesday", default=True)
     mkt_quiet_thu = fields.Boolean("Thursday", default=True)
     mkt_quiet_fri = fields.Boolean("Friday", default=True)
-    mkt_quiet_sat = fields.Boolean("Saturday")
-    mkt_quiet_sun = fields.Boolean("Sunday")
+    mkt_quiet_sat = fields.Boolean("Saturday", default=True)
+    mkt_quiet_sun = fields.Boolean("Sunday", default=True)
 
     @api.constrains("mkt_cap_all", "mkt_cap_email", "mkt_cap_sms")
     def _check_mkt_caps(self):
@@ -65,7 +65,7 @@ class ResConfigSettings(models.TransientModel):
     def get_values(self):
         res = super().get_values()
         days = self.env["ir.config_parameter"].sudo().get_param(
-            "mkt_campaign.quiet_weekdays", "0,1,2,3,4"
+            "mkt_campaign.quiet_weekdays", "0,1,2,3,4,5,6"
         )
         selected = {int(d) for d in days.split(",") if d.strip().isdigit()}
         res.update({f"mkt_quiet_{day}": index in selected for index, day in enumerate(WEEKDAYS)})
