@@ -8,3 +8,6 @@ from . import test_audience_purchase
 from . import test_audience
 from . import test_reentry
 from . import test_sending_rules
+from . import test_email_e2e
+from . import test_optin
+from . import test_tour
