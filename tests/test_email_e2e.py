@@ -27,10 +27,9 @@ class TestEmailEndToEnd(TransactionCase):
         cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
         cls.sink.start()
         cls.addClassCleanup(cls.sink.stop)
-        # the sink is the only way out: no other server, no fallback on the
-        # configuration's smtp_server (the configuration is only used when no
-        # ir.mail_server exists)
-        cls.env["ir.mail_server"].search([]).active = False
+        # the sink is the only way out: the steps' mailings are bound to this
+        # server, so neither another ir.mail_server nor the configuration's
+        # smtp_server can be picked
         cls.mail_server = cls.env["ir.mail_server"].create({
             "name": "Loopback sink (e2e test)",
             "smtp_host": "127.0.0.1",
@@ -81,6 +80,7 @@ class TestEmailEndToEnd(TransactionCase):
             "subject": "Hello {{ object.name }}",
             "body_html": '<p>Hi <t t-out="object.name"/></p>',
         })
+        activity.mailing_id.mail_server_id = self.mail_server
         return campaign, activity
 
     def _run_cron(self):
