@@ -289,13 +289,25 @@ class MktCampaign(models.Model):
         self._check_can_run()
         running = self.filtered(lambda c: c.state == "running")
         running.sudo().write({"state": "stopped"})
-        traces = self.env["mkt.trace"].sudo().search(
-            [("campaign_id", "in", running.ids), ("state", "=", "scheduled")]
-        )
-        traces._set_state("canceled", self.env._("The campaign was stopped."))
-        self.env["mkt.participant"].sudo().search(
-            [("campaign_id", "in", running.ids), ("state", "=", "running")]
-        ).write({"state": "canceled", "end_date": fields.Datetime.now()})
+        if not running:
+            return True
+        # set-based: a campaign may have a million pending steps
+        self.env.flush_all()
+        now = fields.Datetime.now()
+        self.env.cr.execute(SQL(
+            """UPDATE mkt_trace SET state = 'canceled', error_message = %s,
+                      processed_date = %s, write_date = %s, write_uid = %s
+                WHERE campaign_id = ANY(%s) AND state = 'scheduled'""",
+            self.env._("The campaign was stopped."), now, now, self.env.uid, running.ids,
+        ))
+        self.env.cr.execute(SQL(
+            """UPDATE mkt_participant SET state = 'canceled', end_date = %s,
+                      write_date = %s, write_uid = %s
+                WHERE campaign_id = ANY(%s) AND state = 'running'""",
+            now, now, self.env.uid, running.ids,
+        ))
+        self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
+        self.env["mkt.participant"].invalidate_model(["state", "end_date"])
         return True
 
     def action_draft(self):
