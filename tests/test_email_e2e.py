@@ -108,12 +108,15 @@ class TestEmailEndToEnd(TransactionCase):
         self.assertEqual(len(traces), 300)
         self.assertEqual(set(traces.mapped("state")), {"scheduled"})
         self.assertEqual(self.sink.count, 0, "enrolment sends nothing")
+        connections = self.sink.connections_total  # reset() does not reset it
 
         self._run_cron()
 
         # one message per contact, each addressed to that contact only
         self.assertEqual(self.sink.count, 300)
-        self.assertEqual(self.sink.connections_total, 3, "one SMTP session per batch")
+        self.assertEqual(
+            self.sink.connections_total - connections, 3, "one SMTP session per batch"
+        )
         envelopes = self.sink.envelopes()
         self.assertEqual(len(envelopes), 300)
         by_email = {partner.email: partner for partner in contacts}
