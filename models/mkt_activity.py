@@ -231,7 +231,7 @@ class MktActivity(models.Model):
                 })
                 if mailing_type == "mail":
                     values["email_from"] = (
-                        Mailing.default_get(["email_from"]).get("email_from")
+                        self.env.user.email_formatted
                         or self.env.company.email_formatted
                         or self.env["ir.mail_server"]._get_default_from_address()
                     )

@@ -574,7 +574,10 @@ class MktCampaign(models.Model):
         ) if begin else SQL("")
         self.env.cr.execute(SQL(
             """
-            WITH candidates AS (
+            WITH candidates AS MATERIALIZED (
+                -- computed in full before the INSERT: the existence checks run
+                -- against the participants as they were, never against rows the
+                -- INSERT is adding
                 SELECT DISTINCT ON (%(key)s) t.id AS res_id, %(key)s AS unique_key,
                        %(name)s AS record_name, %(email)s AS email, %(phone)s AS phone
                   FROM %(table)s t
@@ -583,6 +586,10 @@ class MktCampaign(models.Model):
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
                            AND p.res_id = t.id AND %(blocking)s)
+                   AND NOT EXISTS (
+                        SELECT 1 FROM mkt_participant p
+                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
+                           AND p.unique_key = %(key)s AND %(blocking)s)
               ORDER BY %(key)s, t.id
             ), ins AS (
                 INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,
@@ -591,10 +598,6 @@ class MktCampaign(models.Model):
                 SELECT %(campaign)s, c.res_id, c.unique_key, c.record_name, c.email, c.phone,
                        %(is_test)s, 'running', %(uid)s, %(uid)s, %(now)s, %(now)s
                   FROM candidates c
-                 WHERE NOT EXISTS (
-                        SELECT 1 FROM mkt_participant p
-                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.unique_key = c.unique_key AND %(blocking)s)
                 ON CONFLICT DO NOTHING
              RETURNING id, res_id
             )%(trace_insert)s

@@ -499,8 +499,13 @@ class MktTrace(models.Model):
         messages.fetch([fname for fname in MESSAGE_PREFETCH if fname in messages._fields])
         mails.recipient_ids.fetch()
         mails.mailing_trace_ids.fetch(["trace_status", "mass_mailing_id", "res_id", "model"])
-        mails.send(auto_commit=False, raise_exception=False)
-        outcome = self._collect_outcome(mailing_traces)
+        interrupted = False
+        try:
+            mails.send(auto_commit=False, raise_exception=False)
+        except Exception as e:  # noqa: BLE001 - e.g. the SMTP server dropped the connection
+            _logger.warning("mkt_campaign: sending of step %s interrupted: %s", activity.id, e)
+            interrupted = str(e) or e.__class__.__name__
+        outcome = self._collect_outcome(mailing_traces, interrupted=interrupted)
         deferred = deferred.exists()
         if deferred:
             deferred.write({"auto_delete": True})
@@ -512,7 +517,7 @@ class MktTrace(models.Model):
             ).unlink()
         return outcome
 
-    def _collect_outcome(self, mailing_traces):
+    def _collect_outcome(self, mailing_traces, interrupted=False):
         """Map the Email/SMS Marketing result of each message to the outcome
         of its step. Set-based: a few reads for the batch, one unlink for the
         messages of the steps that are retried."""
@@ -524,6 +529,11 @@ class MktTrace(models.Model):
             trace = mtrace.mkt_trace_id
             seen_ids.add(trace.id)
             status, failure_type = mtrace.trace_status, mtrace.failure_type
+            if interrupted and mtrace.mail_mail_id.state == "outgoing":
+                # the batch stopped before this message left: try it again later
+                outcome[trace] = ("retry", interrupted)
+                retried.append(mtrace.id)
+                continue
             rejected = status == "cancel" or failure_type in REJECTING_FAILURES
             if not rejected and status != "error":
                 continue  # sent (or still outgoing): processed
