@@ -398,12 +398,12 @@ class MktTrace(models.Model):
                                                create_uid, write_uid, create_date, write_date)
                         SELECT t.participant_id, %(child)s, t.campaign_id, t.res_id,
                                t.is_test, t.id, 'scheduled', %(date)s, 0, false,
-                               %(uid)s, %(uid)s, %(now)s, %(now)s
+                               NULL, NULL, %(now)s, %(now)s
                           FROM mkt_trace t
                          WHERE t.id = ANY(%(ids)s)
                         ON CONFLICT DO NOTHING
                         """,
-                        child=child.id, ids=group.ids, uid=self.env.uid,
+                        child=child.id, ids=group.ids,
                         date=child._get_schedule_date(now, ignore_delay),
                         now=fields.Datetime.now(),
                     ))
