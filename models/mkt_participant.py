@@ -9,7 +9,8 @@ class MktParticipant(models.Model):
     _rec_name = "record_name"
 
     campaign_id = fields.Many2one(
-        "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
+        # indexed by _campaign_res_idx (campaign_id, res_id)
+        "mkt.campaign", "Campaign", required=True, ondelete="cascade",
     )
     model_name = fields.Char(related="campaign_id.model_name")
     res_id = fields.Many2oneReference("Record ID", model_field="model_name", required=True)
@@ -21,12 +22,12 @@ class MktParticipant(models.Model):
     )
     state = fields.Selection(
         [("running", "Running"), ("completed", "Completed"), ("canceled", "Canceled")],
-        default="running", required=True, index=True,
+        default="running", required=True,
     )
     end_date = fields.Datetime(
         "Left On", readonly=True, help="When the participant completed or left the campaign."
     )
-    is_test = fields.Boolean("Test", readonly=True, index=True)
+    is_test = fields.Boolean("Test", readonly=True)
     trace_ids = fields.One2many("mkt.trace", "participant_id", "Steps")
 
     _campaign_res_idx = models.Index("(campaign_id, res_id)")

@@ -56,11 +56,11 @@ class MktTrace(models.Model):
         "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
     )
     model_name = fields.Char(related="campaign_id.model_name")
-    res_id = fields.Many2oneReference("Record ID", model_field="model_name", index=True)
+    res_id = fields.Many2oneReference("Record ID", model_field="model_name")
     record_name = fields.Char(related="participant_id.record_name", string="Contact")
     email = fields.Char(related="participant_id.email")
     phone = fields.Char(related="participant_id.phone")
-    is_test = fields.Boolean("Test", readonly=True, index=True)
+    is_test = fields.Boolean("Test", readonly=True)
     parent_id = fields.Many2one(
         "mkt.trace", "Triggered By", ondelete="cascade", index="btree_not_null"
     )
