@@ -360,21 +360,25 @@ class MktTrace(models.Model):
         max_attempts = int(params.get_param("mkt_campaign.max_attempts", 5))
         delay = int(params.get_param("mkt_campaign.retry_delay_minutes", 5))
         now = fields.Datetime.now()
+        # one UPDATE per (attempt, reason): a whole batch fails together when
+        # the mail server is down
+        groups = defaultdict(lambda: self.browse())
         for trace in self:
-            message = outcome[trace][1]
-            if trace.attempts >= max_attempts:
-                trace._set_state("failed", self.env._(
+            groups[(trace.attempts, outcome[trace][1])] |= trace
+        for (attempts, message), traces in groups.items():
+            if attempts >= max_attempts:
+                traces._set_state("failed", self.env._(
                     "%(error)s (gave up after %(attempts)s attempts)",
-                    error=message, attempts=trace.attempts,
+                    error=message, attempts=attempts,
                 ))
             else:
-                trace.write({
+                traces.write({
                     "state": "scheduled",
                     # exponential back-off: delay, 2×delay, 4×delay…
-                    "schedule_date": now + timedelta(minutes=delay * 2 ** (trace.attempts - 1)),
+                    "schedule_date": now + timedelta(minutes=delay * 2 ** (attempts - 1)),
                     "error_message": self.env._(
                         "Attempt %(attempt)s failed, retrying: %(error)s",
-                        attempt=trace.attempts, error=message,
+                        attempt=attempts, error=message,
                     ),
                 })
 
