@@ -164,9 +164,11 @@ class MktTrace(models.Model):
         cron = self.env["ir.cron"]
         auto_commit = not modules.module.current_test
         report = auto_commit or bool(self.env.context.get("ir_cron_progress_id"))
+        # only the scheduler shows the remaining count: outside it, don't count
+        in_cron = bool(self.env.context.get("ir_cron_progress_id"))
         self._recover_stale()
         if report:
-            cron._commit_progress(remaining=self._count_due())
+            cron._commit_progress(remaining=self._count_due() if in_cron else None)
         while True:
             try:
                 traces = self._claim(Domain.TRUE, limit=batch_size)
@@ -181,7 +183,8 @@ class MktTrace(models.Model):
                 # can take these steps, and a crash leaves them in 'processing'
                 self.env.cr.commit()
             traces._execute()
-            if report and not cron._commit_progress(len(traces), remaining=self._count_due()):
+            remaining = self._count_due() if in_cron else None
+            if report and not cron._commit_progress(len(traces), remaining=remaining):
                 break
         next_due = self._next_due_date()
         if next_due:
