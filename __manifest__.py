@@ -2,7 +2,7 @@
     "name": "Marketing Campaigns",
     "summary": "Multichannel marketing campaigns: audiences, activity workflows, "
     "a per-recipient send queue and results",
-    "version": "19.0.1.0.0",
+    "version": "19.0.1.1.0",
     "category": "Marketing/Marketing Campaigns",
     "license": "LGPL-3",
     "author": "mkt_campaign developers",

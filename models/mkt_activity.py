@@ -195,6 +195,15 @@ class MktActivity(models.Model):
             self.mailing_id.write(content)
         return res
 
+    def unlink(self):
+        # the steps under these go with them (parent_id ondelete cascade)
+        subtree = self.sudo().with_context(active_test=False).search([("id", "child_of", self.ids)])
+        ids = subtree.ids
+        res = super().unlink()
+        # queue rows have no foreign key (engine_fields.py)
+        self.env["mkt.trace"]._unlink_queue("activity_id", ids)
+        return res
+
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
         for activity, vals in zip(self, vals_list):

@@ -1,14 +1,18 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from .engine_fields import EngineMany2one
+
 
 class MktParticipant(models.Model):
     _name = "mkt.participant"
     _description = "Marketing Campaign Participant"
     _order = "id desc"
     _rec_name = "record_name"
+    # no create/write uid/date: two more triggers per enrolled row
+    _log_access = False
 
-    campaign_id = fields.Many2one(
+    campaign_id = EngineMany2one(
         # indexed by _campaign_res_idx (campaign_id, res_id)
         "mkt.campaign", "Campaign", required=True, ondelete="cascade",
     )
@@ -23,6 +27,9 @@ class MktParticipant(models.Model):
     state = fields.Selection(
         [("running", "Running"), ("completed", "Completed"), ("canceled", "Canceled")],
         default="running", required=True,
+    )
+    enrolled_date = fields.Datetime(
+        "Enrolled On", readonly=True, default=fields.Datetime.now,
     )
     end_date = fields.Datetime(
         "Left On", readonly=True, help="When the participant completed or left the campaign."
@@ -42,6 +49,13 @@ class MktParticipant(models.Model):
             participant.display_name = participant.record_name or (
                 f"{participant.model_name},{participant.res_id}"
             )
+
+    def unlink(self):
+        ids = self.ids
+        res = super().unlink()
+        # queue rows have no foreign key (engine_fields.py)
+        self.env["mkt.trace"]._unlink_queue("participant_id", ids)
+        return res
 
     def action_open_record(self):
         self.ensure_one()
@@ -91,14 +105,14 @@ class MktParticipant(models.Model):
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """
-            UPDATE mkt_participant p SET state = 'completed', end_date = %s, write_date = %s
+            UPDATE mkt_participant p SET state = 'completed', end_date = %s
              WHERE p.id = ANY(%s) AND p.state = 'running'
                AND NOT EXISTS (SELECT 1 FROM mkt_trace t WHERE t.participant_id = p.id
                                   AND t.state IN ('scheduled', 'processing'))
             """,
-            fields.Datetime.now(), fields.Datetime.now(), self.ids,
+            fields.Datetime.now(), self.ids,
         ))
-        self.invalidate_recordset(["state"])
+        self.invalidate_recordset(["state", "end_date"])
 
     def _reopen(self):
         """Completed participants with a step to run again are running again,

@@ -9,6 +9,7 @@ from odoo import api, fields, models, modules
 from odoo.fields import Domain
 from odoo.tools import SQL
 
+from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
 
 _logger = logging.getLogger(__name__)
@@ -44,15 +45,19 @@ class MktTrace(models.Model):
     _description = "Marketing Campaign Queue"
     _order = "schedule_date desc, id desc"
     _rec_name = "activity_id"
+    # no create/write uid/date: two more triggers per enrolled row, and the
+    # queue has its own dates (schedule_date, processing_date, processed_date)
+    _log_access = False
 
-    participant_id = fields.Many2one(
-        "mkt.participant", "Participant", required=True, ondelete="cascade", index=True
+    participant_id = EngineMany2one(
+        # indexed by _unique_step (participant_id, activity_id, parent_id)
+        "mkt.participant", "Participant", required=True, ondelete="cascade",
     )
-    activity_id = fields.Many2one(
+    activity_id = EngineMany2one(
         "mkt.activity", "Step", required=True, ondelete="cascade", index=True
     )
     activity_type = fields.Selection(related="activity_id.activity_type")
-    campaign_id = fields.Many2one(
+    campaign_id = EngineMany2one(
         "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
     )
     model_name = fields.Char(related="campaign_id.model_name")
@@ -61,7 +66,7 @@ class MktTrace(models.Model):
     email = fields.Char(related="participant_id.email")
     phone = fields.Char(related="participant_id.phone")
     is_test = fields.Boolean("Test", readonly=True)
-    parent_id = fields.Many2one(
+    parent_id = EngineMany2one(
         "mkt.trace", "Triggered By", ondelete="cascade", index="btree_not_null"
     )
     child_ids = fields.One2many("mkt.trace", "parent_id", "Triggered Steps")
@@ -77,6 +82,10 @@ class MktTrace(models.Model):
         default="scheduled", required=True, readonly=True,
     )
     schedule_date = fields.Datetime("Scheduled", readonly=True)
+    processing_date = fields.Datetime(
+        "Processing Since", readonly=True,
+        help="When a worker claimed the step (its last attempt)."
+    )
     processed_date = fields.Datetime("Processed On", readonly=True)
     attempts = fields.Integer(readonly=True)
     is_confirmed = fields.Boolean(
@@ -93,13 +102,11 @@ class MktTrace(models.Model):
     clicks = fields.Integer(compute="_compute_engagement")
 
     _due_idx = models.Index("(schedule_date, id) WHERE state = 'scheduled'")
-    _unique_root_step = models.UniqueIndex(
-        "(participant_id, activity_id) WHERE parent_id IS NULL",
-        "A participant runs a first step once.",
-    )
-    _unique_child_step = models.UniqueIndex(
-        "(parent_id, activity_id) WHERE parent_id IS NOT NULL",
-        "A step is triggered once by the same parent.",
+    # a participant runs a first step once, and a step is triggered once by
+    # the same parent (whose participant is the child's)
+    _unique_step = models.UniqueIndex(
+        "(participant_id, activity_id, COALESCE(parent_id, 0))",
+        "A participant runs a step once per triggering step.",
     )
 
     def _compute_engagement(self):
@@ -235,13 +242,13 @@ class MktTrace(models.Model):
             WITH batch AS MATERIALIZED (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
             UPDATE mkt_trace t
                SET state = 'processing', attempts = t.attempts + 1,
-                   write_date = %(now)s, write_uid = %(uid)s
+                   processing_date = %(now)s
               FROM batch
              WHERE t.id = batch.id
                AND t.state = 'scheduled'
          RETURNING t.id
             """,
-            ids=query.select(SQL("mkt_trace.id")), now=fields.Datetime.now(), uid=self.env.uid,
+            ids=query.select(SQL("mkt_trace.id")), now=fields.Datetime.now(),
         ))
         ids = [row[0] for row in self.env.cr.fetchall()]
         traces = self.browse(ids)
@@ -257,7 +264,7 @@ class MktTrace(models.Model):
         params = self.env["ir.config_parameter"].sudo()
         timeout = int(params.get_param("mkt_campaign.processing_timeout_minutes", 30))
         limit = fields.Datetime.now() - timedelta(minutes=timeout)
-        stale = self.sudo().search([("state", "=", "processing"), ("write_date", "<", limit)])
+        stale = self.sudo().search([("state", "=", "processing"), ("processing_date", "<", limit)])
         if not stale:
             return stale
         resumable = stale.filtered(
@@ -280,12 +287,43 @@ class MktTrace(models.Model):
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """UPDATE mkt_trace SET state = 'scheduled', schedule_date = %s,
-                      error_message = %s, attempts = GREATEST(attempts - 1, 0),
-                      write_date = %s, write_uid = %s
+                      error_message = %s, attempts = GREATEST(attempts - 1, 0)
                 WHERE id = ANY(%s)""",
-            date, reason, fields.Datetime.now(), self.env.uid, self.ids,
+            date, reason, self.ids,
         ))
         self.invalidate_recordset(["state", "schedule_date", "error_message", "attempts"])
+
+    @api.model
+    def _unlink_queue(self, fname, ids):
+        """Delete the queue rows of these campaigns, steps or participants
+        (``fname``: campaign_id, activity_id or participant_id): the
+        ``ondelete='cascade'`` of the queue's EngineMany2one fields, in one
+        DELETE."""
+        if not ids:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            "DELETE FROM mkt_trace WHERE %s = ANY(%s)", SQL.identifier(fname), list(ids)
+        ))
+        self.invalidate_model()
+
+    @api.autovacuum
+    def _gc_orphan_rows(self):
+        """Participants and queue rows whose campaign, participant or step is
+        gone, e.g. deleted with SQL or with the target model: deleted."""
+        self.env.cr.execute("""
+            DELETE FROM mkt_participant p
+             WHERE NOT EXISTS (SELECT 1 FROM mkt_campaign c WHERE c.id = p.campaign_id)
+        """)
+        self.env.cr.execute("""
+            DELETE FROM mkt_trace t
+             WHERE NOT EXISTS (SELECT 1 FROM mkt_participant p WHERE p.id = t.participant_id)
+                OR NOT EXISTS (SELECT 1 FROM mkt_activity a WHERE a.id = t.activity_id)
+        """)
+        if self.env.cr.rowcount:
+            _logger.info("Deleted %d queue rows of deleted participants or steps",
+                         self.env.cr.rowcount)
+        self.invalidate_model()
 
     def _set_state(self, state, message=False):
         if not self:
@@ -293,11 +331,9 @@ class MktTrace(models.Model):
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """UPDATE mkt_trace SET state = %s, error_message = %s,
-                      processed_date = CASE WHEN %s THEN %s ELSE processed_date END,
-                      write_date = %s, write_uid = %s
+                      processed_date = CASE WHEN %s THEN %s ELSE processed_date END
                 WHERE id = ANY(%s)""",
-            state, message or None, state != "scheduled", fields.Datetime.now(),
-            fields.Datetime.now(), self.env.uid, self.ids,
+            state, message or None, state != "scheduled", fields.Datetime.now(), self.ids,
         ))
         self.invalidate_recordset(["state", "error_message", "processed_date"])
 
@@ -401,18 +437,15 @@ class MktTrace(models.Model):
                         """
                         INSERT INTO mkt_trace (participant_id, activity_id, campaign_id,
                                                res_id, is_test, parent_id, state,
-                                               schedule_date, attempts, is_confirmed,
-                                               create_uid, write_uid, create_date, write_date)
+                                               schedule_date, attempts, is_confirmed)
                         SELECT t.participant_id, %(child)s, t.campaign_id, t.res_id,
-                               t.is_test, t.id, 'scheduled', %(date)s, 0, false,
-                               NULL, NULL, %(now)s, %(now)s
+                               t.is_test, t.id, 'scheduled', %(date)s, 0, false
                           FROM mkt_trace t
                          WHERE t.id = ANY(%(ids)s)
                         ON CONFLICT DO NOTHING
                         """,
                         child=child.id, ids=group.ids,
                         date=child._get_schedule_date(now, ignore_delay),
-                        now=fields.Datetime.now(),
                     ))
         self.participant_id._reopen()
         self.invalidate_recordset(["child_ids"])

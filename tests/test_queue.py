@@ -181,11 +181,11 @@ class TestQueue(MktCampaignCommon):
         carol_mail = self._scheduled(steps["welcome"], self.carol)
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE mkt_trace SET write_date = %s WHERE id = ANY(%s)",
+            "UPDATE mkt_trace SET processing_date = %s WHERE id = ANY(%s)",
             [T0 - timedelta(minutes=40), (claimed - carol_mail).ids],
         )
         self.env.cr.execute(
-            "UPDATE mkt_trace SET write_date = %s WHERE id = %s", [T0 - 5 * MIN, carol_mail.id]
+            "UPDATE mkt_trace SET processing_date = %s WHERE id = %s", [T0 - 5 * MIN, carol_mail.id]
         )
         self.env.invalidate_all()
 
