@@ -1,5 +1,7 @@
 from . import mkt_optin_mixin
 from . import mkt_campaign
+from . import mkt_campaign_results
+from . import mkt_campaign_cost
 from . import mkt_campaign_previous
 from . import mkt_campaign_refinement
 from . import mkt_activity

@@ -102,6 +102,10 @@ class MktActivity(models.Model):
     failed_count = fields.Integer("Failed", compute="_compute_statistics")
     scheduled_count = fields.Integer("Scheduled", compute="_compute_statistics")
     canceled_count = fields.Integer("Canceled", compute="_compute_statistics")
+    success_rate = fields.Float(
+        "Success (%)", compute="_compute_statistics",
+        help="Processed / (processed + rejected + failed): the share of due steps that ran.",
+    )
 
     @api.depends("parent_path")
     def _compute_level(self):
@@ -125,6 +129,8 @@ class MktActivity(models.Model):
             activity.scheduled_count = stats.get((activity.id, "scheduled"), 0) + stats.get(
                 (activity.id, "processing"), 0
             )
+            done = activity.processed_count + activity.rejected_count + activity.failed_count
+            activity.success_rate = 100.0 * activity.processed_count / done if done else 0.0
 
     @api.constrains("interval_number")
     def _check_interval_number(self):
