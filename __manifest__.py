@@ -34,6 +34,7 @@
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/mkt_campaign_menus.xml",
+        "wizard/mkt_pos_send_views.xml",
     ],
     "demo": [
         "demo/mkt_campaign_demo.xml",

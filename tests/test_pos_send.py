@@ -1,0 +1,147 @@
+from odoo import Command
+from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.point_of_sale.tests.common import TestPoSCommon
+from odoo.exceptions import UserError
+from odoo.tests import Form, tagged
+
+from .common import MktCampaignCommon
+
+
+@tagged("post_install", "-at_install", "mkt_campaign")
+class TestPosSend(MktCampaignCommon, TestPoSCommon):
+    """POS staff select orders in Point of Sale > Orders and send their
+    customers a marketing e-mail or SMS: once per customer, customers created
+    from the contact collected with the receipt, sent by the campaign queue."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pos_clerk = mail_new_test_user(
+            cls.env, login="pos_clerk", name="Paula POS", email="paula.pos@example.com",
+            groups="base.group_user,point_of_sale.group_pos_user",
+        )
+        cls.env.user.group_ids |= cls.env.ref("mkt_campaign.group_mkt_campaign_manager")
+        cls.product = cls.env["product.product"].create({
+            "name": "Flower pot", "type": "consu", "available_in_pos": True,
+            "taxes_id": [Command.clear()],
+        })
+        config = cls.basic_config
+        config.open_ui()
+        cls.session = config.current_session_id
+        cls.session.set_opening_control(0, None)
+
+        Partner = cls.env["res.partner"]
+        cls.rita = Partner.create({"name": "Rita Regular", "email": "rita@example.com",
+                                   "phone": "+32470111111"})
+        cls.known = Partner.create({"name": "Kim Known", "email": "kim@example.com"})
+        # Rita twice; a walk-in who left an e-mail for the receipt; a walk-in with
+        # Kim's e-mail (Kim is found, not duplicated); a walk-in who left nothing;
+        # a walk-in who left a mobile number
+        cls.orders = (
+            cls._order(cls.rita) | cls._order(cls.rita)
+            | cls._order(email="walkin@example.com")
+            | cls._order(email="KIM@example.com")
+            | cls._order()
+            | cls._order(mobile="+32 470 22 22 22")
+        )
+        cls.rita_1, cls.rita_2, cls.walkin, cls.kim_order, cls.anonymous, cls.mobile_only = cls.orders
+
+    @classmethod
+    def _order(cls, partner=None, email=None, mobile=None):
+        order = cls.env["pos.order"].create({
+            "session_id": cls.session.id,
+            "partner_id": partner.id if partner else False,
+            "company_id": cls.env.company.id,
+            "amount_total": 10, "amount_paid": 10, "amount_tax": 0, "amount_return": 0,
+            "lines": [Command.create({
+                "product_id": cls.product.id, "qty": 1, "price_unit": 10,
+                "price_subtotal": 10, "price_subtotal_incl": 10, "tax_ids": [],
+            })],
+        })
+        if email or mobile:
+            order.write({"email": email or False, "mobile": mobile or False})
+        return order
+
+    def _wizard(self, orders, user=None, **values):
+        env = self.env(user=user) if user else self.env
+        form = Form(env["mkt.pos.send"].with_context(
+            active_model="pos.order", active_ids=orders.ids))
+        for fname, value in values.items():
+            setattr(form, fname, value)
+        return form
+
+    def test_email_to_customers_of_selected_orders(self):
+        form = self._wizard(
+            self.orders, name="Spring in store", subject="Hello {{ object.name }}",
+            body_html="<p>Hi <t t-out=\"object.name\"/>, spring is in store.</p>",
+        )
+        # Rita, Kim, the walk-in to create; the anonymous and the mobile-only
+        # orders have no e-mail
+        self.assertEqual((form.order_count, form.recipient_count, form.missing_count), (6, 3, 2))
+        wizard = form.save()
+        action = wizard.action_send()
+        self.assertIn("3 customers enrolled", action["params"]["message"])
+        self.assertIn("2 orders have no contact", action["params"]["message"])
+
+        walkin = self.env["res.partner"].search([("email_normalized", "=", "walkin@example.com")])
+        self.assertEqual(len(walkin), 1, "a customer is created for the walk-in's e-mail")
+        self.assertEqual(self.walkin.partner_id, walkin, "the order gets its customer")
+        self.assertEqual(self.kim_order.partner_id, self.known, "Kim is found, not duplicated")
+        self.assertEqual(self.env["res.partner"].search_count(
+            [("email_normalized", "=", "kim@example.com")]), 1)
+
+        campaign = self.env["mkt.campaign"].search([("name", "=", "Spring in store")])
+        self.assertEqual(campaign.state, "running")
+        self.assertEqual(campaign.user_id, self.env.user)
+        self.assertEqual(sorted(campaign.participant_ids.mapped("res_id")),
+                         sorted((self.rita | self.known | walkin).ids))
+        self._run_queue()
+        sent = sorted(to for mail in self._mails for to in mail["email_to"])
+        self.assertEqual(len(sent), 3, "Rita is messaged once for her two orders")
+        self.assertTrue(any("walkin@example.com" in to for to in sent))
+        rita_mail = [m for m in self._mails if any("rita@" in to for to in m["email_to"])][0]
+        self.assertEqual(rita_mail["subject"], "Hello Rita Regular")
+        self.assertEqual(campaign.sent_count, 3)
+
+    def test_sms_to_customers_of_selected_orders(self):
+        wizard = self._wizard(
+            self.rita_1 | self.mobile_only | self.walkin, channel="sms",
+            name="SMS promo", body_plaintext="{{ object.name }}: -20% this weekend",
+        ).save()
+        self.assertEqual((wizard.recipient_count, wizard.missing_count), (2, 1))
+        wizard.action_send()
+        mobile = self.mobile_only.partner_id
+        self.assertTrue(mobile, "a customer is created for the mobile number")
+        self.assertEqual(mobile.phone_sanitized, "+32470222222")
+        self._run_queue()
+        campaign = self.env["mkt.campaign"].search([("name", "=", "SMS promo")])
+        self.assertEqual(campaign.sent_sms_count, 2)
+        sms = self.env["sms.sms"].sudo().search([("number", "in", ["+32470111111", "+32470222222"])])
+        self.assertEqual(len(sms), 2)
+
+    def test_pos_clerk_sends(self):
+        """A POS user who is no marketing user sends from the order list."""
+        wizard = self._wizard(
+            self.rita_1, user=self.pos_clerk, name="From the shop",
+            subject="Thanks {{ object.name }}", body_html="<p>See you soon.</p>",
+        ).save()
+        wizard.action_send()
+        campaign = self.env["mkt.campaign"].search([("name", "=", "From the shop")])
+        self.assertEqual(campaign.user_id, self.pos_clerk)
+        self.assertEqual(len(campaign.participant_ids), 1)
+
+    def test_bad_input_refused_before_sending(self):
+        wizard = self._wizard(
+            self.rita_1, name="Broken", subject="Hello {{ object.nickname }}",
+            body_html="<p>Hi</p>",
+        ).save()
+        with self.assertRaises(UserError) as error:  # ValidationError included
+            wizard.action_send()
+        self.assertIn("nickname", str(error.exception))
+        self.assertFalse(self.env["mkt.campaign"].search([("name", "=", "Broken")]))
+
+        nobody = self._wizard(self.anonymous, name="Nobody", subject="Hi",
+                              body_html="<p>Hi</p>").save()
+        with self.assertRaises(UserError) as error:
+            nobody.action_send()
+        self.assertIn("None of the 1 selected orders has a customer", str(error.exception))

@@ -1,0 +1,191 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import email_normalize
+
+
+class MktPosSend(models.TransientModel):
+    """Point of Sale > Orders: select orders, Actions > Send Marketing Message.
+
+    The customers of the selected orders receive one e-mail or SMS each (an
+    order without customer but with the e-mail or phone collected with its
+    receipt gets one, found by e-mail or created). The message is a one-step
+    campaign launched at once: it is sent by the campaign queue right away (not
+    by the hourly mail queue), blacklist, opt-outs, frequency caps and the
+    sending window apply, every recipient's status is in the Send Queue and the
+    results are in Marketing > Campaigns and Email / SMS Marketing."""
+
+    _name = "mkt.pos.send"
+    _description = "Send a marketing message to POS customers"
+
+    order_ids = fields.Many2many(
+        "pos.order", string="Orders",
+        default=lambda self: self.env.context.get("active_model") == "pos.order"
+        and self.env.context.get("active_ids"),
+    )
+    channel = fields.Selection(
+        [("email", "E-mail"), ("sms", "SMS")], default="email", required=True
+    )
+    name = fields.Char(
+        "Campaign Name", required=True,
+        default=lambda self: self.env._("POS message of %(date)s",
+                                        date=fields.Date.context_today(self)),
+        help="The campaign created to send and track the message.",
+    )
+    template_id = fields.Many2one(
+        "mail.template", "Start From Template",
+        domain=[("model", "=", "res.partner")],
+        help="Copies the template's subject and body, to adapt before sending.",
+    )
+    subject = fields.Char()
+    body_html = fields.Html("Body", sanitize_style=True)
+    body_plaintext = fields.Text("SMS Text")
+    create_customers = fields.Boolean(
+        "Create Missing Customers", default=True,
+        help="An order without customer but with the e-mail or phone collected with its "
+        "receipt gets a customer: the contact with that e-mail, or a new one.",
+    )
+    order_count = fields.Integer("Selected Orders", compute="_compute_recipients")
+    recipient_count = fields.Integer("Recipients", compute="_compute_recipients")
+    missing_count = fields.Integer(
+        "Orders Without Contact", compute="_compute_recipients",
+        help="Orders whose customer cannot be reached on this channel.",
+    )
+
+    @api.onchange("template_id")
+    def _onchange_template_id(self):
+        if self.template_id:
+            self.subject = self.template_id.subject
+            self.body_html = self.template_id.body_html
+
+    @api.depends("order_ids", "channel", "create_customers")
+    def _compute_recipients(self):
+        for wizard in self:
+            customers, to_create, missing = wizard._get_customers(dry_run=True)
+            wizard.order_count = len(wizard.order_ids)
+            wizard.recipient_count = len(customers) + len(to_create)
+            wizard.missing_count = len(missing)
+
+    # ------------------------------------------------------------------
+    # Recipients
+    # ------------------------------------------------------------------
+
+    def _order_contact(self, order):
+        """The order's own e-mail (normalized) or phone (E.164), collected with
+        its receipt."""
+        if self.channel == "email":
+            return email_normalize(order.email or "") or False
+        if not order.mobile:
+            return False
+        return order._phone_format(
+            number=order.mobile, country=order.company_id.country_id, force_format="E164"
+        ) or False
+
+    def _get_customers(self, dry_run=False):
+        """(customers, contacts to create, orders without contact) of the orders.
+        A customer reachable on the channel is kept; otherwise the e-mail or
+        phone collected on the order finds a contact, completes the order's
+        customer, or (unless ``dry_run``) creates a contact, set on the order."""
+        Partner = self.env["res.partner"].sudo()
+        customers = Partner
+        orders_by_contact = {}          # contact -> orders without a customer
+        missing = self.env["pos.order"]
+        for order in self.order_ids.sudo():
+            partner = order.partner_id
+            if partner and (partner.email_normalized if self.channel == "email"
+                            else partner.phone_sanitized):
+                customers |= partner
+                continue
+            contact = self._order_contact(order)
+            if not contact or not self.create_customers:
+                missing |= order
+            elif partner:
+                # the customer lacks what the receipt collected: complete it
+                if not dry_run:
+                    partner.write({"email" if self.channel == "email" else "phone": contact})
+                customers |= partner
+            else:
+                orders_by_contact.setdefault(contact, self.env["pos.order"].sudo())
+                orders_by_contact[contact] |= order
+        if not orders_by_contact:
+            return customers, [], missing
+        contacts = list(orders_by_contact)
+        if self.channel == "email":
+            found = Partner._find_or_create_from_emails(contacts, no_create=True)
+        else:
+            by_phone = {p.phone_sanitized: p for p in Partner.search(
+                [("phone_sanitized", "in", contacts)], order="id desc")}
+            found = [by_phone.get(contact, Partner) for contact in contacts]
+        to_create = [contact for contact, partner in zip(contacts, found, strict=True)
+                     if not partner]
+        if not dry_run and to_create:
+            created = Partner.create([
+                {"name": contact, "email" if self.channel == "email" else "phone": contact,
+                 "company_id": orders_by_contact[contact][:1].company_id.id}
+                for contact in to_create
+            ])
+            created_by_contact = dict(zip(to_create, created, strict=True))
+            found = [partner or created_by_contact[contact]
+                     for contact, partner in zip(contacts, found, strict=True)]
+            to_create = []
+        for contact, partner in zip(contacts, found, strict=True):
+            if partner:
+                customers |= partner
+                if not dry_run:
+                    # the orders get their customer, as a receipt sent to them would
+                    orders_by_contact[contact].partner_id = partner
+        return customers, to_create, missing
+
+    # ------------------------------------------------------------------
+    # Send
+    # ------------------------------------------------------------------
+
+    def action_send(self):
+        self.ensure_one()
+        if self.channel == "email" and not (self.subject and self.body_html):
+            raise UserError(self.env._("Write the e-mail's subject and body before sending."))
+        if self.channel == "sms" and not (self.body_plaintext or "").strip():
+            raise UserError(self.env._("Write the SMS text before sending."))
+        customers, _to_create, missing = self._get_customers()
+        if not customers:
+            raise UserError(self.env._(
+                "None of the %(count)s selected orders has a customer with an %(what)s.",
+                count=len(self.order_ids),
+                what=self.env._("e-mail address") if self.channel == "email"
+                else self.env._("phone number"),
+            ))
+        Model = self.env["ir.model"].sudo()
+        unique_field = self.env["ir.model.fields"].sudo()._get(
+            "res.partner", "email_normalized" if self.channel == "email" else "phone_sanitized"
+        )
+        step = {"name": self.name, "activity_type": self.channel, "trigger_type": "begin"}
+        if self.channel == "email":
+            step.update(subject=self.subject, body_html=self.body_html)
+        else:
+            step.update(body_plaintext=self.body_plaintext)
+        campaign = self.env["mkt.campaign"].sudo().create({
+            "name": self.name,
+            "model_id": Model._get_id("res.partner"),
+            "domain": repr([("id", "in", customers.ids)]),
+            "unique_field_id": unique_field.id,
+            "auto_entry": False,
+            "user_id": self.env.user.id,
+            "company_id": self.env.company.id,
+            "activity_ids": [fields.Command.create(step)],
+        })
+        campaign.action_start()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("Message on its way"),
+                "message": self.env._(
+                    "%(count)s customers enrolled in campaign %(campaign)s: the queue sends "
+                    "now.%(missing)s",
+                    count=len(customers), campaign=campaign.name,
+                    missing=self.env._(" %(count)s orders have no contact and were skipped.",
+                                       count=len(missing)) if missing else "",
+                ),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
