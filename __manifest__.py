@@ -31,6 +31,7 @@
         "views/mkt_participant_views.xml",
         "views/mkt_activity_views.xml",
         "views/mkt_campaign_views.xml",
+        "views/mkt_whatsapp_template_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/mkt_campaign_menus.xml",

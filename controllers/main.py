@@ -1,3 +1,7 @@
+import hashlib
+import hmac
+import json
+
 from odoo import fields, http
 from odoo.http import request
 from odoo.tools import consteq
@@ -28,3 +32,35 @@ class MktCampaignController(http.Controller):
             request.env._("Thank you: your subscription is confirmed."),
             headers=[("Content-Type", "text/plain; charset=utf-8")],
         )
+
+    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["GET"],
+                csrf=False, sitemap=False)
+    def whatsapp_verify(self, **kwargs):
+        """WhatsApp checks the webhook once: echo its challenge when the verify
+        token is the one set in the settings."""
+        expected = request.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.whatsapp_verify_token")
+        if (kwargs.get("hub.mode") == "subscribe" and expected
+                and consteq(kwargs.get("hub.verify_token") or "", expected)):
+            return request.make_response(kwargs.get("hub.challenge") or "",
+                                         headers=[("Content-Type", "text/plain")])
+        return request.make_response("Forbidden", status=403)
+
+    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["POST"],
+                csrf=False, sitemap=False)
+    def whatsapp_webhook(self, **kwargs):
+        """Message statuses and replies. With an app secret set, the payload
+        must carry WhatsApp's signature (X-Hub-Signature-256)."""
+        body = request.httprequest.get_data()
+        secret = request.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.whatsapp_app_secret")
+        if secret:
+            expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            if not consteq(request.httprequest.headers.get("X-Hub-Signature-256", ""), expected):
+                return request.make_response("Invalid signature", status=403)
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return request.make_response("Invalid JSON", status=400)
+        request.env["mkt.trace"].sudo()._whatsapp_webhook(payload)
+        return request.make_response("OK", headers=[("Content-Type", "text/plain")])

@@ -11,6 +11,8 @@ EVENT_TRIGGERS = {
     "email_reply": ("reply", ("email",)),
     "email_bounce": ("bounce", ("email",)),
     "sms_click": ("click", ("sms",)),
+    "whatsapp_read": ("open", ("whatsapp",)),
+    "whatsapp_reply": ("reply", ("whatsapp",)),
 }
 # trigger -> (event whose absence it waits for, activity types the parent may have)
 NEGATIVE_TRIGGERS = {
@@ -18,6 +20,8 @@ NEGATIVE_TRIGGERS = {
     "email_not_click": ("click", ("email",)),
     "email_not_reply": ("reply", ("email",)),
     "sms_not_click": ("click", ("sms",)),
+    "whatsapp_not_read": ("open", ("whatsapp",)),
+    "whatsapp_not_reply": ("reply", ("whatsapp",)),
 }
 # event -> the negative trigger it cancels
 EVENT_CANCELS = {
@@ -25,6 +29,8 @@ EVENT_CANCELS = {
     ("click", "email"): ["email_not_click"],
     ("reply", "email"): ["email_not_reply"],
     ("click", "sms"): ["sms_not_click"],
+    ("open", "whatsapp"): ["whatsapp_not_read"],
+    ("reply", "whatsapp"): ["whatsapp_not_reply"],
 }
 
 
@@ -49,7 +55,8 @@ class MktActivity(models.Model):
     child_ids = fields.One2many("mkt.activity", "parent_id", "Children")
     level = fields.Integer(compute="_compute_level")
     activity_type = fields.Selection(
-        [("email", "E-mail"), ("sms", "SMS"), ("server_action", "Server Action")],
+        [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"),
+         ("server_action", "Server Action")],
         "Type", required=True, default="email",
     )
     trigger_type = fields.Selection(
@@ -65,6 +72,10 @@ class MktActivity(models.Model):
             ("email_bounce", "Parent e-mail bounced"),
             ("sms_click", "Parent SMS clicked"),
             ("sms_not_click", "Parent SMS not clicked"),
+            ("whatsapp_read", "Parent WhatsApp read"),
+            ("whatsapp_not_read", "Parent WhatsApp not read"),
+            ("whatsapp_reply", "Parent WhatsApp replied"),
+            ("whatsapp_not_reply", "Parent WhatsApp not replied"),
         ],
         "Trigger", required=True, default="begin",
     )
@@ -92,6 +103,12 @@ class MktActivity(models.Model):
         related="mailing_id.body_html", readonly=False, sanitize=False,
     )
     body_plaintext = fields.Text(related="mailing_id.body_plaintext", readonly=False)
+    whatsapp_template_id = fields.Many2one(
+        "mkt.whatsapp.template", "WhatsApp Template", ondelete="restrict",
+        domain="[('model', '=', model_name)]",
+        help="An approved template of the campaign's target: WhatsApp only delivers "
+        "approved templates to start a conversation.",
+    )
     server_action_id = fields.Many2one(
         "ir.actions.server", "Server Action", ondelete="restrict",
         domain="[('model_id.model', '=', model_name)]",
@@ -168,7 +185,8 @@ class MktActivity(models.Model):
                     "Step %(step)s is triggered by '%(trigger)s', but its parent "
                     "%(parent)s is not a %(kind)s step.",
                     step=activity.name, trigger=label, parent=activity.parent_id.name,
-                    kind="SMS" if allowed == ("sms",) else self.env._("e-mail"),
+                    kind={("sms",): "SMS", ("whatsapp",): "WhatsApp"}.get(
+                        allowed, self.env._("e-mail")),
                 ))
         if self._has_cycle():
             raise ValidationError(self.env._("The workflow's steps cannot form a loop."))
@@ -294,6 +312,27 @@ class MktActivity(models.Model):
             activity._get_domain()
             if activity.activity_type in ("email", "sms"):
                 activity.mailing_id._mkt_check_content(activity)
+            elif activity.activity_type == "whatsapp":
+                template = activity.whatsapp_template_id
+                if not template:
+                    raise ValidationError(self.env._(
+                        "Step %(step)s sends a WhatsApp message: choose its template.",
+                        step=activity.name,
+                    ))
+                if template.status != "approved":
+                    raise ValidationError(self.env._(
+                        "The WhatsApp template %(template)s of step %(step)s is not approved "
+                        "by WhatsApp (status: %(status)s): submit it and wait for approval.",
+                        template=template.name, step=activity.name,
+                        status=dict(template._fields["status"]._description_selection(
+                            self.env))[template.status],
+                    ))
+                if template.model != activity.campaign_id.model_name:
+                    raise ValidationError(self.env._(
+                        "The WhatsApp template %(template)s of step %(step)s applies to "
+                        "%(model)s, not to the campaign's target.",
+                        template=template.name, step=activity.name, model=template.model_id.name,
+                    ))
             elif activity.activity_type == "server_action":
                 action = activity.server_action_id
                 if not action:

@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-MESSAGE_TYPES = ["email", "sms"]
+MESSAGE_TYPES = ["email", "sms", "whatsapp"]
 # amounts without taxes, in the currency of the order's company (currency_rate:
 # the rate of the order's currency to the company's at the order date)
 RATE = SQL("COALESCE(NULLIF(o.currency_rate, 0), 1)")
@@ -41,10 +41,11 @@ class MktCampaign(models.Model):
     sent_count = fields.Integer("Sent", compute="_compute_delivery")
     sent_email_count = fields.Integer("E-mails Sent", compute="_compute_delivery")
     sent_sms_count = fields.Integer("SMS Sent", compute="_compute_delivery")
+    sent_whatsapp_count = fields.Integer("WhatsApp Sent", compute="_compute_delivery")
     failed_count = fields.Integer("Failed", compute="_compute_delivery")
     canceled_count = fields.Integer("Canceled", compute="_compute_delivery")
     rejected_count = fields.Integer("Rejected", compute="_compute_delivery")
-    opened_count = fields.Integer("Opened", compute="_compute_delivery")
+    opened_count = fields.Integer("E-mails Opened", compute="_compute_delivery")
     clicked_count = fields.Integer("Clicked", compute="_compute_delivery")
     replied_count = fields.Integer("Replied", compute="_compute_delivery")
     bounced_count = fields.Integer("Bounced", compute="_compute_delivery")
@@ -54,9 +55,16 @@ class MktCampaign(models.Model):
     )
     click_rate = fields.Float(
         "Click Rate (%)", compute="_compute_delivery", aggregator="avg",
-        help="Messages (e-mail or SMS) whose link was clicked / messages sent.",
+        help="E-mails and SMS whose link was clicked / e-mails and SMS sent.",
     )
-    reply_rate = fields.Float("Reply Rate (%)", compute="_compute_delivery")
+    read_count = fields.Integer("WhatsApp Read", compute="_compute_delivery")
+    read_rate = fields.Float(
+        "Read Rate (%)", compute="_compute_delivery", help="WhatsApp messages read / sent."
+    )
+    reply_rate = fields.Float(
+        "Reply Rate (%)", compute="_compute_delivery",
+        help="E-mails and WhatsApp messages replied to / sent.",
+    )
     bounce_rate = fields.Float("Bounce Rate (%)", compute="_compute_delivery")
 
     # costs
@@ -95,10 +103,12 @@ class MktCampaign(models.Model):
                        count(*) FILTER (WHERE t.state IN ('scheduled', 'processing')),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'sms'),
+                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
                        count(*) FILTER (WHERE t.state = 'failed'),
                        count(*) FILTER (WHERE t.state = 'canceled'),
                        count(*) FILTER (WHERE t.state = 'rejected'),
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed'),
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
                        count(t.click_datetime) FILTER (WHERE t.state = 'processed'),
                        count(t.reply_datetime) FILTER (WHERE t.state = 'processed'),
                        count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')
@@ -111,23 +121,26 @@ class MktCampaign(models.Model):
             ))
             stats = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         for campaign in self:
-            (pending, emails, sms, failed, canceled, rejected,
-             opened, clicked, replied, bounced) = stats.get(campaign.id, (0,) * 10)
+            (pending, emails, sms, whatsapp, failed, canceled, rejected,
+             opened, read, clicked, replied, bounced) = stats.get(campaign.id, (0,) * 12)
             campaign.update({
                 "pending_count": pending,
                 "sent_email_count": emails,
                 "sent_sms_count": sms,
-                "sent_count": emails + sms,
+                "sent_whatsapp_count": whatsapp,
+                "sent_count": emails + sms + whatsapp,
                 "failed_count": failed,
                 "canceled_count": canceled,
                 "rejected_count": rejected,
                 "opened_count": opened,
+                "read_count": read,
                 "clicked_count": clicked,
                 "replied_count": replied,
                 "bounced_count": bounced,
                 "open_rate": _rate(opened, emails),
                 "click_rate": _rate(clicked, emails + sms),
-                "reply_rate": _rate(replied, emails),
+                "read_rate": _rate(read, whatsapp),
+                "reply_rate": _rate(replied, emails + whatsapp),
                 "bounce_rate": _rate(bounced, emails),
             })
 

@@ -6,11 +6,13 @@ from datetime import timedelta
 import psycopg2.errors
 
 from odoo import api, fields, models, modules
+from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import SQL
 
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
+from .mkt_whatsapp import WhatsAppError
 
 _logger = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ class MktTrace(models.Model):
     )
     error_message = fields.Text("Reason", readonly=True)
     mailing_trace_ids = fields.One2many("mailing.trace", "mkt_trace_id", "Message Traces")
+    whatsapp_message_id = fields.Char(
+        "WhatsApp Message", readonly=True, index="btree_not_null",
+        help="ID WhatsApp gave the message (wamid): its status updates come with it.",
+    )
     open_datetime = fields.Datetime("Opened On", readonly=True)
     click_datetime = fields.Datetime("Clicked On", readonly=True)
     reply_datetime = fields.Datetime("Replied On", readonly=True)
@@ -604,6 +610,87 @@ class MktTrace(models.Model):
                     "No message was generated for this recipient (no address)."
                 ))
         return outcome
+
+    def _execute_whatsapp(self, activity):
+        """Send the step's approved template through the WhatsApp Cloud API, one
+        request per recipient over one HTTP session. Numbers are normalized to
+        E.164; missing, invalid and blacklisted numbers are rejected; throttling
+        and outages are retried, other API errors end failed with the reason."""
+        template = activity.whatsapp_template_id
+        Api = self.env["mkt.whatsapp.api"]
+        try:
+            config = Api._get_config()
+        except UserError as error:
+            return dict.fromkeys(self, ("failed", str(error)))
+        Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
+        records = {r.id: r for r in Model.browse(self.mapped("res_id"))}
+        numbers = {trace: template._get_number(records[trace.res_id]) for trace in self}
+        blacklisted = set(self.env["phone.blacklist"].sudo().search(
+            [("number", "in", [n for n in numbers.values() if n])]
+        ).mapped("number"))
+        session = Api._session(config)
+        outcome, sent = {}, []
+        for trace in self:
+            number = numbers[trace]
+            if not number:
+                outcome[trace] = ("rejected", self.env._("No valid phone number for WhatsApp."))
+                continue
+            if number in blacklisted:
+                outcome[trace] = ("rejected", self.env._("The phone number is blacklisted."))
+                continue
+            try:
+                data = Api._call(session, config, "POST", f"{config['phone_number_id']}/messages",
+                                 template._message_payload(number, records[trace.res_id]))
+            except WhatsAppError as error:
+                outcome[trace] = ("retry" if error.transient else "failed", str(error))
+                continue
+            message_id = (data.get("messages") or [{}])[0].get("id")
+            sent.append((trace.id, message_id))
+        session.close()
+        if sent:
+            self.env.flush_all()
+            self.env.cr.execute(SQL(
+                """UPDATE mkt_trace t SET whatsapp_message_id = v.message_id
+                     FROM (VALUES %s) AS v(id, message_id) WHERE t.id = v.id""",
+                SQL(", ").join(SQL("(%s, %s)", trace_id, mid) for trace_id, mid in sent),
+            ))
+            self.invalidate_recordset(["whatsapp_message_id"])
+        return outcome
+
+    @api.model
+    def _whatsapp_webhook(self, payload):
+        """Status updates and replies from the WhatsApp webhook: 'read' is the
+        step's open, a reply (a message whose context names ours) its reply,
+        'failed' after sending records the reason. Returns how many were used."""
+        statuses, replies = [], []
+        for entry in (payload or {}).get("entry", []):
+            for change in entry.get("changes", []):
+                value = change.get("value") or {}
+                statuses += value.get("statuses") or []
+                replies += [m["context"]["id"] for m in value.get("messages") or []
+                            if (m.get("context") or {}).get("id")]
+        ids = {s.get("id") for s in statuses} | set(replies)
+        traces = self.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else self
+        by_message = {t.whatsapp_message_id: t for t in traces}
+        used = 0
+        for status in statuses:
+            trace = by_message.get(status.get("id"))
+            if not trace:
+                continue
+            used += 1
+            if status.get("status") == "read":
+                trace._process_event("open", "whatsapp")
+            elif status.get("status") == "failed":
+                errors = status.get("errors") or [{}]
+                trace.error_message = self.env._(
+                    "WhatsApp could not deliver the message: %(error)s",
+                    error=errors[0].get("title") or errors[0].get("message") or errors[0].get("code"),
+                )
+        for message_id in replies:
+            if trace := by_message.get(message_id):
+                used += 1
+                trace._process_event("reply", "whatsapp")
+        return used
 
     def _execute_server_action(self, activity):
         action = activity.server_action_id.sudo()

@@ -24,6 +24,27 @@ class ResConfigSettings(models.TransientModel):
     mkt_cap_sms_period = fields.Selection(
         PERIODS, "Per  ", config_parameter="mkt_campaign.cap_sms_period", default="week"
     )
+    mkt_whatsapp_endpoint = fields.Char(
+        "WhatsApp API Endpoint", config_parameter="mkt_campaign.whatsapp_endpoint",
+        help="Base URL of the WhatsApp Cloud API (Graph API), "
+        "default https://graph.facebook.com/v21.0.",
+    )
+    mkt_whatsapp_token = fields.Char("Access Token", config_parameter="mkt_campaign.whatsapp_token")
+    mkt_whatsapp_phone_number_id = fields.Char(
+        "Phone Number ID", config_parameter="mkt_campaign.whatsapp_phone_number_id"
+    )
+    mkt_whatsapp_account_id = fields.Char(
+        "Business Account ID", config_parameter="mkt_campaign.whatsapp_account_id"
+    )
+    mkt_whatsapp_verify_token = fields.Char(
+        "Webhook Verify Token", config_parameter="mkt_campaign.whatsapp_verify_token",
+        help="The token WhatsApp sends when you register the webhook "
+        "<your Odoo URL>/mkt_campaign/whatsapp/webhook.",
+    )
+    mkt_whatsapp_app_secret = fields.Char(
+        "App Secret", config_parameter="mkt_campaign.whatsapp_app_secret",
+        help="Checks the signature of the webhook's calls.",
+    )
     mkt_quiet_hours = fields.Boolean(
         "Sending Window", config_parameter="mkt_campaign.quiet_hours",
         help="Campaign messages leave only inside this window, in the recipient's time "

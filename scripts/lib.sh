@@ -318,7 +318,7 @@ mkt_start_catcher() {
     fi
     mkdir -p "$LOCAL/mail"
     if ! mkt_catcher_running; then
-        local port="${MKT_SMTP_PORT:-2525}" pid i
+        local port="${MKT_SMTP_PORT:-2525}" pid
         mkt_port_free "$port" || port="$(mkt_free_port)"
         rm -f "$LOCAL/mail-catcher.port"
         setsid "$PYTHON" "$ROOT/tests/loopback_smtp.py" --host 127.0.0.1 --port "$port" \
@@ -326,17 +326,55 @@ mkt_start_catcher() {
             >> "$LOCAL/logs/mail-catcher.log" 2>&1 < /dev/null &
         pid=$!
         echo "$pid" > "$LOCAL/mail-catcher.pid"
-        for i in $(seq 100); do
-            [ -s "$LOCAL/mail-catcher.port" ] && break
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        [ -s "$LOCAL/mail-catcher.port" ] \
+        mkt_wait_port_file "$pid" "$LOCAL/mail-catcher.port" \
             || { tail -n 20 "$LOCAL/logs/mail-catcher.log" >&2 || true; mkt_die "the loopback SMTP catcher did not start"; }
     fi
     MAIL_PORT="$(cat "$LOCAL/mail-catcher.port")"
     SMTP_ARGS=(--smtp 127.0.0.1 --smtp-port "$MAIL_PORT")
     MAIL_NOTE="caught by the loopback SMTP on 127.0.0.1:$MAIL_PORT -> $LOCAL/mail/*.eml"
+}
+
+# Wait (10 s at most) for a loopback server started as PID to write its port
+# to FILE; fails when it did not.
+mkt_wait_port_file() {
+    local pid="$1" file="$2" i
+    for i in $(seq 100); do
+        [ -s "$file" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -s "$file" ]
+}
+
+# The WhatsApp sandbox (tests/loopback_whatsapp.py): a loopback WhatsApp Cloud
+# API that approves templates and writes messages to $LOCAL/whatsapp/*.json.
+mkt_start_whatsapp_sandbox() {
+    mkdir -p "$LOCAL/whatsapp"
+    local pid
+    if [ -f "$LOCAL/whatsapp.pid" ] && kill -0 "$(cat "$LOCAL/whatsapp.pid")" 2>/dev/null \
+            && [ -s "$LOCAL/whatsapp.port" ]; then
+        WHATSAPP_PORT="$(cat "$LOCAL/whatsapp.port")"
+        return 0
+    fi
+    rm -f "$LOCAL/whatsapp.port"
+    setsid "$PYTHON" "$ROOT/tests/loopback_whatsapp.py" --port 0 --outdir "$LOCAL/whatsapp" \
+        --port-file "$LOCAL/whatsapp.port" >> "$LOCAL/logs/whatsapp-sandbox.log" 2>&1 < /dev/null &
+    pid=$!
+    echo "$pid" > "$LOCAL/whatsapp.pid"
+    mkt_wait_port_file "$pid" "$LOCAL/whatsapp.port" \
+        || { tail -n 20 "$LOCAL/logs/whatsapp-sandbox.log" >&2 || true; mkt_die "the WhatsApp sandbox did not start"; }
+    WHATSAPP_PORT="$(cat "$LOCAL/whatsapp.port")"
+}
+
+mkt_stop_whatsapp_sandbox() {
+    local pid
+    [ -f "$LOCAL/whatsapp.pid" ] || return 0
+    pid="$(cat "$LOCAL/whatsapp.pid")"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q loopback_whatsapp "/proc/$pid/cmdline" 2>/dev/null; then
+        mkt_log "stopping the WhatsApp sandbox (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$LOCAL/whatsapp.pid" "$LOCAL/whatsapp.port"
 }
 
 mkt_stop_catcher() {

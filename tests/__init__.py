@@ -11,3 +11,7 @@ from . import test_sending_rules
 from . import test_email_e2e
 from . import test_optin
 from . import test_tour
+from . import test_integrity
+from . import test_results
+from . import test_pos_send
+from . import test_whatsapp

@@ -5,10 +5,11 @@ from odoo.exceptions import UserError
 from odoo.tests import Form, tagged
 
 from .common import MktCampaignCommon
+from .test_whatsapp import WhatsAppMixin
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
-class TestPosSend(MktCampaignCommon, TestPoSCommon):
+class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
     """POS staff select orders in Point of Sale > Orders and send their
     customers a marketing e-mail or SMS: once per customer, customers created
     from the contact collected with the receipt, sent by the campaign queue."""
@@ -118,6 +119,24 @@ class TestPosSend(MktCampaignCommon, TestPoSCommon):
         self.assertEqual(campaign.sent_sms_count, 2)
         sms = self.env["sms.sms"].sudo().search([("number", "in", ["+32470111111", "+32470222222"])])
         self.assertEqual(len(sms), 2)
+
+    def test_whatsapp_to_customers_of_selected_orders(self):
+        """With an approved template for contacts, the customers' numbers (and
+        the one collected on a walk-in's order) get the WhatsApp message."""
+        self._start_whatsapp()
+        template = self._approved_template()
+        wizard = self._wizard(
+            self.rita_1 | self.rita_2 | self.mobile_only | self.walkin, channel="whatsapp",
+            name="WhatsApp promo", whatsapp_template_id=template,
+        ).save()
+        self.assertEqual((wizard.recipient_count, wizard.missing_count), (2, 1))
+        wizard.action_send()
+        self._run_queue()
+        self.assertEqual(sorted(m["to"] for m in self.wa.messages),
+                         ["+32470111111", "+32470222222"])
+        rita = [m for m in self.wa.messages if m["to"] == "+32470111111"][0]
+        self.assertEqual(rita["template"]["components"][0]["parameters"][0]["text"],
+                         "Rita Regular")
 
     def test_pos_clerk_sends(self):
         """A POS user who is no marketing user sends from the order list."""

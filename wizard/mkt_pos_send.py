@@ -23,7 +23,8 @@ class MktPosSend(models.TransientModel):
         and self.env.context.get("active_ids"),
     )
     channel = fields.Selection(
-        [("email", "E-mail"), ("sms", "SMS")], default="email", required=True
+        [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp")],
+        default="email", required=True,
     )
     name = fields.Char(
         "Campaign Name", required=True,
@@ -35,6 +36,12 @@ class MktPosSend(models.TransientModel):
         "mail.template", "Start From Template",
         domain=[("model", "=", "res.partner")],
         help="Copies the template's subject and body, to adapt before sending.",
+    )
+    whatsapp_template_id = fields.Many2one(
+        "mkt.whatsapp.template", "WhatsApp Template",
+        domain=[("status", "=", "approved"), ("model", "=", "res.partner")],
+        help="An approved WhatsApp template for contacts (Marketing > Configuration > "
+        "WhatsApp Templates).",
     )
     subject = fields.Char()
     body_html = fields.Html("Body", sanitize_style=True)
@@ -145,6 +152,8 @@ class MktPosSend(models.TransientModel):
             raise UserError(self.env._("Write the e-mail's subject and body before sending."))
         if self.channel == "sms" and not (self.body_plaintext or "").strip():
             raise UserError(self.env._("Write the SMS text before sending."))
+        if self.channel == "whatsapp" and not self.whatsapp_template_id:
+            raise UserError(self.env._("Choose the approved WhatsApp template to send."))
         customers, _to_create, missing = self._get_customers()
         if not customers:
             raise UserError(self.env._(
@@ -160,8 +169,10 @@ class MktPosSend(models.TransientModel):
         step = {"name": self.name, "activity_type": self.channel, "trigger_type": "begin"}
         if self.channel == "email":
             step.update(subject=self.subject, body_html=self.body_html)
-        else:
+        elif self.channel == "sms":
             step.update(body_plaintext=self.body_plaintext)
+        else:
+            step.update(whatsapp_template_id=self.whatsapp_template_id.id)
         campaign = self.env["mkt.campaign"].sudo().create({
             "name": self.name,
             "model_id": Model._get_id("res.partner"),

@@ -1,0 +1,300 @@
+import logging
+import re
+
+import requests
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://graph.facebook.com/v21.0"
+PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+# Graph API error codes worth another attempt later: throttling, temporary
+# outages (the others, e.g. 131026 undeliverable, are final)
+TRANSIENT_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131048, 131056}
+TEMPLATE_STATUSES = [
+    ("draft", "Draft"),
+    ("pending", "Pending Approval"),
+    ("approved", "Approved"),
+    ("rejected", "Rejected"),
+    ("paused", "Paused"),
+    ("disabled", "Disabled"),
+]
+# what changes a template's content: it must be approved again
+CONTENT_FIELDS = {"template_name", "language", "category", "body", "variable_ids"}
+
+
+class WhatsAppError(Exception):
+    def __init__(self, message, transient=False, code=None):
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+
+class MktWhatsAppApi(models.AbstractModel):
+    """Client of the WhatsApp Business Cloud API (Graph API). The endpoint is
+    a setting (``mkt_campaign.whatsapp_endpoint``): tests and the demo
+    database point it at a loopback server."""
+
+    _name = "mkt.whatsapp.api"
+    _description = "WhatsApp Cloud API client"
+
+    @api.model
+    def _get_config(self):
+        params = self.env["ir.config_parameter"].sudo()
+        config = {
+            "endpoint": (params.get_param("mkt_campaign.whatsapp_endpoint") or DEFAULT_ENDPOINT).rstrip("/"),
+            "token": params.get_param("mkt_campaign.whatsapp_token"),
+            "phone_number_id": params.get_param("mkt_campaign.whatsapp_phone_number_id"),
+            "account_id": params.get_param("mkt_campaign.whatsapp_account_id"),
+        }
+        missing = [label for key, label in (
+            ("token", self.env._("access token")),
+            ("phone_number_id", self.env._("phone number ID")),
+            ("account_id", self.env._("business account ID")),
+        ) if not config[key]]
+        if missing:
+            raise UserError(self.env._(
+                "WhatsApp is not configured: set the %(missing)s in Marketing > "
+                "Configuration > Settings.", missing=", ".join(missing),
+            ))
+        return config
+
+    @api.model
+    def _session(self, config):
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {config['token']}"
+        return session
+
+    @api.model
+    def _call(self, session, config, method, path, payload=None, params=None):
+        url = f"{config['endpoint']}/{path}"
+        try:
+            response = session.request(method, url, json=payload, params=params, timeout=30)
+        except requests.RequestException as error:
+            raise WhatsAppError(
+                self.env._("WhatsApp API unreachable: %(error)s", error=error), transient=True
+            ) from error
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code >= 400 or (isinstance(data, dict) and "error" in data):
+            error = data.get("error") or {} if isinstance(data, dict) else {}
+            code = error.get("code")
+            transient = (response.status_code >= 500 or response.status_code == 429
+                         or code in TRANSIENT_CODES)
+            raise WhatsAppError(self.env._(
+                "WhatsApp API error %(code)s: %(message)s",
+                code=code or response.status_code,
+                message=error.get("message") or response.text[:200] or response.reason,
+            ), transient=transient, code=code)
+        return data
+
+
+class MktWhatsAppTemplate(models.Model):
+    """A WhatsApp message template: only templates approved by WhatsApp may
+    start a conversation. Its body holds numbered placeholders ({{1}}, {{2}}…)
+    filled from fields of the record messaged."""
+
+    _name = "mkt.whatsapp.template"
+    _description = "WhatsApp Template"
+    _order = "name, id"
+
+    name = fields.Char(required=True)
+    template_name = fields.Char(
+        "Template Name", required=True,
+        help="Name registered with WhatsApp: lowercase letters, digits and underscores.",
+    )
+    language = fields.Char(required=True, default="en_US", help="e.g. en_US, pt_BR, fr.")
+    category = fields.Selection(
+        [("marketing", "Marketing"), ("utility", "Utility")], default="marketing", required=True
+    )
+    model_id = fields.Many2one(
+        "ir.model", "Applies To", required=True, ondelete="cascade",
+        default=lambda self: self.env["ir.model"]._get_id("res.partner"),
+        help="The kind of records messaged with it: contacts, POS orders, leads…",
+    )
+    model = fields.Char(related="model_id.model")
+    phone_field = fields.Char(
+        "Phone Field", required=True, default="phone",
+        help="Field (path) of the record holding the number, e.g. phone, mobile, partner_id.phone.",
+    )
+    body = fields.Text(required=True, help="Placeholders {{1}}, {{2}}… are the variables below.")
+    variable_ids = fields.One2many(
+        "mkt.whatsapp.template.variable", "template_id", "Variables", copy=True
+    )
+    status = fields.Selection(
+        TEMPLATE_STATUSES, default="draft", required=True, readonly=True, copy=False
+    )
+    wa_template_id = fields.Char("WhatsApp ID", readonly=True, copy=False)
+    rejection_reason = fields.Char(readonly=True, copy=False)
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
+
+    @api.constrains("template_name")
+    def _check_template_name(self):
+        for template in self:
+            if not TEMPLATE_NAME.match(template.template_name or ""):
+                raise ValidationError(self.env._(
+                    "WhatsApp template name %(name)s: use lowercase letters, digits and "
+                    "underscores only (e.g. spring_sale).", name=template.template_name,
+                ))
+
+    @api.constrains("body", "variable_ids", "model_id", "phone_field")
+    def _check_placeholders(self):
+        for template in self:
+            numbers = sorted({int(n) for n in PLACEHOLDER.findall(template.body or "")})
+            if numbers != list(range(1, len(numbers) + 1)):
+                raise ValidationError(self.env._(
+                    "Template %(name)s: number its placeholders {{1}}, {{2}}… without gaps.",
+                    name=template.name,
+                ))
+            defined = set(template.variable_ids.mapped("index"))
+            if missing := [n for n in numbers if n not in defined]:
+                raise ValidationError(self.env._(
+                    "Template %(name)s: placeholder {{%(number)s}} has no variable: say which "
+                    "field fills it.", name=template.name, number=missing[0],
+                ))
+            template._check_path(template.phone_field)
+            for variable in template.variable_ids:
+                template._check_path(variable.field_path)
+
+    def _check_path(self, path):
+        Model = self.env[self.model]
+        for part in (path or "").split("."):
+            field = Model._fields.get(part)
+            if not field:
+                raise ValidationError(self.env._(
+                    "Template %(name)s: %(model)s has no field %(path)s.",
+                    name=self.name, model=self.model_id.name, path=path,
+                ))
+            if field.relational:
+                Model = self.env[field.comodel_name]
+
+    def write(self, vals):
+        if CONTENT_FIELDS & set(vals) and "status" not in vals:
+            # WhatsApp approved the content as it was: it must review it again
+            vals = {**vals, "status": "draft"}
+        return super().write(vals)
+
+    # ------------------------------------------------------------------
+    # Approval
+    # ------------------------------------------------------------------
+
+    def action_submit(self):
+        """Submit the template to WhatsApp for approval."""
+        Api = self.env["mkt.whatsapp.api"]
+        config = Api._get_config()
+        session = Api._session(config)
+        for template in self:
+            component = {"type": "BODY", "text": template.body}
+            variables = template.variable_ids.sorted("index")
+            if variables:
+                component["example"] = {
+                    "body_text": [[v.sample or v.field_path for v in variables]]
+                }
+            try:
+                data = Api._call(session, config, "POST", f"{config['account_id']}/message_templates", {
+                    "name": template.template_name,
+                    "language": template.language,
+                    "category": template.category.upper(),
+                    "components": [component],
+                })
+            except WhatsAppError as error:
+                raise UserError(str(error)) from error
+            template.write({
+                "wa_template_id": data.get("id"),
+                "status": (data.get("status") or "PENDING").lower(),
+                "rejection_reason": False,
+            })
+        return True
+
+    def action_refresh_status(self):
+        """Read the approval status from WhatsApp."""
+        Api = self.env["mkt.whatsapp.api"]
+        config = Api._get_config()
+        session = Api._session(config)
+        for template in self:
+            try:
+                data = Api._call(session, config, "GET", f"{config['account_id']}/message_templates",
+                                 params={"name": template.template_name})
+            except WhatsAppError as error:
+                raise UserError(str(error)) from error
+            for remote in data.get("data", []):
+                if remote.get("name") == template.template_name and remote.get("language") == template.language:
+                    status = (remote.get("status") or "").lower()
+                    reason = remote.get("rejected_reason")
+                    template.write({
+                        "status": status if status in dict(TEMPLATE_STATUSES) else template.status,
+                        "wa_template_id": remote.get("id") or template.wa_template_id,
+                        "rejection_reason": reason if reason and reason != "NONE" else False,
+                    })
+        return True
+
+    @api.model
+    def _cron_refresh_pending(self):
+        pending = self.search([("status", "=", "pending")])
+        if not pending:
+            return
+        try:
+            pending.action_refresh_status()
+        except UserError as error:
+            _logger.warning("WhatsApp template approvals not refreshed: %s", error)
+
+    # ------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------
+
+    @staticmethod
+    def _read_path(record, path):
+        value = record
+        for part in path.split("."):
+            value = value[:1][part] if isinstance(value, models.BaseModel) else False
+        if isinstance(value, models.BaseModel):
+            return value[:1].display_name or ""
+        return "" if value is False or value is None else str(value)
+
+    def _get_number(self, record):
+        """The record's number in E.164 (+32470123456), or False."""
+        raw = self._read_path(record, self.phone_field)
+        if not raw:
+            return False
+        country = (record._fields.get("country_id") and record.country_id) or self.env.company.country_id
+        return record._phone_format(number=raw, country=country, force_format="E164") or False
+
+    def _message_payload(self, number, record):
+        self.ensure_one()
+        template = {"name": self.template_name, "language": {"code": self.language}}
+        variables = self.variable_ids.sorted("index")
+        if variables:
+            template["components"] = [{
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "text": self._read_path(record, v.field_path) or "-"}
+                    for v in variables
+                ],
+            }]
+        return {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": number,
+            "type": "template",
+            "template": template,
+        }
+
+
+class MktWhatsAppTemplateVariable(models.Model):
+    _name = "mkt.whatsapp.template.variable"
+    _description = "WhatsApp Template Variable"
+    _order = "index"
+
+    template_id = fields.Many2one(
+        "mkt.whatsapp.template", required=True, ondelete="cascade", index=True
+    )
+    index = fields.Integer("Placeholder", required=True, default=1, help="n of {{n}}.")
+    field_path = fields.Char(
+        "Field", required=True, help="Field (path) of the record, e.g. name, partner_id.name."
+    )
+    sample = fields.Char(help="Example value shown to WhatsApp's reviewers.")
