@@ -32,6 +32,7 @@
         "views/mkt_activity_views.xml",
         "views/mkt_campaign_views.xml",
         "views/mkt_whatsapp_template_views.xml",
+        "views/mkt_push_token_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/mkt_campaign_menus.xml",

@@ -3,6 +3,7 @@ import hmac
 import json
 
 from odoo import fields, http
+from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools import consteq
 
@@ -64,3 +65,28 @@ class MktCampaignController(http.Controller):
             return request.make_response("Invalid JSON", status=400)
         request.env["mkt.trace"].sudo()._whatsapp_webhook(payload)
         return request.make_response("OK", headers=[("Content-Type", "text/plain")])
+
+    @http.route("/mkt_campaign/push/register", type="jsonrpc", auth="user", methods=["POST"])
+    def push_register(self, token, platform="android", **kwargs):
+        """The app of a signed-in user registers its device for push
+        notifications (its Firebase registration token)."""
+        if not token or not isinstance(token, str) or len(token) > 4096:
+            raise UserError(request.env._("Invalid device token."))
+        if platform not in ("android", "ios", "web"):
+            platform = "android"
+        Token = request.env["mkt.push.token"].sudo().with_context(active_test=False)
+        device = Token.search([("token", "=", token)], limit=1)
+        values = {"partner_id": request.env.user.partner_id.id, "platform": platform,
+                  "active": True, "last_error": False}
+        if device:
+            device.write(values)
+        else:
+            device = Token.create({"token": token, **values})
+        return {"id": device.id}
+
+    @http.route("/mkt_campaign/push/unregister", type="jsonrpc", auth="user", methods=["POST"])
+    def push_unregister(self, token, **kwargs):
+        device = request.env["mkt.push.token"].sudo().search([
+            ("token", "=", token), ("partner_id", "=", request.env.user.partner_id.id)])
+        device.active = False
+        return {"unregistered": len(device)}

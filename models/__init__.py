@@ -5,6 +5,7 @@ from . import mkt_campaign_cost
 from . import mkt_campaign_previous
 from . import mkt_campaign_refinement
 from . import mkt_whatsapp
+from . import mkt_push
 from . import mkt_activity
 from . import mkt_participant
 from . import mkt_trace

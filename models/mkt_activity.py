@@ -56,7 +56,7 @@ class MktActivity(models.Model):
     level = fields.Integer(compute="_compute_level")
     activity_type = fields.Selection(
         [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"),
-         ("server_action", "Server Action")],
+         ("push", "Push Notification"), ("server_action", "Server Action")],
         "Type", required=True, default="email",
     )
     trigger_type = fields.Selection(
@@ -109,6 +109,10 @@ class MktActivity(models.Model):
         help="An approved template of the campaign's target: WhatsApp only delivers "
         "approved templates to start a conversation.",
     )
+    push_title = fields.Char(
+        "Notification Title", help="Placeholders such as {{ object.name }} are rendered."
+    )
+    push_body = fields.Text("Notification Text")
     server_action_id = fields.Many2one(
         "ir.actions.server", "Server Action", ondelete="restrict",
         domain="[('model_id.model', '=', model_name)]",
@@ -312,6 +316,8 @@ class MktActivity(models.Model):
             activity._get_domain()
             if activity.activity_type in ("email", "sms"):
                 activity.mailing_id._mkt_check_content(activity)
+            elif activity.activity_type == "push":
+                activity._check_push_content()
             elif activity.activity_type == "whatsapp":
                 template = activity.whatsapp_template_id
                 if not template:
@@ -346,6 +352,33 @@ class MktActivity(models.Model):
                         "%(model)s, not to the campaign's target.",
                         action=action.name, step=activity.name, model=action.model_id.name,
                     ))
+
+    def _check_push_content(self):
+        """A push step needs a title and a text whose placeholders render (on a
+        record of the target, when there is one)."""
+        self.ensure_one()
+        if not (self.push_title or "").strip() or not (self.push_body or "").strip():
+            raise ValidationError(self.env._(
+                "Step %(step)s sends a push notification: write its title and text.",
+                step=self.name,
+            ))
+        sample = self.env[self.campaign_id.model_name].sudo().search([], limit=1)
+        for label, source in ((self.env._("title"), self.push_title),
+                              (self.env._("text"), self.push_body)):
+            try:
+                self._render_push(source, sample.ids)
+            except Exception as error:  # noqa: BLE001 - any rendering error is the user's input
+                raise ValidationError(self.env._(
+                    "The %(what)s of step %(step)s does not render: %(error)s",
+                    what=label, step=self.name, error=error,
+                )) from error
+
+    def _render_push(self, source, res_ids):
+        """{res_id: rendered text} of a push title or text."""
+        self.ensure_one()
+        return self.env["mail.render.mixin"].sudo()._render_template(
+            source, self.campaign_id.model_name, res_ids, engine="inline_template",
+        )
 
     def _get_delay(self):
         self.ensure_one()

@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-MESSAGE_TYPES = ["email", "sms", "whatsapp"]
+MESSAGE_TYPES = ["email", "sms", "whatsapp", "push"]
 # amounts without taxes, in the currency of the order's company (currency_rate:
 # the rate of the order's currency to the company's at the order date)
 RATE = SQL("COALESCE(NULLIF(o.currency_rate, 0), 1)")
@@ -42,6 +42,7 @@ class MktCampaign(models.Model):
     sent_email_count = fields.Integer("E-mails Sent", compute="_compute_delivery")
     sent_sms_count = fields.Integer("SMS Sent", compute="_compute_delivery")
     sent_whatsapp_count = fields.Integer("WhatsApp Sent", compute="_compute_delivery")
+    sent_push_count = fields.Integer("Push Notifications Sent", compute="_compute_delivery")
     failed_count = fields.Integer("Failed", compute="_compute_delivery")
     canceled_count = fields.Integer("Canceled", compute="_compute_delivery")
     rejected_count = fields.Integer("Rejected", compute="_compute_delivery")
@@ -104,6 +105,7 @@ class MktCampaign(models.Model):
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'sms'),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
+                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'push'),
                        count(*) FILTER (WHERE t.state = 'failed'),
                        count(*) FILTER (WHERE t.state = 'canceled'),
                        count(*) FILTER (WHERE t.state = 'rejected'),
@@ -121,14 +123,15 @@ class MktCampaign(models.Model):
             ))
             stats = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         for campaign in self:
-            (pending, emails, sms, whatsapp, failed, canceled, rejected,
-             opened, read, clicked, replied, bounced) = stats.get(campaign.id, (0,) * 12)
+            (pending, emails, sms, whatsapp, push, failed, canceled, rejected,
+             opened, read, clicked, replied, bounced) = stats.get(campaign.id, (0,) * 13)
             campaign.update({
                 "pending_count": pending,
                 "sent_email_count": emails,
                 "sent_sms_count": sms,
                 "sent_whatsapp_count": whatsapp,
-                "sent_count": emails + sms + whatsapp,
+                "sent_push_count": push,
+                "sent_count": emails + sms + whatsapp + push,
                 "failed_count": failed,
                 "canceled_count": canceled,
                 "rejected_count": rejected,

@@ -7,7 +7,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 CAP_PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
-MESSAGE_TYPES = ("email", "sms", "whatsapp")
+MESSAGE_TYPES = ("email", "sms", "whatsapp", "push")
 
 
 class MktSendingPolicy(models.AbstractModel):

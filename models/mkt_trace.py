@@ -12,6 +12,7 @@ from odoo.tools import SQL
 
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
+from .mkt_push import PushError
 from .mkt_whatsapp import WhatsAppError
 
 _logger = logging.getLogger(__name__)
@@ -691,6 +692,71 @@ class MktTrace(models.Model):
                 used += 1
                 trace._process_event("reply", "whatsapp")
         return used
+
+    def _execute_push(self, activity):
+        """Send the step's notification to every active device of each
+        participant's contact through Firebase Cloud Messaging. A step is
+        processed when one device got it; devices Firebase no longer knows are
+        deactivated; throttling and outages are retried."""
+        Api = self.env["mkt.push.api"]
+        try:
+            config = Api._get_config()
+        except UserError as error:
+            return dict.fromkeys(self, ("failed", str(error)))
+        campaign = activity.campaign_id
+        Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
+        records = Model.browse(self.mapped("res_id"))
+        if campaign.model_name == "res.partner":
+            partner_by_res = {record.id: record.id for record in records}
+        elif "partner_id" in Model._fields:
+            partner_by_res = {record.id: record.partner_id.id for record in records}
+        else:
+            partner_by_res = {}
+        devices = defaultdict(list)
+        for token in self.env["mkt.push.token"].sudo().search(
+                [("partner_id", "in", [p for p in partner_by_res.values() if p])]):
+            devices[token.partner_id.id].append(token)
+        titles = activity._render_push(activity.push_title, records.ids)
+        bodies = activity._render_push(activity.push_body, records.ids)
+        outcome, dead = {}, []
+        session = None
+        for trace in self:
+            tokens = devices.get(partner_by_res.get(trace.res_id))
+            if not tokens:
+                outcome[trace] = ("rejected", self.env._("No push device registered for this contact."))
+                continue
+            if session is None:
+                try:
+                    session = Api._session(config)
+                except PushError as error:
+                    state = "retry" if error.transient else "failed"
+                    outcome.update({t: (state, str(error)) for t in self if t not in outcome})
+                    break
+            sent, errors = 0, []
+            for token in tokens:
+                try:
+                    Api._send(session, config, token.token, titles[trace.res_id],
+                              bodies[trace.res_id], {"campaign": campaign.id, "step": activity.id})
+                    sent += 1
+                except PushError as error:
+                    errors.append(error)
+                    if error.dead_token:
+                        dead.append((token, str(error)))
+            if sent:
+                continue
+            if all(error.transient for error in errors):
+                outcome[trace] = ("retry", str(errors[0]))
+            elif all(error.dead_token for error in errors):
+                outcome[trace] = ("rejected", self.env._(
+                    "No device of this contact accepts notifications anymore: %(error)s",
+                    error=str(errors[0])))
+            else:
+                outcome[trace] = ("failed", str(errors[0]))
+        if session is not None:
+            session.close()
+        for token, message in dead:
+            token.write({"active": False, "last_error": message})
+        return outcome
 
     def _execute_server_action(self, activity):
         action = activity.server_action_id.sudo()

@@ -45,6 +45,14 @@ class ResConfigSettings(models.TransientModel):
         "App Secret", config_parameter="mkt_campaign.whatsapp_app_secret",
         help="Checks the signature of the webhook's calls.",
     )
+    mkt_fcm_service_account = fields.Char(
+        "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
+        help="The service account key (JSON) of the Firebase project the apps use.",
+    )
+    mkt_fcm_endpoint = fields.Char(
+        "Firebase Endpoint", config_parameter="mkt_campaign.fcm_endpoint",
+        help="Base URL of Firebase Cloud Messaging, default https://fcm.googleapis.com.",
+    )
     mkt_quiet_hours = fields.Boolean(
         "Sending Window", config_parameter="mkt_campaign.quiet_hours",
         help="Campaign messages leave only inside this window, in the recipient's time "

@@ -15,3 +15,4 @@ from . import test_integrity
 from . import test_results
 from . import test_pos_send
 from . import test_whatsapp
+from . import test_push

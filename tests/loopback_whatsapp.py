@@ -26,9 +26,13 @@ to ``--outdir`` as a JSON file::
 import argparse
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+try:
+    from .loopback_http import LoopbackHTTPServer
+except ImportError:  # run as a script
+    from loopback_http import LoopbackHTTPServer
 
 VERSION = "v21.0"
 
@@ -138,12 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
 
-class LoopbackWhatsAppServer:
+class LoopbackWhatsAppServer(LoopbackHTTPServer):
+    handler_class = _Handler
+
     def __init__(self, token="loopback-token", account_id="111", phone_number_id="222",
                  auto_approve=False, outdir=None, port=0):
+        super().__init__(port)
         self.auto_approve = auto_approve
         self.outdir = outdir
-        self.port = port
         self.token = token
         self.account_id = account_id
         self.phone_number_id = phone_number_id
@@ -153,32 +159,15 @@ class LoopbackWhatsAppServer:
         self.undeliverable = set()
         self.throttle_once = set()
         self.counter = 0
-        self.lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/{VERSION}"
+        return f"{self.base_url}/{VERSION}"
 
     def set_template_status(self, name, status, reason="NONE"):
         with self.lock:
             self.templates[name]["status"] = status
             self.templates[name]["rejected_reason"] = reason
-
-    def start(self):
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
 
 
 def main():
@@ -198,10 +187,10 @@ def main():
     ).start()
     if args.port_file:
         with open(args.port_file, "w") as fh:
-            fh.write(str(server._httpd.server_address[1]))
+            fh.write(server.base_url.rsplit(":", 1)[1])
     print(f"WhatsApp sandbox on {server.endpoint}", flush=True)
     try:
-        server._thread.join()
+        server.wait()
     except KeyboardInterrupt:
         server.stop()
 

@@ -1,0 +1,38 @@
+"""Base of the loopback HTTP servers the tests run in place of external
+services (tests/loopback_whatsapp.py, tests/loopback_fcm.py): a threaded
+stdlib server on 127.0.0.1 whose handler reaches its owner as
+``self.server.owner``."""
+
+import threading
+from http.server import ThreadingHTTPServer
+
+
+class LoopbackHTTPServer:
+    handler_class = None
+
+    def __init__(self, port=0):
+        self.port = port
+        self.lock = threading.Lock()
+        self._httpd = None
+        self._thread = None
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self):
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler_class)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self):
+        self._thread.join()
+
+    def stop(self):
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(5)
