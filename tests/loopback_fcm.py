@@ -17,14 +17,13 @@ library and cryptography (an Odoo requirement) only; 127.0.0.1 only.
 import base64
 import json
 import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .loopback_http import LoopbackHTTPServer
+from .loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
@@ -33,18 +32,7 @@ def _unb64(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class _Handler(LoopbackJSONHandler):
     def _fcm_error(self, status, state, message, code=None):
         details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                     "errorCode": code}] if code else []

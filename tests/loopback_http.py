@@ -3,8 +3,24 @@ services (tests/loopback_whatsapp.py, tests/loopback_fcm.py): a threaded
 stdlib server on 127.0.0.1 whose handler reaches its owner as
 ``self.server.owner``."""
 
+import json
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class LoopbackJSONHandler(BaseHTTPRequestHandler):
+    """Quiet handler answering JSON."""
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 class LoopbackHTTPServer:

@@ -26,30 +26,18 @@ to ``--outdir`` as a JSON file::
 import argparse
 import json
 import os
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 try:
-    from .loopback_http import LoopbackHTTPServer
+    from .loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
 except ImportError:  # run as a script
-    from loopback_http import LoopbackHTTPServer
+    from loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
 
 VERSION = "v21.0"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackJSONHandler):
     server_version = "LoopbackGraph/1.0"
-
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _error(self, status, code, message):
         self._reply(status, {"error": {"message": message, "type": "OAuthException",
