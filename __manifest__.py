@@ -35,8 +35,9 @@
         "views/mkt_push_token_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
-        "views/mkt_campaign_menus.xml",
         "wizard/mkt_pos_send_views.xml",
+        "wizard/mkt_campaign_template_views.xml",
+        "views/mkt_campaign_menus.xml",
     ],
     "demo": [
         "demo/mkt_campaign_demo.xml",

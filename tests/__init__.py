@@ -16,3 +16,4 @@ from . import test_results
 from . import test_pos_send
 from . import test_whatsapp
 from . import test_push
+from . import test_templates

@@ -1,1 +1,2 @@
 from . import mkt_pos_send
+from . import mkt_campaign_template
