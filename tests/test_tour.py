@@ -21,3 +21,13 @@ class TestCampaignTour(HttpCase):
             len(campaign.participant_ids.trace_ids), campaign.participant_count,
             "every participant has its first step queued",
         )
+
+    def test_campaign_from_template(self):
+        """A marketing manager starts from a template and sets the budget in the
+        Results tab."""
+        self.start_tour("/odoo", "mkt_campaign_from_template", login="admin")
+        campaign = self.env["mkt.campaign"].search([("name", "=", "Prioritize Hot Leads")])
+        self.assertEqual(len(campaign), 1)
+        self.assertEqual((campaign.state, campaign.model_name), ("draft", "crm.lead"))
+        self.assertEqual(campaign.budget, 250)
+        self.assertEqual(len(campaign.activity_ids), 2)

@@ -69,3 +69,54 @@ registry.category("web_tour.tours").add("mkt_campaign_create_and_launch", {
         },
     ],
 });
+
+// A marketing manager starts a campaign from a template and reads its results tab.
+registry.category("web_tour.tours").add("mkt_campaign_from_template", {
+    url: "/odoo",
+    steps: () => [
+        stepUtils.showAppsMenuItem(),
+        {
+            content: "Open the Marketing app",
+            trigger: '.o_app[data-menu-xmlid="mkt_campaign.mkt_campaign_menu_root"]',
+            run: "click",
+        },
+        {
+            content: "Open New from Template",
+            trigger: '.o_main_navbar a[data-menu-xmlid="mkt_campaign.mkt_campaign_template_menu"], .o_main_navbar button[data-menu-xmlid="mkt_campaign.mkt_campaign_template_menu"]',
+            run: "click",
+        },
+        {
+            content: "Pick Prioritize Hot Leads",
+            trigger: '.modal .o_field_widget[name=template] input[data-value="prioritize_hot_leads"]',
+            run: "click",
+        },
+        {
+            content: "Its description is shown",
+            trigger: '.modal .o_field_widget[name=description]:contains("high priority")',
+        },
+        {
+            content: "Create the campaign",
+            trigger: '.modal button[name="action_create"]',
+            run: "click",
+        },
+        {
+            content: "The draft campaign has the template's workflow",
+            trigger: '.o_field_widget[name=activity_ids] td[name=name]:contains("Nice to meet you")',
+        },
+        {
+            content: "Open the Results tab",
+            trigger: '.o_notebook .nav-link:contains("Results")',
+            run: "click",
+        },
+        {
+            content: "Budget and outcome are there",
+            trigger: '.o_field_widget[name=budget] input',
+            run: "edit 250",
+        },
+        {
+            content: "ROI is shown",
+            trigger: '.o_field_widget[name=roi]',
+        },
+        ...stepUtils.saveForm(),
+    ],
+});
