@@ -545,7 +545,9 @@ class MktCampaign(models.Model):
             return SQL("NULL")
 
         email_sql = value([Model._mail_get_primary_email_field()], "email")
-        phone_sql = value(Model._phone_get_number_fields(), "phone")
+        # the sanitized (E.164) number when the model keeps one: the same phone
+        # written two ways is one person for the frequency caps
+        phone_sql = value(["phone_sanitized", *Model._phone_get_number_fields()], "phone_sanitized")
         name_sql = value([Model._rec_name], "name")
         if self.unique_field_id:
             key_sql = SQL(

@@ -170,6 +170,23 @@ class TestSendingRules(MktCampaignCommon):
         self.assertEqual(first.state, "processed")
         self.assertEqual((second.state, second.schedule_date), ("scheduled", T0 + D))
 
+    def test_cap_same_phone_written_two_ways(self):
+        """The same mobile number written two ways (national with spaces,
+        international) is one person for the cap."""
+        self._set_params(cap_sms="1", cap_sms_period="day")
+        belgium = self.env.ref("base.be")
+        twins = self.env["res.partner"].create([
+            {"name": "Hal Local", "email": "", "phone": "0470 00 00 21", "country_id": belgium.id},
+            {"name": "Hal Intl", "email": "", "phone": "+32 470 000 021", "country_id": belgium.id},
+        ])
+        campaign, steps = self._campaign(
+            "SMS twins", twins, steps=[("sms", {"activity_type": "sms"})],
+        )
+        self._launch(campaign)
+        self.assertEqual(set(campaign.participant_ids.mapped("phone")), {"+32470000021"})
+        self._run_queue(T0)
+        self.assertEqual(sorted(steps["sms"].trace_ids.mapped("state")), ["processed", "scheduled"])
+
     def test_cap_contact_key(self):
         """The cap counts per person: an empty address is no address (the
         phone tells contacts apart), and a lead's formatted address is the
