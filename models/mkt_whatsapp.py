@@ -132,6 +132,10 @@ class MktWhatsAppTemplate(models.Model):
     wa_template_id = fields.Char("WhatsApp ID", readonly=True, copy=False)
     rejection_reason = fields.Char(readonly=True, copy=False)
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
+    multi_action_id = fields.Many2one(
+        "ir.actions.server", "Send Action", readonly=True, copy=False, ondelete="set null",
+        help="The 'WhatsApp: …' entry in the Actions menu of the records' list.",
+    )
 
     @api.constrains("template_name")
     def _check_template_name(self):
@@ -242,6 +246,89 @@ class MktWhatsAppTemplate(models.Model):
             pending.action_refresh_status()
         except UserError as error:
             _logger.warning("WhatsApp template approvals not refreshed: %s", error)
+
+    def unlink(self):
+        self.multi_action_id.sudo().unlink()
+        return super().unlink()
+
+    # ------------------------------------------------------------------
+    # Sending from a list (Allow Multi)
+    # ------------------------------------------------------------------
+
+    def action_allow_multi(self):
+        """Add 'WhatsApp: <template>' to the Actions menu of the target's list
+        (e.g. Point of Sale > Orders): it sends the template to the selected
+        records."""
+        for template in self:
+            if template.status != "approved":
+                raise UserError(self.env._(
+                    "Only a template approved by WhatsApp can be sent from a list: submit "
+                    "%(name)s and wait for its approval.", name=template.name,
+                ))
+            if template.multi_action_id:
+                continue
+            template.multi_action_id = self.env["ir.actions.server"].sudo().create({
+                "name": self.env._("WhatsApp: %(name)s", name=template.name),
+                "model_id": template.model_id.id,
+                "binding_model_id": template.model_id.id,
+                "binding_view_types": "list,kanban",
+                "state": "code",
+                "code": f"action = env['mkt.whatsapp.template'].browse({template.id})"
+                        "._send_to_records(records)",
+            })
+        return True
+
+    def action_disallow_multi(self):
+        self.multi_action_id.sudo().unlink()
+        return True
+
+    def _send_to_records(self, records):
+        """Send this template to ``records`` now: a one-step campaign launched
+        at once (queue, blacklist, caps and results as any campaign). Records
+        sharing the customer of the phone field (partner_id.phone) get it once."""
+        self.ensure_one()
+        template = self.sudo()
+        if not template.exists() or template.status != "approved":
+            raise UserError(self.env._(
+                "This WhatsApp template is not approved (anymore): configure it in "
+                "Marketing > Configuration > WhatsApp Templates."
+            ))
+        if not records:
+            raise UserError(self.env._("Select the records to send the message to."))
+        records.check_access("read")
+        Model = self.env[template.model]
+        first = template.phone_field.split(".")[0]
+        field = Model._fields.get(first)
+        unique = field and field.store and field.type in ("char", "many2one") and \
+            self.env["ir.model.fields"]._get(template.model, first)
+        name = self.env._("%(template)s – %(date)s", template=template.name,
+                          date=fields.Date.context_today(self))
+        campaign = self.env["mkt.campaign"].sudo().create({
+            "name": name,
+            "model_id": template.model_id.id,
+            "domain": repr([("id", "in", records.ids)]),
+            "unique_field_id": unique.id if unique else False,
+            "auto_entry": False,
+            "user_id": self.env.user.id,
+            "company_id": self.env.company.id,
+            "activity_ids": [fields.Command.create({
+                "name": template.name, "activity_type": "whatsapp", "trigger_type": "begin",
+                "whatsapp_template_id": template.id,
+            })],
+        })
+        campaign.action_start()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("WhatsApp message on its way"),
+                "message": self.env._(
+                    "%(count)s recipients enrolled in campaign %(campaign)s: the queue sends now.",
+                    count=campaign.participant_count, campaign=campaign.name,
+                ),
+            },
+        }
 
     # ------------------------------------------------------------------
     # Messages

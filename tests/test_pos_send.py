@@ -138,6 +138,37 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(rita["template"]["components"][0]["parameters"][0]["text"],
                          "Rita Regular")
 
+    def test_whatsapp_allow_multi_on_pos_orders(self):
+        """A WhatsApp template for POS orders, approved, 'Allow Multi': its entry
+        in the order list's Actions menu sends it to the selected orders'
+        customers, once per customer."""
+        self._start_whatsapp()
+        template = self._approved_template(
+            name="Order follow-up", template_name="order_follow_up",
+            model_id=self.env["ir.model"]._get_id("pos.order"), phone_field="partner_id.phone",
+            variable_ids=[(0, 0, {"index": 1, "field_path": "partner_id.name"})],
+        )
+        template.action_allow_multi()
+        action = template.multi_action_id
+        self.assertEqual((action.binding_model_id.model, action.name),
+                         ("pos.order", "WhatsApp: Order follow-up"))
+        result = action.with_user(self.pos_clerk).with_context(
+            active_model="pos.order", active_ids=(self.rita_1 | self.rita_2 | self.walkin).ids,
+        ).run()
+        self.assertEqual(result["params"]["type"], "success")
+        self._run_queue()
+        self.assertEqual([m["to"] for m in self.wa.messages], ["+32470111111"],
+                         "Rita once for her two orders; the walk-in has no phone")
+        self.assertEqual(self.wa.messages[0]["template"]["components"][0]["parameters"][0]["text"],
+                         "Rita Regular")
+
+        template.body = "Changed {{1}}"   # back to draft: the action refuses to send
+        with self.assertRaises(UserError) as error:
+            action.with_context(active_model="pos.order", active_ids=self.rita_1.ids).run()
+        self.assertIn("not approved (anymore)", str(error.exception))
+        template.action_disallow_multi()
+        self.assertFalse(action.exists())
+
     def test_pos_clerk_sends(self):
         """A POS user who is no marketing user sends from the order list."""
         wizard = self._wizard(
