@@ -33,6 +33,7 @@
         "views/mkt_campaign_views.xml",
         "views/mkt_whatsapp_template_views.xml",
         "views/mkt_push_token_views.xml",
+        "views/mkt_event_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "wizard/mkt_pos_send_views.xml",

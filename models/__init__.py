@@ -22,3 +22,4 @@ from . import sale_order
 from . import sale_order_line
 from . import pos_order
 from . import pos_order_line
+from . import mkt_event

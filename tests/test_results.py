@@ -113,6 +113,27 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
         test_campaign.invalidate_recordset()
         self.assertEqual((test_campaign.sent_count, test_campaign.rejected_count), (0, 0))
 
+    def test_event_log(self):
+        """Reporting > Event Log lists what happened to each message, one row
+        per event (each click with its link)."""
+        campaign, steps = self._sent_campaign()
+        welcome = steps["welcome"]
+        self._event(welcome, self.alice, "open")
+        self._click_link(welcome, self.bob)
+        self._event(welcome, self.carol, "bounce")
+        events = self.env["mkt.event"].search([("campaign_id", "=", campaign.id)])
+        by_type = {}
+        for event in events:
+            by_type.setdefault(event.event_type, self.env["mkt.event"])
+            by_type[event.event_type] |= event
+        self.assertEqual(len(by_type["sent"]), 4)
+        self.assertEqual(by_type["bounced"].record_name, "Carol Customer")
+        self.assertEqual(set(by_type["opened"].mapped("record_name")),
+                         {"Alice Audience", "Bob Buyer"}, "a click marks the mail opened too")
+        self.assertEqual(by_type["clicked"].record_name, "Bob Buyer")
+        self.assertEqual(by_type["clicked"].url, "https://www.example.com/spring-sale")
+        self.assertEqual(by_type["clicked"].activity_id, welcome)
+
     def test_budget_and_costs(self):
         """Costs are the registered ones plus a unit cost per message sent;
         the budget shows what is left and how much is used."""
