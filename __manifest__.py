@@ -2,6 +2,13 @@
     "name": "Marketing Campaigns",
     "summary": "Multichannel marketing campaigns: audiences, activity workflows, "
     "a per-recipient send queue and results",
+    "description": """
+Campaigns target business records (contacts, leads, POS orders...) through a
+filter, enrol them as participants and run a workflow of e-mail, SMS,
+WhatsApp, push and server-action steps, with delays and branches on what each
+recipient did. Every send is a row of the queue; results show rates, budget,
+costs, revenue and ROI. POS staff send marketing messages from the order list.
+""",
     "version": "19.0.1.1.0",
     "category": "Marketing/Marketing Campaigns",
     "license": "LGPL-3",
