@@ -258,6 +258,38 @@ class MktCampaign(models.Model):
         if any(campaign.state == "running" for campaign in self):
             raise UserError(self.env._("Stop a running campaign before deleting it."))
 
+    @api.model
+    def _send_now(self, name, records, step, unique_field=None):
+        """Send one message to ``records`` right away: a one-step campaign on
+        their model, created (as superuser, for the user sending) and launched
+        at once, so that the queue, opt-outs, caps, the sending window and the
+        results apply as to any campaign. Used by the POS order list and the
+        WhatsApp templates' list action."""
+        campaign = self.sudo().create({
+            "name": name,
+            "model_id": self.env["ir.model"].sudo()._get_id(records._name),
+            "domain": repr([("id", "in", records.ids)]),
+            "unique_field_id": unique_field
+            and self.env["ir.model.fields"].sudo()._get(records._name, unique_field).id,
+            "auto_entry": False,
+            "user_id": self.env.user.id,
+            "company_id": self.env.company.id,
+            "activity_ids": [fields.Command.create({"trigger_type": "begin", **step})],
+        })
+        campaign.action_start()
+        return campaign
+
+    @api.model
+    def _sent_notification(self, title, message):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success", "title": title, "message": message,
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
     def unlink(self):
         ids = self.ids
         res = super().unlink()

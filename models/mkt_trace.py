@@ -673,6 +673,7 @@ class MktTrace(models.Model):
         ids = {s.get("id") for s in statuses} | set(replies)
         traces = self.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else self
         by_message = {t.whatsapp_message_id: t for t in traces}
+        read, replied = self.browse(), self.browse()
         used = 0
         for status in statuses:
             trace = by_message.get(status.get("id"))
@@ -680,7 +681,7 @@ class MktTrace(models.Model):
                 continue
             used += 1
             if status.get("status") == "read":
-                trace._process_event("open", "whatsapp")
+                read |= trace
             elif status.get("status") == "failed":
                 errors = status.get("errors") or [{}]
                 trace.error_message = self.env._(
@@ -690,7 +691,10 @@ class MktTrace(models.Model):
         for message_id in replies:
             if trace := by_message.get(message_id):
                 used += 1
-                trace._process_event("reply", "whatsapp")
+                replied |= trace
+        # one event call per kind for the whole payload (WhatsApp batches them)
+        read._process_event("open", "whatsapp")
+        replied._process_event("reply", "whatsapp")
         return used
 
     def _execute_push(self, activity):

@@ -296,39 +296,24 @@ class MktWhatsAppTemplate(models.Model):
         if not records:
             raise UserError(self.env._("Select the records to send the message to."))
         records.check_access("read")
-        Model = self.env[template.model]
         first = template.phone_field.split(".")[0]
-        field = Model._fields.get(first)
-        unique = field and field.store and field.type in ("char", "many2one") and \
-            self.env["ir.model.fields"]._get(template.model, first)
-        name = self.env._("%(template)s – %(date)s", template=template.name,
-                          date=fields.Date.context_today(self))
-        campaign = self.env["mkt.campaign"].sudo().create({
-            "name": name,
-            "model_id": template.model_id.id,
-            "domain": repr([("id", "in", records.ids)]),
-            "unique_field_id": unique.id if unique else False,
-            "auto_entry": False,
-            "user_id": self.env.user.id,
-            "company_id": self.env.company.id,
-            "activity_ids": [fields.Command.create({
-                "name": template.name, "activity_type": "whatsapp", "trigger_type": "begin",
-                "whatsapp_template_id": template.id,
-            })],
-        })
-        campaign.action_start()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": self.env._("WhatsApp message on its way"),
-                "message": self.env._(
-                    "%(count)s recipients enrolled in campaign %(campaign)s: the queue sends now.",
-                    count=campaign.participant_count, campaign=campaign.name,
-                ),
-            },
-        }
+        field = self.env[template.model]._fields.get(first)
+        unique = first if field and field.store and field.type in ("char", "many2one") else None
+        Campaign = self.env["mkt.campaign"]
+        campaign = Campaign._send_now(
+            self.env._("%(template)s – %(date)s", template=template.name,
+                       date=fields.Date.context_today(self)),
+            records,
+            {"name": template.name, "activity_type": "whatsapp", "whatsapp_template_id": template.id},
+            unique_field=unique,
+        )
+        return Campaign._sent_notification(
+            self.env._("WhatsApp message on its way"),
+            self.env._(
+                "%(count)s recipients enrolled in campaign %(campaign)s: the queue sends now.",
+                count=campaign.participant_count, campaign=campaign.name,
+            ),
+        )
 
     # ------------------------------------------------------------------
     # Messages

@@ -162,41 +162,25 @@ class MktPosSend(models.TransientModel):
                 what=self.env._("e-mail address") if self.channel == "email"
                 else self.env._("phone number"),
             ))
-        Model = self.env["ir.model"].sudo()
-        unique_field = self.env["ir.model.fields"].sudo()._get(
-            "res.partner", "email_normalized" if self.channel == "email" else "phone_sanitized"
-        )
-        step = {"name": self.name, "activity_type": self.channel, "trigger_type": "begin"}
+        step = {"name": self.name, "activity_type": self.channel}
         if self.channel == "email":
             step.update(subject=self.subject, body_html=self.body_html)
         elif self.channel == "sms":
             step.update(body_plaintext=self.body_plaintext)
         else:
             step.update(whatsapp_template_id=self.whatsapp_template_id.id)
-        campaign = self.env["mkt.campaign"].sudo().create({
-            "name": self.name,
-            "model_id": Model._get_id("res.partner"),
-            "domain": repr([("id", "in", customers.ids)]),
-            "unique_field_id": unique_field.id,
-            "auto_entry": False,
-            "user_id": self.env.user.id,
-            "company_id": self.env.company.id,
-            "activity_ids": [fields.Command.create(step)],
-        })
-        campaign.action_start()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": self.env._("Message on its way"),
-                "message": self.env._(
-                    "%(count)s customers enrolled in campaign %(campaign)s: the queue sends "
-                    "now.%(missing)s",
-                    count=len(customers), campaign=campaign.name,
-                    missing=self.env._(" %(count)s orders have no contact and were skipped.",
-                                       count=len(missing)) if missing else "",
-                ),
-                "next": {"type": "ir.actions.act_window_close"},
-            },
-        }
+        Campaign = self.env["mkt.campaign"]
+        campaign = Campaign._send_now(
+            self.name, customers, step,
+            unique_field="email_normalized" if self.channel == "email" else "phone_sanitized",
+        )
+        return Campaign._sent_notification(
+            self.env._("Message on its way"),
+            self.env._(
+                "%(count)s customers enrolled in campaign %(campaign)s: the queue sends "
+                "now.%(missing)s",
+                count=len(customers), campaign=campaign.name,
+                missing=self.env._(" %(count)s orders have no contact and were skipped.",
+                                   count=len(missing)) if missing else "",
+            ),
+        )
