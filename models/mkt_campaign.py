@@ -229,6 +229,14 @@ class MktCampaign(models.Model):
 
     def write(self, vals):
         self._convert_model_name(vals)
+        if "mode" in vals and any(
+            c.state == "running" and c.mode != vals["mode"] for c in self
+        ):
+            # a test run never sends and a real one must not stop halfway
+            # into a rehearsal: the queue of each mode is its own
+            raise UserError(self.env._(
+                "The mode of a running campaign cannot change: stop it first."
+            ))
         if "model_id" in vals and any(
             c.model_id.id != vals["model_id"] and c.participant_ids for c in self
         ):
@@ -314,6 +322,12 @@ class MktCampaign(models.Model):
         # a (re)launch takes the audience as it is now, even when it is then frozen
         self.sudo().write({"state": "running", "last_sync_date": False})
         self.activity_ids._sync_mailing()
+        # Email Marketing marks a mailing done when it sends: settled once
+        # here, so that workers sending batches at once never write this
+        # shared row (a write conflict between them)
+        self.activity_ids.mailing_id.filtered(lambda m: m.state != "done").sudo().write(
+            {"state": "done", "sent_date": fields.Datetime.now()}
+        )
         now = fields.Datetime.now()
         due = self.filtered(lambda c: not c.schedule_date or c.schedule_date <= now)
         due._sync_participants()
@@ -677,8 +691,11 @@ class MktCampaign(models.Model):
         Trace = self.env["mkt.trace"]
         for campaign in self:
             while True:
+                # only the rehearsal's own rows: real participants' steps are
+                # never run by a test
                 traces = Trace._claim(
-                    Domain("campaign_id", "=", campaign.id), limit=None, ignore_schedule=True
+                    Domain("campaign_id", "=", campaign.id) & Domain("is_test", "=", True),
+                    limit=None, ignore_schedule=True,
                 )
                 if not traces:
                     break

@@ -1,7 +1,13 @@
+import logging
+
+import psycopg2.extensions
+
 from odoo import api, fields, models
 from odoo.tools import SQL
 
 from .engine_fields import EngineMany2one
+
+_logger = logging.getLogger(__name__)
 
 
 class MktParticipant(models.Model):
@@ -113,6 +119,27 @@ class MktParticipant(models.Model):
             fields.Datetime.now(), self.ids,
         ))
         self.invalidate_recordset(["state", "end_date"])
+
+    def _after_steps(self, retry=False):
+        """Complete the participants whose last steps just ran. With
+        ``retry`` this is its own transaction after the steps' one: a
+        conflict with another worker updating the same participants (two
+        steps of one person in two batches) is retried on a fresh snapshot
+        and never touches the steps' outcome, already committed."""
+        for _attempt in range(3 if retry else 1):
+            try:
+                self._update_completion()
+                if retry:
+                    self.env.cr.commit()
+                return
+            except psycopg2.extensions.TransactionRollbackError:
+                if not retry:
+                    raise
+                self.env.cr.rollback()
+                self.env.invalidate_all()
+        _logger.warning(
+            "mkt_campaign: completion of %d participants left to their next step", len(self)
+        )
 
     def _reopen(self):
         """Completed participants with a step to run again are running again,

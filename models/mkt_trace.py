@@ -1,4 +1,5 @@
 import logging
+import random
 import re
 from collections import defaultdict
 from datetime import timedelta
@@ -8,7 +9,7 @@ import psycopg2.errors
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError
 from odoo.fields import Domain
-from odoo.tools import SQL
+from odoo.tools import SQL, split_every
 
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
@@ -34,6 +35,15 @@ MESSAGE_PREFETCH = [
     "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
     "message_type", "partner_ids", "mail_ids",
 ]
+# steps whose execution has an effect outside the database (a message leaves):
+# once started, they are never run again by a recovery
+MESSAGE_TYPES = {"email", "sms", "whatsapp", "push"}
+# namespace (first key) of the session advisory locks that tell whether the
+# worker processing a step is still alive
+WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
+# a database conflict between two workers (serialization failure, deadlock):
+# transient, the transaction is retried
+TransientDbError = psycopg2.extensions.TransactionRollbackError
 EVENT_PAST = {"open": "opened", "click": "clicked", "reply": "replied", "bounce": "bounced"}
 EVENT_FIELDS = {
     "open": "open_datetime",
@@ -91,6 +101,17 @@ class MktTrace(models.Model):
     )
     processed_date = fields.Datetime("Processed On", readonly=True)
     attempts = fields.Integer(readonly=True)
+    send_started = fields.Boolean(
+        "Sending Started", readonly=True,
+        help="The worker started sending this step's message. A worker that stops "
+        "before recording the result leaves it uncertain: it is never sent again "
+        "automatically.",
+    )
+    worker_key = fields.Integer(
+        "Worker", readonly=True,
+        help="Key of the session lock held by the worker processing the step: when "
+        "the lock is free, that worker is gone and its steps are recovered.",
+    )
     is_confirmed = fields.Boolean(
         "Confirmed", readonly=True,
         help="In a campaign in manual confirmation mode, a step runs only once confirmed.",
@@ -142,15 +163,14 @@ class MktTrace(models.Model):
         return True
 
     def action_confirm(self):
-        """Manual confirmation mode: confirm steps; those already due run now."""
+        """Manual confirmation mode: confirm steps. Nothing is sent inside the
+        user's request: the queue cron, woken now, runs those already due."""
         self.campaign_id._check_can_run()
+        # the queue's own field: a campaign user may not write the steps
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         traces.write({"is_confirmed": True})
-        # run as the queue does (sudo): a campaign user may not write the steps
-        due = traces._claim(
-            Domain("id", "in", traces.ids), limit=None, ignore_mode=True
-        )
-        due._execute()
+        if traces:
+            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
         return True
 
     def action_retry(self):
@@ -180,29 +200,85 @@ class MktTrace(models.Model):
         report = auto_commit or bool(self.env.context.get("ir_cron_progress_id"))
         # only the scheduler shows the remaining count: outside it, don't count
         in_cron = bool(self.env.context.get("ir_cron_progress_id"))
-        self._recover_stale()
-        if report:
-            cron._commit_progress(remaining=self._count_due() if in_cron else None)
-        while True:
-            try:
-                traces = self._claim(Domain.TRUE, limit=batch_size)
-            except psycopg2.errors.SerializationFailure:
-                # another worker changed these rows after our snapshot: next run
-                self.env.cr.rollback()
-                break
-            if not traces:
-                break
-            if auto_commit:
-                # the claim is durable before anything is sent: no other worker
-                # can take these steps, and a crash leaves them in 'processing'
-                self.env.cr.commit()
-            traces._execute()
-            remaining = self._count_due() if in_cron else None
-            if report and not cron._commit_progress(len(traces), remaining=remaining):
-                break
+        # A session lock, held until this run ends, marks the steps this worker
+        # claims as alive: when its process dies, the database frees the lock
+        # and the next run of any worker recovers them (_recover_stale).
+        # Without commits (tests) a crash rolls the claim back: no lock needed.
+        worker_key = self._lock_worker() if auto_commit else None
+        try:
+            self._recover_stale(own_key=worker_key)
+            if report:
+                cron._commit_progress(remaining=self._count_due() if in_cron else None)
+            while True:
+                try:
+                    traces = self._claim(Domain.TRUE, limit=batch_size, worker_key=worker_key)
+                except TransientDbError:
+                    # another worker changed these rows after our snapshot: next run
+                    self.env.cr.rollback()
+                    break
+                if not traces:
+                    break
+                if auto_commit:
+                    # the claim is durable before anything is sent: no other worker
+                    # can take these steps, and a crash leaves them in 'processing'
+                    self.env.cr.commit()
+                conflicts = traces._execute(auto_commit=auto_commit)
+                remaining = self._count_due() if in_cron else None
+                if report and not cron._commit_progress(len(traces), remaining=remaining):
+                    break
+                if conflicts:
+                    # steps met another worker's update and are due again:
+                    # leave them to the next run (woken below) on a fresh
+                    # start rather than spin on them
+                    break
+        finally:
+            if worker_key:
+                self._unlock_worker(worker_key)
         next_due = self._next_due_date()
         if next_due:
             self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger(next_due)
+
+    @api.model
+    def _lock_worker(self):
+        """Take a session advisory lock under a random key: the mark of this
+        worker on the steps it claims, held until _unlock_worker."""
+        key = random.randint(1, 2**31 - 1)
+        self.env.cr.execute(SQL("SELECT pg_advisory_lock(%s, %s)", WORKER_LOCK_CLASS, key))
+        return key
+
+    @api.model
+    def _unlock_worker(self, key):
+        """Release the worker's lock. The connection goes back to Odoo's pool:
+        a lock left on it would keep a dead run's steps 'alive'."""
+        cr = self.env.cr
+        try:
+            cr.execute(SQL("SELECT pg_advisory_unlock(%s, %s)", WORKER_LOCK_CLASS, key))
+        except psycopg2.Error:
+            # the transaction is aborted (the run is failing): unlock after it
+            cr.rollback()
+            cr.execute(SQL("SELECT pg_advisory_unlock(%s, %s)", WORKER_LOCK_CLASS, key))
+
+    @api.model
+    def _dead_workers(self, own_key=None):
+        """Keys of the workers that left steps in 'processing' and are gone:
+        their session lock is free."""
+        self.env.cr.execute(
+            "SELECT DISTINCT worker_key FROM mkt_trace"
+            " WHERE state = 'processing' AND worker_key IS NOT NULL"
+        )
+        dead = []
+        for (key,) in self.env.cr.fetchall():
+            if key == own_key:
+                continue
+            self.env.cr.execute(SQL(
+                "SELECT pg_try_advisory_lock(%s, %s)", WORKER_LOCK_CLASS, key
+            ))
+            if self.env.cr.fetchone()[0]:
+                dead.append(key)
+                self.env.cr.execute(SQL(
+                    "SELECT pg_advisory_unlock(%s, %s)", WORKER_LOCK_CLASS, key
+                ))
+        return dead
 
     @api.model
     def _due_query(self, domain, ignore_schedule=False, ignore_mode=False):
@@ -233,9 +309,11 @@ class MktTrace(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _claim(self, domain, limit=None, ignore_schedule=False, ignore_mode=False):
+    def _claim(self, domain, limit=None, ignore_schedule=False, ignore_mode=False,
+               worker_key=None):
         """Lock and mark as 'processing' a batch of due steps. Rows another
-        worker holds are skipped (SKIP LOCKED), so workers never share a step."""
+        worker holds are skipped (SKIP LOCKED), so workers never share a step.
+        ``worker_key``: the claiming worker's lock (_lock_worker)."""
         self.env.flush_all()
         query = self._due_query(domain, ignore_schedule=ignore_schedule, ignore_mode=ignore_mode)
         query.order = SQL("mkt_trace.schedule_date, mkt_trace.id")
@@ -249,41 +327,66 @@ class MktTrace(models.Model):
             WITH batch AS MATERIALIZED (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
             UPDATE mkt_trace t
                SET state = 'processing', attempts = t.attempts + 1,
-                   processing_date = %(now)s
+                   processing_date = %(now)s, worker_key = %(key)s, send_started = false
               FROM batch
              WHERE t.id = batch.id
                AND t.state = 'scheduled'
          RETURNING t.id
             """,
             ids=query.select(SQL("mkt_trace.id")), now=fields.Datetime.now(),
+            key=worker_key,
         ))
         ids = [row[0] for row in self.env.cr.fetchall()]
         traces = self.browse(ids)
-        traces.invalidate_recordset(["state", "attempts"])
+        traces.invalidate_recordset(
+            ["state", "attempts", "processing_date", "worker_key", "send_started"]
+        )
         return traces
 
     @api.model
-    def _recover_stale(self):
-        """Steps left in 'processing' by a killed worker. Steps with no effect
-        outside the database (test runs, server actions) were rolled back with
-        the worker's transaction: they are scheduled again. Messages may have
-        left before the crash: they end failed, so that nobody is messaged twice."""
+    def _recover_stale(self, own_key=None):
+        """Steps left in 'processing' by a worker that is gone: its session
+        lock is free (it was killed, its server stopped), or, for steps claimed
+        without a lock, it took longer than the processing timeout.
+
+        - steps whose sending had not started go back to the queue as they
+          were (the attempt did not happen);
+        - steps with no effect outside the database (server actions, test
+          runs) were rolled back with the worker's transaction: queued again;
+        - messages whose sending had started may have left: they end failed
+          with the reason, so that nobody is messaged twice. That is at most
+          one chunk per worker (mkt_campaign.send_chunk_size)."""
         params = self.env["ir.config_parameter"].sudo()
         timeout = int(params.get_param("mkt_campaign.processing_timeout_minutes", 30))
         limit = fields.Datetime.now() - timedelta(minutes=timeout)
-        stale = self.sudo().search([("state", "=", "processing"), ("processing_date", "<", limit)])
+        self.env.flush_all()
+        dead = self._dead_workers(own_key)
+        self.env.cr.execute(SQL(
+            """SELECT t.id FROM mkt_trace t
+                WHERE t.state = 'processing'
+                  AND (t.worker_key = ANY(%s)
+                       OR (t.worker_key IS NULL AND t.processing_date < %s))
+                  FOR UPDATE SKIP LOCKED""",
+            dead, limit,
+        ))
+        stale = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
         if not stale:
             return stale
-        resumable = stale.filtered(
-            lambda t: t.is_test or t.activity_id.activity_type == "server_action"
+        uncertain = stale.filtered(
+            lambda t: t.send_started and not t.is_test
+            and t.activity_id.activity_type in MESSAGE_TYPES
         )
-        resumable.write({"state": "scheduled"})
-        (stale - resumable)._set_state("failed", self.env._(
+        (stale - uncertain)._postpone(fields.Datetime.now(), False)
+        uncertain._set_state("failed", self.env._(
             "Interrupted while sending: the worker stopped before recording the result. "
             "It is not retried automatically so that nobody receives the message twice; "
             "use Retry once you checked it was not delivered."
         ))
-        _logger.warning("mkt_campaign: recovered %d interrupted steps", len(stale))
+        uncertain.participant_id._update_completion()
+        _logger.warning(
+            "mkt_campaign: recovered %d interrupted steps (%d uncertain, failed)",
+            len(stale), len(uncertain),
+        )
         return stale
 
     def _postpone(self, date, reason):
@@ -294,11 +397,14 @@ class MktTrace(models.Model):
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """UPDATE mkt_trace SET state = 'scheduled', schedule_date = %s,
-                      error_message = %s, attempts = GREATEST(attempts - 1, 0)
+                      error_message = %s, attempts = GREATEST(attempts - 1, 0),
+                      send_started = false, worker_key = NULL
                 WHERE id = ANY(%s)""",
-            date, reason, self.ids,
+            date, reason or None, self.ids,
         ))
-        self.invalidate_recordset(["state", "schedule_date", "error_message", "attempts"])
+        self.invalidate_recordset([
+            "state", "schedule_date", "error_message", "attempts", "send_started", "worker_key",
+        ])
 
     @api.model
     def _unlink_queue(self, fname, ids):
@@ -344,13 +450,85 @@ class MktTrace(models.Model):
         ))
         self.invalidate_recordset(["state", "error_message", "processed_date"])
 
-    def _execute(self):
+    def _execute(self, auto_commit=False):
         """Run claimed ('processing') steps, grouped by activity: set-based
-        filter checks, one action call per group, then their children."""
+        filter checks, one action call per group, then their children.
+
+        Messages go out by chunks (mkt_campaign.send_chunk_size, 50): with
+        ``auto_commit`` each chunk is marked started and committed before it
+        is sent, and its outcome is committed right after, so that a worker
+        killed mid-batch leaves one chunk of uncertain outcome at most and
+        the rest of the batch goes back to the queue."""
+        params = self.env["ir.config_parameter"].sudo()
+        chunk_size = int(params.get_param("mkt_campaign.send_chunk_size", 50)) or 50
+        conflicts = False
         for activity in self.activity_id:
             traces = self.filtered(lambda t, a=activity: t.activity_id == a)
-            traces._execute_activity(activity)
-        self.participant_id._update_completion()
+            size = chunk_size if activity.activity_type in MESSAGE_TYPES else len(traces)
+            for ids in split_every(size, traces.ids):
+                conflicts |= self.browse(ids)._execute_chunk(activity, auto_commit)
+        if not auto_commit:
+            self.participant_id._after_steps()
+        return conflicts
+
+    def _execute_chunk(self, activity, auto_commit):
+        """Execute one chunk of claimed steps of ``activity`` in its own
+        transaction (``auto_commit``) or savepoint. A step that raises fails
+        its own rows with the reason; a database conflict with another worker
+        sends the chunk back to the queue, unless a message already left.
+        Returns whether it did."""
+        cr = self.env.cr
+        if activity.activity_type in MESSAGE_TYPES:
+            self.env.flush_all()
+            cr.execute(SQL(
+                "UPDATE mkt_trace SET send_started = true, processing_date = %s"
+                " WHERE id = ANY(%s)", fields.Datetime.now(), self.ids,
+            ))
+            self.invalidate_recordset(["send_started", "processing_date"])
+            if auto_commit:
+                cr.commit()
+        # the channel marks the moment a message leaves (_mark_sending)
+        progress = {"sending": False}
+        requeued = False
+        try:
+            with cr.savepoint():
+                self.with_context(mkt_send_progress=progress)._execute_activity(activity)
+        except TransientDbError as error:
+            self.env.invalidate_all()
+            if progress["sending"]:
+                # cannot happen by design (a batch writes only its own rows
+                # once sending starts); if it does, never send twice
+                _logger.error("mkt_campaign: conflict after sending step %s: %s",
+                              activity.id, error)
+                self._set_state("failed", self.env._(
+                    "The result could not be recorded (%(error)s). It is not retried "
+                    "automatically so that nobody receives the message twice; use Retry "
+                    "once you checked it was not delivered.", error=error.pgerror or error,
+                ))
+            else:
+                # another worker changed a row this chunk needed: nothing left,
+                # the steps are due again at once and the attempt does not count
+                _logger.info("mkt_campaign: step %s met a concurrent update, requeued: %s",
+                             activity.id, error)
+                self._postpone(fields.Datetime.now(), False)
+                requeued = True
+        except Exception as error:  # noqa: BLE001 - the reason is kept on the chunk's steps
+            self.env.invalidate_all()
+            _logger.exception("mkt_campaign: step %s raised", activity.id)
+            self._set_state("failed", self.env._(
+                "The step could not run: %(error)s", error=str(error) or type(error).__name__,
+            ))
+        if auto_commit:
+            cr.commit()
+            self.participant_id._after_steps(retry=True)
+        return requeued
+
+    def _mark_sending(self):
+        """Called by a channel right before a message leaves: from then on a
+        database conflict must not send the chunk back to the queue."""
+        progress = self.env.context.get("mkt_send_progress")
+        if progress is not None:
+            progress["sending"] = True
 
     def _execute_activity(self, activity):
         campaign = activity.campaign_id
@@ -399,7 +577,9 @@ class MktTrace(models.Model):
             else:
                 traces._set_state(state, message)
         retry._schedule_retry(outcome)
-        done._schedule_children()
+        # the participants are running (these steps were processing): no
+        # reopening, whose UPDATE could meet another worker's batch
+        done._schedule_children(reopen=False)
 
     def _schedule_retry(self, outcome):
         params = self.env["ir.config_parameter"].sudo()
@@ -428,9 +608,10 @@ class MktTrace(models.Model):
                     ),
                 })
 
-    def _schedule_children(self, triggers=None, event_date=None):
+    def _schedule_children(self, triggers=None, event_date=None, reopen=True):
         """Queue the child steps of processed steps. ``triggers`` defaults to
-        the time-based ones; events pass the trigger they fire."""
+        the time-based ones; events pass the trigger they fire. ``reopen``:
+        completed participants with a new step run again."""
         if not self:
             return
         now = event_date or fields.Datetime.now()
@@ -454,7 +635,8 @@ class MktTrace(models.Model):
                         child=child.id, ids=group.ids,
                         date=child._get_schedule_date(now, ignore_delay),
                     ))
-        self.participant_id._reopen()
+        if reopen:
+            self.participant_id._reopen()
         self.invalidate_recordset(["child_ids"])
 
     # ------------------------------------------------------------------
@@ -508,6 +690,8 @@ class MktTrace(models.Model):
         try:
             with self.env.cr.savepoint():
                 mailing._mkt_send(list(by_res_id))
+        except TransientDbError:
+            raise  # another worker's update: the chunk goes back to the queue
         except Exception as e:  # noqa: BLE001 - the reason is kept on every step
             _logger.exception("mkt_campaign: step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in self}
@@ -547,6 +731,7 @@ class MktTrace(models.Model):
         mails.recipient_ids.fetch()
         mails.mailing_trace_ids.fetch(["trace_status", "mass_mailing_id", "res_id", "model"])
         interrupted = False
+        self._mark_sending()
         try:
             mails.send(auto_commit=False, raise_exception=False)
         except Exception as e:  # noqa: BLE001 - e.g. the SMTP server dropped the connection
@@ -631,6 +816,7 @@ class MktTrace(models.Model):
         ).mapped("number"))
         session = Api._session(config)
         outcome, sent = {}, []
+        self._mark_sending()
         for trace in self:
             number = numbers[trace]
             if not number:
@@ -673,7 +859,7 @@ class MktTrace(models.Model):
         ids = {s.get("id") for s in statuses} | set(replies)
         traces = self.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else self
         by_message = {t.whatsapp_message_id: t for t in traces}
-        read, replied = self.browse(), self.browse()
+        read, replied, failed = self.browse(), self.browse(), {}
         used = 0
         for status in statuses:
             trace = by_message.get(status.get("id"))
@@ -684,7 +870,7 @@ class MktTrace(models.Model):
                 read |= trace
             elif status.get("status") == "failed":
                 errors = status.get("errors") or [{}]
-                trace.error_message = self.env._(
+                failed[trace] = self.env._(
                     "WhatsApp could not deliver the message: %(error)s",
                     error=errors[0].get("title") or errors[0].get("message") or errors[0].get("code"),
                 )
@@ -692,6 +878,19 @@ class MktTrace(models.Model):
             if trace := by_message.get(message_id):
                 used += 1
                 replied |= trace
+        # WhatsApp accepted the message, then could not deliver it: the step
+        # failed (it is not counted as sent) and its follow-ups are canceled.
+        # A message already read or replied to was delivered: a late or
+        # repeated status never moves it backwards.
+        for trace, reason in failed.items():
+            if trace.state != "processed" or trace.open_datetime or trace.reply_datetime \
+                    or trace in read or trace in replied:
+                continue
+            trace._set_state("failed", reason)
+            trace.child_ids.filtered(lambda c: c.state == "scheduled")._set_state(
+                "canceled", self.env._("The parent message could not be delivered.")
+            )
+            trace.participant_id._update_completion()
         # one event call per kind for the whole payload (WhatsApp batches them)
         read._process_event("open", "whatsapp")
         replied._process_event("reply", "whatsapp")
@@ -730,6 +929,7 @@ class MktTrace(models.Model):
                 outcome[trace] = ("rejected", self.env._("No push device registered for this contact."))
                 continue
             if session is None:
+                self._mark_sending()
                 try:
                     session = Api._session(config)
                 except PushError as error:

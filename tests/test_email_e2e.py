@@ -100,8 +100,9 @@ class TestEmailEndToEnd(TransactionCase):
     def test_email_step_end_to_end(self):
         contacts = self._make_contacts(300, "eetoe")
         campaign, activity = self._make_campaign("eetoe")
-        # three batches, so three SMTP sessions
+        # three batches of two chunks, one SMTP session each
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.batch_size", 100)
+        self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.send_chunk_size", 50)
 
         campaign.action_start()
         traces = self.env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
@@ -115,7 +116,7 @@ class TestEmailEndToEnd(TransactionCase):
         # one message per contact, each addressed to that contact only
         self.assertEqual(self.sink.count, 300)
         self.assertEqual(
-            self.sink.connections_total - connections, 3, "one SMTP session per batch"
+            self.sink.connections_total - connections, 6, "one SMTP session per chunk"
         )
         envelopes = self.sink.envelopes()
         self.assertEqual(len(envelopes), 300)

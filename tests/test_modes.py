@@ -102,8 +102,9 @@ class TestModes(MktCampaignCommon):
     @users("mkt_user")
     def test_mode_manual(self):
         """Manual confirmation: due steps wait for a campaign user's
-        confirmation; confirmed due steps run at once, confirmed steps not
-        due yet run when due."""
+        confirmation; confirming sends nothing in the user's request but wakes
+        the queue, which runs confirmed due steps at once and confirmed steps
+        not due yet when due."""
         campaign, steps = self._create_campaign([
             ("welcome", {}),
             ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
@@ -117,19 +118,27 @@ class TestModes(MktCampaignCommon):
 
         # confirm one
         alice = welcome.filtered(lambda t: t.res_id == self.alice.id)
+        cron = self.env.ref("mkt_campaign.ir_cron_execute_activities")
         with freeze_time(T0 + H), self.mock_mail_gateway():
             alice.action_confirm()
+            self.assertFalse(self._new_mails, "nothing is sent inside the user's request")
         self.env.invalidate_all()
         self.assertTrue(alice.is_confirmed)
+        self.assertEqual(alice.state, "scheduled")
+        self.assertTrue(
+            self.env["ir.cron.trigger"].sudo().search([("cron_id", "=", cron.id)]),
+            "the queue is woken up",
+        )
+        self._run_queue(T0 + H)
         self.assertEqual(alice.state, "processed")
         self.assertEqual(len(self._new_mails), 1)
         self.assertEqual(self._new_mails.subject, "Spring sale for Alice Audience")
         self.assertEqual(set((welcome - alice).mapped("state")), {"scheduled"})
 
         # confirm in bulk (already processed ones are left alone)
-        with freeze_time(T0 + 2 * H), self.mock_mail_gateway():
+        with freeze_time(T0 + 2 * H):
             welcome.action_confirm()
-        self.env.invalidate_all()
+        self._run_queue(T0 + 2 * H)
         self.assertEqual(alice.processed_date, T0 + H)
         self.assertEqual(
             {t.res_id: t.state for t in welcome},

@@ -151,6 +151,7 @@ class TestQueue(MktCampaignCommon):
         trace = steps["welcome"].trace_ids.with_user(self.user_mkt_user)
         with freeze_time(T0), patch.object(IrMail_Server, "_disable_send", lambda *a: False):
             trace.action_confirm()
+            self.env["mkt.trace"].sudo()._cron_execute_activities()
         self.env.invalidate_all()
         self.assertEqual((trace.state, trace.attempts), ("scheduled", 1))
         self.assertEqual(trace.schedule_date, T0 + 5 * MIN)
@@ -162,9 +163,11 @@ class TestQueue(MktCampaignCommon):
 
     @mute_logger("odoo.addons.mkt_campaign.models.mkt_trace")
     def test_recover_killed_batch(self):
-        """Rows left 'processing' by a killed worker: e-mails end failed with
-        the reason (never sent twice), server actions and test rows run again;
-        rows of a batch still running are left alone."""
+        """Rows left 'processing' by a worker that died (here: claimed without
+        a worker lock, past the processing timeout): e-mails whose sending
+        had started end failed with the reason (never sent twice); e-mails not
+        started yet, server actions and test rows go back to the queue and
+        run; rows of a batch still running are left alone."""
         test_campaign, test_steps = self._create_campaign(
             [("welcome", {})], mode="test_realtime", name="Rehearsal"
         )
@@ -177,8 +180,12 @@ class TestQueue(MktCampaignCommon):
             claimed = self.env["mkt.trace"]._claim(Domain.TRUE)
         self.assertEqual(len(claimed), 15)
         self.assertEqual(set(claimed.mapped("state")), {"processing"})
-        # the worker died 40 minutes ago, except for Carol's e-mail claimed just now
+        # the worker died 40 minutes ago while sending Alice's and Bob's
+        # chunk, except for Carol's e-mail claimed just now by a live batch
         carol_mail = self._scheduled(steps["welcome"], self.carol)
+        in_flight = steps["welcome"].trace_ids.filtered(
+            lambda t: t.res_id in (self.alice | self.bob).ids
+        )
         self.env.flush_all()
         self.env.cr.execute(
             "UPDATE mkt_trace SET processing_date = %s WHERE id = ANY(%s)",
@@ -187,22 +194,34 @@ class TestQueue(MktCampaignCommon):
         self.env.cr.execute(
             "UPDATE mkt_trace SET processing_date = %s WHERE id = %s", [T0 - 5 * MIN, carol_mail.id]
         )
+        self.env.cr.execute(
+            "UPDATE mkt_trace SET send_started = true WHERE id = ANY(%s)", [in_flight.ids]
+        )
         self.env.invalidate_all()
 
         self._run_queue(T0)
-        mails = steps["welcome"].trace_ids - carol_mail
-        self.assertEqual(set(mails.mapped("state")), {"failed"})
-        self.assertIn("Interrupted while sending", mails[0].error_message)
-        self.assertFalse(self._new_mails, "nothing is sent again")
+        self.assertEqual(set(in_flight.mapped("state")), {"failed"})
+        self.assertIn("Interrupted while sending", in_flight[0].error_message)
+        not_started = steps["welcome"].trace_ids - in_flight - carol_mail
+        self.assertEqual(
+            {t.res_id: t.state for t in not_started},
+            {self.alice_dup.id: "processed", self.dan.id: "rejected"},
+            "e-mails not started yet are sent by the next run",
+        )
+        self.assertEqual(set(not_started.mapped("attempts")), {1}, "the lost claim does not count")
+        sent_to = set(self._new_mails.mapped("email_to"))
+        self.assertFalse(
+            sent_to & set((self.alice | self.bob).mapped("email")), "nothing is sent twice"
+        )
         self.assertEqual(carol_mail.state, "processing", "a recent batch may still be running")
         self.assertEqual(set(steps["tag"].trace_ids.mapped("state")), {"processed"})
-        self.assertEqual(set(steps["tag"].trace_ids.mapped("attempts")), {2})
+        self.assertEqual(set(steps["tag"].trace_ids.mapped("attempts")), {1})
         self.assertIn(self.other_tag, self.alice.category_id)
         self.assertEqual(set(test_steps["welcome"].trace_ids.mapped("state")), {"processed"})
 
-        # past the timeout, Carol's e-mail is recovered too
-        self._run_queue(T0 + 26 * MIN)
-        self.assertEqual(carol_mail.state, "failed")
+        # past the timeout, Carol's e-mail is recovered too: not started, sent
+        self._run_queue(T0 + 31 * MIN)
+        self.assertEqual(carol_mail.state, "processed")
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")

@@ -147,6 +147,23 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self.assertEqual((campaign.sent_whatsapp_count, campaign.read_count), (2, 1))
         self.assertAlmostEqual(campaign.read_rate, 50.0)
 
+        # WhatsApp accepted Bob's message, then reports it undeliverable: the
+        # step fails with WhatsApp's error and its follow-up is canceled; a
+        # late or repeated status never moves Alice's read message backwards
+        bob_wamid = by_partner[self.bob].whatsapp_message_id
+        failed = {"id": bob_wamid, "status": "failed",
+                  "errors": [{"code": 131049, "title": "Message not delivered"}]}
+        self.env["mkt.trace"]._whatsapp_webhook({"entry": [{"changes": [{"value": {
+            "statuses": [failed, {"id": wamid, "status": "failed", "errors": [{"code": 1}]}],
+        }}]}]})
+        self.env.invalidate_all()
+        self.assertEqual(by_partner[self.bob].state, "failed")
+        self.assertIn("Message not delivered", by_partner[self.bob].error_message)
+        self.assertEqual(self._traces(steps["not_read"], self.bob).state, "canceled")
+        self.assertEqual(by_partner[self.alice].state, "processed")
+        campaign.invalidate_recordset()
+        self.assertEqual(campaign.sent_whatsapp_count, 1, "an undelivered message is not sent")
+
     def test_launch_refuses_unapproved_template(self):
         template = self.env["mkt.whatsapp.template"].create({
             "name": "Draft one", "template_name": "draft_one", "body": "Hi"})
