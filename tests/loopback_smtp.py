@@ -171,6 +171,7 @@ class LoopbackSMTPServer:
         self._seq = 0
         self._failures = []            # list of [stage, remaining, code, text]
         self.connections_total = 0
+        self.delay = 0                 # seconds before answering each message
         self.connections_open = 0
         self.auth_attempts = []        # (mechanism, username) tuples
         self._loop = None
@@ -475,6 +476,9 @@ class LoopbackSMTPServer:
                 else:
                     received = self._store(mail_from, rcpt_tos, raw, mail_options,
                                            rcpt_options, peer)
+                    if self.delay:
+                        # a slow server: the message is stored, the answer late
+                        await asyncio.sleep(self.delay)
                     write(b'250 2.0.0 OK queued as %06d\r\n' % received.seq)
                 mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
             elif verb == b'EHLO':
