@@ -91,6 +91,15 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         self.assertEqual(self._post_webhook(body, _sign(body, secret="")).status_code, 403)
         self.assertTraceUntouched()
 
+    def test_settings_say_webhook_closed(self):
+        """The WhatsApp settings warn that the webhook is closed while no app
+        secret is set."""
+        arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        match = re.search(r'<div[^>]*name="mkt_whatsapp_webhook_closed"[^>]*>', arch)
+        self.assertTrue(match, "the settings show the warning")
+        self.assertIn('invisible="mkt_whatsapp_app_secret"', match.group(0))
+        self.assertIn("The webhook is closed", arch)
+
     @mute_logger("odoo.addons.mkt_campaign.controllers.main")
     def test_webhook_bad_signature(self):
         self._set_secret(SECRET)
