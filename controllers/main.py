@@ -1,38 +1,69 @@
 import hashlib
 import hmac
 import json
+import logging
 
-from odoo import fields, http
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools import consteq
 
-OPTIN_MODELS = ("res.partner", "crm.lead", "mailing.contact")
+_logger = logging.getLogger(__name__)
+
+# WhatsApp batches statuses: a real payload is a few kilobytes; anything
+# beyond this is refused (413) from its Content-Length, before it is read
+WEBHOOK_MAX_BYTES = 1024 * 1024
+# active devices a contact keeps: registering one more deactivates the oldest
+PUSH_MAX_DEVICES_DEFAULT = 20
 
 
 class MktCampaignController(http.Controller):
-    @http.route("/mkt_campaign/optin", type="http", auth="public", website=False, sitemap=False)
-    def confirm_optin(self, model=None, res_id=None, token=None, **kwargs):
-        """The recipient confirms the subscription (double opt-in) from the
-        signed link of a campaign e-mail. A bad signature changes nothing."""
-        try:
-            res_id = int(res_id)
-        except (TypeError, ValueError):
-            res_id = 0
-        record = None
-        if model in OPTIN_MODELS and res_id and token:
-            record = request.env[model].sudo().browse(res_id).exists()
-        if not record or not consteq(record._mkt_optin_token(), token):
-            return request.make_response(
-                request.env._("This confirmation link is invalid or has expired."),
-                headers=[("Content-Type", "text/plain; charset=utf-8")], status=403,
-            )
-        if not record.mkt_optin_date:
-            record.mkt_optin_date = fields.Datetime.now()
-        return request.make_response(
-            request.env._("Thank you: your subscription is confirmed."),
-            headers=[("Content-Type", "text/plain; charset=utf-8")],
-        )
+
+    # ------------------------------------------------------------------
+    # Double opt-in
+    # ------------------------------------------------------------------
+
+    def _optin_record(self, token):
+        """The record a confirmation token was signed for, or None when the
+        token is forged, expired, or was signed for another address than
+        the record's current one."""
+        # sudo: the recipient is anonymous; the signed token names the record
+        record = request.env["mkt.optin.mixin"].sudo()._mkt_optin_verify_token(token)
+        return record or None
+
+    def _optin_page(self, state, token=None, status=200):
+        return request.render("mkt_campaign.optin_page", {
+            "state": state, "token": token,
+        }, status=status)
+
+    @http.route("/mkt_campaign/optin", type="http", auth="public", methods=["GET"],
+                website=False, sitemap=False)
+    def optin_page(self, token=None, **kwargs):
+        """The link of a campaign e-mail opens a page whose button confirms:
+        following the link (as mail scanners do) confirms nothing."""
+        record = self._optin_record(token)
+        if not record:
+            return self._optin_page("invalid", status=403)
+        if record.mkt_optin_date:
+            return self._optin_page("done")
+        return self._optin_page("confirm", token=token)
+
+    @http.route("/mkt_campaign/optin", type="http", auth="public", methods=["POST"],
+                website=False, sitemap=False)
+    def optin_confirm(self, token=None, **kwargs):
+        """The button of the confirmation page (a POST carrying Odoo's CSRF
+        token, checked by the framework) confirms the subscription."""
+        record = self._optin_record(token)
+        if not record:
+            return self._optin_page("invalid", status=403)
+        record._mkt_optin_confirm()
+        return self._optin_page("done")
+
+    # ------------------------------------------------------------------
+    # WhatsApp webhook
+    # ------------------------------------------------------------------
 
     @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["GET"],
                 csrf=False, sitemap=False)
@@ -48,44 +79,101 @@ class MktCampaignController(http.Controller):
         return request.make_response("Forbidden", status=403)
 
     @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["POST"],
-                csrf=False, sitemap=False)
+                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
     def whatsapp_webhook(self, **kwargs):
-        """Message statuses and replies. With an app secret set, the payload
-        must carry WhatsApp's signature (X-Hub-Signature-256)."""
-        body = request.httprequest.get_data()
+        """Message statuses and replies. Every POST must carry WhatsApp's
+        signature (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the
+        app secret); without an app secret configured the webhook is closed.
+        Anything else is answered 403 and changes nothing."""
         secret = request.env["ir.config_parameter"].sudo().get_param(
             "mkt_campaign.whatsapp_app_secret")
-        if secret:
-            expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            if not consteq(request.httprequest.headers.get("X-Hub-Signature-256", ""), expected):
-                return request.make_response("Invalid signature", status=403)
+        if not secret:
+            _logger.warning("WhatsApp webhook call refused: no app secret is configured")
+            return request.make_response(
+                "Webhook closed: no app secret configured", status=403,
+                headers=[("Content-Type", "text/plain")])
+        httprequest = request.httprequest
+        too_large = request.make_response("Payload too large", status=413,
+                                          headers=[("Content-Type", "text/plain")])
+        if (httprequest.content_length or 0) > WEBHOOK_MAX_BYTES:
+            return too_large
+        try:
+            # the raw body, read within the route's max_content_length (also
+            # when no Content-Length was sent)
+            body = httprequest.get_data()
+        except RequestEntityTooLarge:
+            return too_large
+        if len(body) > WEBHOOK_MAX_BYTES:
+            return too_large
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if not consteq(httprequest.headers.get("X-Hub-Signature-256", ""), expected):
+            _logger.warning("WhatsApp webhook call refused: invalid signature")
+            return request.make_response("Invalid signature", status=403,
+                                         headers=[("Content-Type", "text/plain")])
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
             return request.make_response("Invalid JSON", status=400)
+        if not isinstance(payload, dict):
+            return request.make_response("Invalid payload", status=400)
+        # sudo: a signed call from WhatsApp, anonymous for Odoo, updates the queue
         request.env["mkt.trace"].sudo()._whatsapp_webhook(payload)
         return request.make_response("OK", headers=[("Content-Type", "text/plain")])
+
+    # ------------------------------------------------------------------
+    # Push devices
+    # ------------------------------------------------------------------
 
     @http.route("/mkt_campaign/push/register", type="jsonrpc", auth="user", methods=["POST"])
     def push_register(self, token, platform="android", **kwargs):
         """The app of a signed-in user registers its device for push
-        notifications (its Firebase registration token)."""
+        notifications (its Firebase registration token), always for the
+        user's own contact. A token active for another contact is refused
+        (it is that contact's device: nobody takes it over); an inactive one
+        (unregistered, or dropped by Firebase) may be registered again. A
+        contact keeps at most ``mkt_campaign.push_max_devices`` (default 20)
+        active devices: registering one more deactivates the oldest ones."""
         if not token or not isinstance(token, str) or len(token) > 4096:
             raise UserError(request.env._("Invalid device token."))
         if platform not in ("android", "ios", "web"):
             platform = "android"
+        partner = request.env.user.partner_id
+        # sudo: portal users have no access to the devices list; what is
+        # written is fixed here (the caller's own contact), never taken from
+        # the request
         Token = request.env["mkt.push.token"].sudo().with_context(active_test=False)
         device = Token.search([("token", "=", token)], limit=1)
-        values = {"partner_id": request.env.user.partner_id.id, "platform": platform,
+        if device and device.active and device.partner_id != partner:
+            raise UserError(request.env._(
+                "This device is registered to another contact: it must be unregistered "
+                "before it can be registered again."))
+        values = {"partner_id": partner.id, "platform": platform,
                   "active": True, "last_error": False}
         if device:
             device.write(values)
         else:
             device = Token.create({"token": token, **values})
+        self._push_apply_cap(Token, partner, device)
         return {"id": device.id}
+
+    def _push_apply_cap(self, Token, partner, device):
+        try:
+            cap = int(request.env["ir.config_parameter"].sudo().get_param(
+                "mkt_campaign.push_max_devices", PUSH_MAX_DEVICES_DEFAULT))
+        except ValueError:
+            cap = PUSH_MAX_DEVICES_DEFAULT
+        cap = max(cap, 1)
+        others = Token.search([("partner_id", "=", partner.id), ("active", "=", True),
+                               ("id", "!=", device.id)], order="write_date desc, id desc")
+        stale = others[cap - 1:]
+        if stale:
+            stale.write({"active": False, "last_error": request.env._(
+                "Replaced by a newer device (at most %(cap)s active devices per contact).",
+                cap=cap)})
 
     @http.route("/mkt_campaign/push/unregister", type="jsonrpc", auth="user", methods=["POST"])
     def push_unregister(self, token, **kwargs):
+        # sudo: the user's own devices only (domain on the user's contact)
         device = request.env["mkt.push.token"].sudo().search([
             ("token", "=", token), ("partner_id", "=", request.env.user.partner_id.id)])
         device.active = False

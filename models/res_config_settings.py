@@ -43,11 +43,17 @@ class ResConfigSettings(models.TransientModel):
     )
     mkt_whatsapp_app_secret = fields.Char(
         "App Secret", config_parameter="mkt_campaign.whatsapp_app_secret",
-        help="Checks the signature of the webhook's calls.",
+        help="Checks the signature (X-Hub-Signature-256) of the webhook's calls. Without "
+        "it the webhook is closed: read receipts and replies are refused.",
     )
     mkt_fcm_service_account = fields.Char(
         "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
         help="The service account key (JSON) of the Firebase project the apps use.",
+    )
+    mkt_push_max_devices = fields.Integer(
+        "Devices per Contact", config_parameter="mkt_campaign.push_max_devices", default=20,
+        help="Active push devices a contact keeps: registering one more deactivates the "
+        "oldest.",
     )
     mkt_fcm_endpoint = fields.Char(
         "Firebase Endpoint", config_parameter="mkt_campaign.fcm_endpoint",
@@ -73,6 +79,12 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             if min(settings.mkt_cap_all, settings.mkt_cap_email, settings.mkt_cap_sms) < 0:
                 raise ValidationError(self.env._("A frequency cap cannot be negative."))
+
+    @api.constrains("mkt_push_max_devices")
+    def _check_mkt_push_max_devices(self):
+        for settings in self:
+            if settings.mkt_push_max_devices < 1:
+                raise ValidationError(self.env._("A contact must be allowed at least one push device."))
 
     @api.constrains("mkt_quiet_hours", "mkt_quiet_hour_from", "mkt_quiet_hour_to",
                     *(f"mkt_quiet_{day}" for day in WEEKDAYS))

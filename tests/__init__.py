@@ -19,3 +19,4 @@ from . import test_push
 from . import test_templates
 from . import test_workers
 from . import test_faults
+from . import test_security_endpoints
