@@ -481,6 +481,12 @@ class MktCampaign(models.Model):
         env = self.env(user=user.id, su=False, context=dict(
             self.env.context, allowed_company_ids=companies.ids,
         ))
+        if self.model_name and not env[self.model_name].has_access("read"):
+            raise UserError(self.env._(
+                "The responsible user %(user)s of campaign %(campaign)s may not read "
+                "%(target)s records.",
+                user=user.name, campaign=self.name, target=self.model_id.name,
+            ))
         previous = self.previous_ids.previous_campaign_id
         hidden = previous - previous.with_env(env)._filtered_access("read")
         if hidden:

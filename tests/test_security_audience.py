@@ -273,6 +273,20 @@ class TestSecurityAudience(MktCampaignCommon):
         ):
             campaign.action_start()
 
+    def test_responsible_cannot_read_target(self):
+        """A responsible user without access to the target's records (here a
+        manager with no sales rights, on leads) enrols nothing: the launch is
+        refused with a message."""
+        campaign, _steps = self._create_campaign(
+            [("welcome", {})], user_id=self.user_mkt_manager.id,
+            model_id=self.env["ir.model"]._get_id("crm.lead"), domain="[]",
+        )
+        with self._refused(
+            UserError, "Manfred Campaign Manager of campaign Spring Sale may not read Lead.* records"
+        ):
+            campaign.action_start()
+        self.assertFalse(campaign.participant_ids)
+
     def test_record_rule_own_leads(self):
         """A salesman who may only see their own leads (and unassigned ones)
         enrols only those, even through the sync cron run as superuser."""
