@@ -617,7 +617,8 @@ class MktCampaign(models.Model):
         Model = self.env[self.model_name].sudo()
         # the audience is what the responsible user may read in the campaign's
         # company: _search adds the record rules to the WHERE clause
-        query = Model.with_env(self._get_audience_env())._search(self._get_audience_domain())
+        audience = Model.with_env(self._get_audience_env())
+        query = audience._search(self._get_audience_domain())
         table = Model._table
         is_test = self.mode in ("test", "test_realtime")
 

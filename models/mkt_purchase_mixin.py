@@ -252,7 +252,8 @@ class MktPurchaseMixin(models.AbstractModel):
         for model, fnames in (
             ("sale.order", ["state", "partner_id", "amount_total", "currency_rate",
                             "date_order", "company_id"]),
-            ("sale.order.line", ["state", "order_partner_id", "product_id", "company_id"]),
+            ("sale.order.line", ["state", "order_partner_id", "product_id",
+                                 "company_id"]),
             ("pos.order", ["state", "partner_id", "amount_total", "currency_rate",
                            "date_order", "is_refund", "company_id"]),
             ("pos.order.line", ["order_id", "product_id", "qty"]),
@@ -385,11 +386,13 @@ class MktPurchaseMixin(models.AbstractModel):
         suffix = f"{stat}{days or ''}"
         companies = self._mkt_companies_sql()
         sale = self._mkt_join(query, alias, key, f"mkt_so_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s GROUP BY partner_id",
+            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
+            " GROUP BY partner_id",
             sale_value, SALE_ORDERS, companies, period,
         ))
         pos = self._mkt_join(query, alias, key, f"mkt_pos_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s GROUP BY partner_id",
+            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
+            " GROUP BY partner_id",
             pos_value, POS_ORDERS, companies, period,
         ))
         sale_sql, pos_sql = SQL.identifier(sale, "value"), SQL.identifier(pos, "value")
