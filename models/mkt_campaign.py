@@ -1,5 +1,5 @@
 import logging
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
@@ -423,26 +423,36 @@ class MktCampaign(models.Model):
                     "to its workflow before launching it.", campaign=campaign.name,
                 ))
             campaign._get_domain()
+            campaign._get_audience_env()
             campaign.activity_ids._check_launchable()
 
     def _get_eval_context(self):
+        """What a filter may use: plain values only (ids, dates), never a
+        record. In 19 ``env.user`` is a superuser record: a filter holding it
+        could write anything (``user.env.ref(...).write(...)``) when evaluated."""
         today = fields.Date.context_today(self)
         return {
-            "uid": self.env.uid,
-            "user": self.env.user,
+            # the responsible user: the one whose rights the audience has
+            "uid": (self.user_id or self.env.user).id,
             "datetime": datetime,
             "time": time,
             "relativedelta": relativedelta,
             "context_today": lambda: today,
-            "company_id": self.env.company.id,
-            "company_ids": self.env.companies.ids,
+            "company_id": (self.company_id or self.env.company).id,
+            "company_ids": (self.company_id or self.env.companies).ids,
         }
 
     def _parse_domain(self, domain_str, model_name, label):
         """Parse and validate a filter. Raises ValidationError naming the problem."""
         self.ensure_one()
         try:
-            domain = Domain(safe_eval(domain_str or "[]", self._get_eval_context()))
+            value = safe_eval(domain_str or "[]", self._get_eval_context())
+            if not isinstance(value, (list, tuple)) or not _is_plain(value):
+                raise ValueError(self.env._(
+                    "a filter is a list of conditions whose values are texts, "
+                    "numbers, booleans or dates"
+                ))
+            domain = Domain(value)
             model = self.env[model_name]
             domain.validate(model)
             model._search(domain)
@@ -452,6 +462,55 @@ class MktCampaign(models.Model):
                 label=label, error=e, domain=domain_str,
             )) from e
         return domain
+
+    def _get_audience_env(self):
+        """The environment the audience is searched in: the campaign's
+        responsible user, in the campaign's company (or the user's companies
+        when the campaign has none), so that record rules and multi-company
+        rules decide who is enrolled. A campaign whose responsible is the
+        superuser (created by code or data files) is not restricted.
+        Raises UserError when the responsible user is unset, archived or has
+        no access to the campaign's company: nobody is enrolled then."""
+        self.ensure_one()
+        user = self.user_id.sudo()
+        company = self.company_id
+        if user and user._is_superuser():
+            context = dict(self.env.context)
+            if company:
+                context["allowed_company_ids"] = company.ids
+            return self.env(su=True, context=context)
+        if not user or not user.active:
+            raise UserError(self.env._(
+                "Campaign %(campaign)s has no active responsible user: its audience is "
+                "the records that user may read. Choose an active responsible user.",
+                campaign=self.name,
+            ))
+        if company and company not in user.company_ids:
+            raise UserError(self.env._(
+                "The responsible user %(user)s of campaign %(campaign)s has no access "
+                "to its company %(company)s.",
+                user=user.name, campaign=self.name, company=company.name,
+            ))
+        companies = company or user.company_ids
+        env = self.env(user=user.id, su=False, context=dict(
+            self.env.context, allowed_company_ids=companies.ids,
+        ))
+        if self.model_name and not env[self.model_name].has_access("read"):
+            raise UserError(self.env._(
+                "The responsible user %(user)s of campaign %(campaign)s may not read "
+                "%(target)s records.",
+                user=user.name, campaign=self.name, target=self.model_id.name,
+            ))
+        previous = self.previous_ids.previous_campaign_id
+        hidden = previous - previous.with_env(env)._filtered_access("read")
+        if hidden:
+            raise UserError(self.env._(
+                "The responsible user %(user)s of campaign %(campaign)s may not read "
+                "the previous campaigns %(previous)s that limit its audience.",
+                user=user.name, campaign=self.name,
+                previous=", ".join(hidden.sudo().mapped("name")),
+            ))
+        return env
 
     def _get_domain(self):
         self.ensure_one()
@@ -545,6 +604,15 @@ class MktCampaign(models.Model):
         for campaign in self:
             if campaign.last_sync_date and not campaign.auto_entry:
                 continue
+            try:
+                campaign._get_audience_env()
+                campaign._get_domain()
+            except UserError as e:
+                # the responsible user was archived (or lost the company), or
+                # the filter no longer parses, since the launch: nobody is
+                # enrolled until a manager fixes it
+                _logger.warning("Campaign %s: nobody enrolled: %s", campaign.id, e)
+                continue
             now = fields.Datetime.now()
             count = campaign._enrol(now)
             campaign.sudo().last_sync_date = now
@@ -561,7 +629,10 @@ class MktCampaign(models.Model):
             "SELECT id FROM mkt_campaign WHERE id = %s FOR NO KEY UPDATE", self.id
         ))
         Model = self.env[self.model_name].sudo()
-        query = Model._search(self._get_audience_domain())
+        # the audience is what the responsible user may read in the campaign's
+        # company: _search adds the record rules to the WHERE clause
+        audience = Model.with_env(self._get_audience_env())
+        query = audience._search(self._get_audience_domain())
         table = Model._table
         is_test = self.mode in ("test", "test_realtime")
 
@@ -700,3 +771,11 @@ class MktCampaign(models.Model):
                 if not traces:
                     break
                 traces._execute()
+
+
+def _is_plain(value):
+    """Whether a parsed filter holds plain values only: texts, numbers,
+    booleans, dates, and lists / tuples of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool, date))

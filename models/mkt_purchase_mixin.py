@@ -2,7 +2,7 @@ import hashlib
 from collections import defaultdict
 from datetime import date
 
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import SQL, OrderedSet
@@ -17,6 +17,9 @@ from odoo.tools.query import Query
 # - for "Is a Customer" only: posted customer invoices (account.move out_invoice).
 # Purchases belong to the order's customer (partner_id) only: a company's
 # figures do not include the orders of its contacts, nor the reverse.
+# Only the orders and invoices of the user's companies (env.companies) count:
+# the figures and filters never reveal what was bought in another company
+# (an audience is searched in its campaign's company).
 #
 # The constants below are written literally in the SQL so that PostgreSQL can
 # use the partial indexes that models/sale_order.py, models/pos_order.py,
@@ -122,6 +125,8 @@ class MktPurchaseMixin(models.AbstractModel):
     def _compute_mkt_currency_id(self):
         self.mkt_currency_id = self.env.company.currency_id
 
+    # the orders of the user's companies: the figures depend on them
+    @api.depends_context("uid", "allowed_company_ids")
     def _compute_mkt_purchase_stats(self):
         partner_ids = self._mkt_partner_ids()
         stats = self._mkt_read_purchase_stats(set(partner_ids.values()) - {False})
@@ -131,6 +136,8 @@ class MktPurchaseMixin(models.AbstractModel):
                 record[fname] = values.get(fname) or False
             record.mkt_is_customer = values.get("mkt_is_customer", False)
 
+    # the orders of the user's companies: the figures depend on them
+    @api.depends_context("uid", "allowed_company_ids")
     def _compute_mkt_products(self):
         partner_ids = self._mkt_partner_ids()
         partners = set(partner_ids.values()) - {False}
@@ -161,9 +168,11 @@ class MktPurchaseMixin(models.AbstractModel):
               FROM (SELECT partner_id AS key, %(amount)s AS amount, date_order,
                            TRUE AS is_order
                       FROM %(sale_orders)s AND partner_id = ANY(%(ids)s)
+                       AND %(companies)s
                      UNION ALL
                     SELECT partner_id, %(amount)s, date_order, %(not_refund)s
-                      FROM %(pos_orders)s AND partner_id = ANY(%(ids)s)) o
+                      FROM %(pos_orders)s AND partner_id = ANY(%(ids)s)
+                       AND %(companies)s) o
           GROUP BY o.key
             """,
             period_sums=SQL(", ").join(
@@ -176,6 +185,7 @@ class MktPurchaseMixin(models.AbstractModel):
             ),
             amount=AMOUNT, not_refund=NOT_REFUND, sale_orders=SALE_ORDERS,
             pos_orders=POS_ORDERS, ids=list(partner_ids),
+            companies=self._mkt_companies_sql(),
         ))
         stats = {}
         amount_fields = {days: fname for fname, (stat, days) in PURCHASE_STATS.items()
@@ -194,9 +204,9 @@ class MktPurchaseMixin(models.AbstractModel):
             """
             SELECT DISTINCT partner_id FROM account_move
              WHERE move_type = 'out_invoice' AND state = 'posted'
-               AND partner_id = ANY(%s)
+               AND partner_id = ANY(%s) AND %s
             """,
-            list(partner_ids),
+            list(partner_ids), self._mkt_companies_sql(),
         ))
         for (key,) in self.env.cr.fetchall():
             stats.setdefault(key, {})["mkt_is_customer"] = True
@@ -216,19 +226,20 @@ class MktPurchaseMixin(models.AbstractModel):
               FROM (SELECT order_partner_id AS key, product_id
                       FROM sale_order_line
                      WHERE state = 'sale' AND order_partner_id = ANY(%(ids)s)
-                       AND product_id IS NOT NULL
+                       AND product_id IS NOT NULL AND %(companies)s
                      UNION ALL
                     SELECT po.partner_id, pol.product_id
                       FROM pos_order po
                       JOIN pos_order_line pol ON pol.order_id = po.id
                      WHERE po.state IN ('paid', 'done') AND po.partner_id = ANY(%(ids)s)
-                       AND pol.qty > 0) b
+                       AND pol.qty > 0 AND %(po_companies)s) b
               JOIN product_product pp ON pp.id = b.product_id
               JOIN product_template pt ON pt.id = pp.product_tmpl_id
               LEFT JOIN product_category pc ON pc.id = pt.categ_id
           ORDER BY b.key, b.product_id
             """,
-            ids=list(partner_ids),
+            ids=list(partner_ids), companies=self._mkt_companies_sql(),
+            po_companies=self._mkt_companies_sql("po"),
         ))
         for key, product_id, parent_path in self.env.cr.fetchall():
             if not products[key] or products[key][-1] != product_id:
@@ -240,17 +251,23 @@ class MktPurchaseMixin(models.AbstractModel):
         """The purchase SQL reads these tables directly: write pending changes."""
         for model, fnames in (
             ("sale.order", ["state", "partner_id", "amount_total", "currency_rate",
-                            "date_order"]),
-            ("sale.order.line", ["state", "order_partner_id", "product_id"]),
+                            "date_order", "company_id"]),
+            ("sale.order.line", ["state", "order_partner_id", "product_id",
+                                 "company_id"]),
             ("pos.order", ["state", "partner_id", "amount_total", "currency_rate",
-                           "date_order", "is_refund"]),
+                           "date_order", "is_refund", "company_id"]),
             ("pos.order.line", ["order_id", "product_id", "qty"]),
-            ("account.move", ["move_type", "state", "partner_id"]),
+            ("account.move", ["move_type", "state", "partner_id", "company_id"]),
             ("product.product", ["product_tmpl_id"]),
             ("product.template", ["categ_id"]),
             ("product.category", ["parent_path"]),
         ):
             self.env[model].flush_model(fnames)
+
+    def _mkt_companies_sql(self, alias=None):
+        """The condition keeping the orders and invoices of the user's companies."""
+        column = SQL.identifier(alias, "company_id") if alias else SQL("company_id")
+        return SQL("%s = ANY(%s)", column, self.env.companies.ids)
 
     # ------------------------------------------------------------------
     # Search methods
@@ -367,13 +384,16 @@ class MktPurchaseMixin(models.AbstractModel):
             sale_value = SQL("max(date_order)")
             pos_value = SQL("max(date_order) FILTER (WHERE %s)", NOT_REFUND)
         suffix = f"{stat}{days or ''}"
+        companies = self._mkt_companies_sql()
         sale = self._mkt_join(query, alias, key, f"mkt_so_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s%s GROUP BY partner_id",
-            sale_value, SALE_ORDERS, period,
+            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
+            " GROUP BY partner_id",
+            sale_value, SALE_ORDERS, companies, period,
         ))
         pos = self._mkt_join(query, alias, key, f"mkt_pos_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s%s GROUP BY partner_id",
-            pos_value, POS_ORDERS, period,
+            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
+            " GROUP BY partner_id",
+            pos_value, POS_ORDERS, companies, period,
         ))
         sale_sql, pos_sql = SQL.identifier(sale, "value"), SQL.identifier(pos, "value")
         if stat == "last":
@@ -402,8 +422,9 @@ class MktPurchaseMixin(models.AbstractModel):
         invoices = self._mkt_join(query, alias, key, "mkt_inv", SQL(
             """SELECT partner_id AS key FROM account_move
                 WHERE move_type = 'out_invoice' AND state = 'posted'
-                  AND partner_id IS NOT NULL
-             GROUP BY partner_id"""
+                  AND partner_id IS NOT NULL AND %s
+             GROUP BY partner_id""",
+            self._mkt_companies_sql(),
         ))
         return SQL(
             "(%s > 0 OR %s IS NOT NULL)",
@@ -453,13 +474,15 @@ class MktPurchaseMixin(models.AbstractModel):
         bought = SQL(
             """SELECT order_partner_id AS key FROM sale_order_line
                 WHERE state = 'sale' AND product_id IN %(products)s
-                  AND order_partner_id IS NOT NULL
+                  AND order_partner_id IS NOT NULL AND %(companies)s
                 UNION
                SELECT po.partner_id FROM pos_order_line pol
                  JOIN pos_order po ON po.id = pol.order_id
                 WHERE pol.product_id IN %(products)s AND pol.qty > 0
-                  AND po.state IN ('paid', 'done') AND po.partner_id IS NOT NULL""",
-            products=product_ids,
+                  AND po.state IN ('paid', 'done') AND po.partner_id IS NOT NULL
+                  AND %(po_companies)s""",
+            products=product_ids, companies=self._mkt_companies_sql(),
+            po_companies=self._mkt_companies_sql("po"),
         )
         digest = hashlib.sha256(repr((bought.code, bought.params)).encode()).hexdigest()
         link = f"mkt_bought_{digest[:12]}"

@@ -539,9 +539,17 @@ class MktTrace(models.Model):
         todo = self - missing
 
         if todo and activity.domain not in (False, "", "[]"):
-            matching = set(Model.search(
-                activity._get_domain() & Domain("id", "in", todo.mapped("res_id"))
-            ).ids)
+            # the step's filter sees what the campaign's responsible user may
+            # read in the campaign's company (record rules, multi-company)
+            try:
+                Audience = Model.with_env(campaign._get_audience_env())
+                matching = set(Audience.with_context(active_test=False).search(
+                    activity._get_domain() & Domain("id", "in", todo.mapped("res_id"))
+                ).ids)
+            except UserError as e:
+                # the responsible user was archived, the filter no longer parses…
+                todo._set_state("failed", str(e))
+                todo, matching = todo.browse(), set()
             unmatched = todo.filtered(lambda t: t.res_id not in matching)
             unmatched._set_state("rejected", self.env._(
                 "The record no longer matches the step's filter."

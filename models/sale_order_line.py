@@ -6,5 +6,5 @@ class SaleOrderLine(models.Model):
 
     # "products bought" audience filters (models/res_partner.py)
     _mkt_product_purchase_idx = models.Index(
-        "(product_id) INCLUDE (order_partner_id) WHERE state = 'sale'"
+        "(product_id) INCLUDE (order_partner_id, company_id) WHERE state = 'sale'"
     )

@@ -28,6 +28,9 @@ class TestCampaignTemplates(MktCampaignCommon):
             "prioritize_hot_leads": ("crm.lead", [("email", "begin"), ("server_action", "email_open")]),
         }
         self.assertEqual(set(expected), {key for key, _label in TEMPLATES})
+        # the audience is what the responsible user may read: lead campaigns
+        # need a responsible with access to leads
+        self.user_mkt_manager.group_ids |= self.env.ref("sales_team.group_sale_salesman_all_leads")
         for key, (model, steps) in expected.items():
             with self.subTest(template=key):
                 campaign = self._from_template(key)
