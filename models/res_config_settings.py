@@ -14,15 +14,15 @@ class ResConfigSettings(models.TransientModel):
         "rolling period. 0: no cap.",
     )
     mkt_cap_all_period = fields.Selection(
-        PERIODS, "Per", config_parameter="mkt_campaign.cap_all_period", default="week"
+        PERIODS, "Messages Cap Period", config_parameter="mkt_campaign.cap_all_period", default="week"
     )
     mkt_cap_email = fields.Integer("E-mails per Contact", config_parameter="mkt_campaign.cap_email")
     mkt_cap_email_period = fields.Selection(
-        PERIODS, "Per ", config_parameter="mkt_campaign.cap_email_period", default="week"
+        PERIODS, "E-mails Cap Period", config_parameter="mkt_campaign.cap_email_period", default="week"
     )
     mkt_cap_sms = fields.Integer("SMS per Contact", config_parameter="mkt_campaign.cap_sms")
     mkt_cap_sms_period = fields.Selection(
-        PERIODS, "Per  ", config_parameter="mkt_campaign.cap_sms_period", default="week"
+        PERIODS, "SMS Cap Period", config_parameter="mkt_campaign.cap_sms_period", default="week"
     )
     mkt_whatsapp_endpoint = fields.Char(
         "WhatsApp API Endpoint", config_parameter="mkt_campaign.whatsapp_endpoint",
