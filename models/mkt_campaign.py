@@ -337,7 +337,7 @@ class MktCampaign(models.Model):
                 campaign.schedule_date
             )
         if due.filtered(lambda c: c.mode != "test"):
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+            self.env["mkt.trace"]._trigger_queue()
         return True
 
     def action_stop(self):
@@ -595,7 +595,7 @@ class MktCampaign(models.Model):
             if auto_commit or self.env.context.get("ir_cron_progress_id"):
                 if not cron._commit_progress(1):
                     break
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self.env["mkt.trace"]._trigger_queue()
 
     def _sync_participants(self):
         """Enrol matching records that are not participants yet, then queue the

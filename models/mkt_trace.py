@@ -38,6 +38,13 @@ MESSAGE_PREFETCH = [
 # steps whose execution has an effect outside the database (a message leaves):
 # once started, they are never run again by a recovery
 MESSAGE_TYPES = {"email", "sms", "whatsapp", "push"}
+# the cron jobs that run the queue (data/ir_cron_data.xml)
+QUEUE_CRONS = (
+    "mkt_campaign.ir_cron_execute_activities",
+    "mkt_campaign.ir_cron_execute_activities_2",
+    "mkt_campaign.ir_cron_execute_activities_3",
+    "mkt_campaign.ir_cron_execute_activities_4",
+)
 # namespace (first key) of the session advisory locks that tell whether the
 # worker processing a step is still alive
 WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
@@ -170,7 +177,7 @@ class MktTrace(models.Model):
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         traces.write({"is_confirmed": True})
         if traces:
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+            self._trigger_queue()
         return True
 
     def action_retry(self):
@@ -181,7 +188,7 @@ class MktTrace(models.Model):
             "error_message": False, "is_confirmed": True,
         })
         traces.participant_id._reopen()
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self._trigger_queue()
         return True
 
     def action_open_record(self):
@@ -236,7 +243,22 @@ class MktTrace(models.Model):
                 self._unlock_worker(worker_key)
         next_due = self._next_due_date()
         if next_due:
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger(next_due)
+            self._trigger_queue(next_due)
+
+    @api.model
+    def _queue_crons(self):
+        """The cron jobs running the queue: the main one, then the extra
+        workers (Settings > Parallel Queue Workers), active or not."""
+        crons = self.env["ir.cron"].sudo()
+        for xmlid in QUEUE_CRONS:
+            crons |= self.env.ref(xmlid, raise_if_not_found=False) or crons.browse()
+        return crons.with_context(active_test=False)
+
+    @api.model
+    def _trigger_queue(self, at=None):
+        """Wake every active queue job: each takes its share of due steps."""
+        for cron in self._queue_crons().filtered("active"):
+            cron._trigger(at)
 
     @api.model
     def _lock_worker(self):
@@ -677,7 +699,7 @@ class MktTrace(models.Model):
             ]
         first._schedule_children(triggers=triggers, event_date=now)
         first.participant_id._update_completion()
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self._trigger_queue()
 
     # ------------------------------------------------------------------
     # Channels
