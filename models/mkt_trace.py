@@ -51,7 +51,6 @@ WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
 # a database conflict between two workers (serialization failure, deadlock):
 # transient, the transaction is retried
 TransientDbError = psycopg2.extensions.TransactionRollbackError
-EVENT_PAST = {"open": "opened", "click": "clicked", "reply": "replied", "bounce": "bounced"}
 EVENT_FIELDS = {
     "open": "open_datetime",
     "click": "click_datetime",
@@ -581,9 +580,11 @@ class MktTrace(models.Model):
         if todo and activity.trigger_type in NEGATIVE_TRIGGERS:
             event = NEGATIVE_TRIGGERS[activity.trigger_type][0]
             happened = todo.filtered(lambda t: t.parent_id[EVENT_FIELDS[event]])
-            happened._set_state("canceled", self.env._(
-                "The parent message was %(event)s in time.", event=EVENT_PAST[event]
-            ))
+            happened._set_state("canceled", {
+                "open": self.env._("The parent message was opened in time."),
+                "click": self.env._("The parent message was clicked in time."),
+                "reply": self.env._("The parent message was replied to in time."),
+            }[event])
             todo -= happened
 
         real = todo.filtered(lambda t: not t.is_test)
@@ -690,9 +691,11 @@ class MktTrace(models.Model):
             cancels = EVENT_CANCELS.get((event, channel), [])
             pending_children.filtered(
                 lambda c: c.activity_id.trigger_type in cancels
-            )._set_state("canceled", self.env._(
-                "Canceled: the parent message was %(event)s.", event=EVENT_PAST[event]
-            ))
+            )._set_state("canceled", {
+                "open": self.env._("Canceled: the parent message was opened."),
+                "click": self.env._("Canceled: the parent message was clicked."),
+                "reply": self.env._("Canceled: the parent message was replied to."),
+            }[event])
             triggers = [
                 trigger for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
                 if trigger_event == event and channel in types
