@@ -19,6 +19,8 @@ AUDIENCE_FIELDS = (
     "previous_ids.engagement", "refinement_ids.kind", "refinement_ids.res_id",
     "refinement_ids.record_ref",
 )
+# written by the engine only (as superuser): never by a user, even over RPC
+ENGINE_FIELDS = ("state", "last_sync_date", "utm_campaign_id")
 
 
 class MktCampaign(models.Model):
@@ -225,9 +227,14 @@ class MktCampaign(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._convert_model_name(vals)
+            self._check_engine_fields({
+                fname: value for fname, value in vals.items()
+                if not (fname == "state" and value == "draft")
+            })
         return super().create(vals_list)
 
     def write(self, vals):
+        self._check_engine_fields(vals)
         self._convert_model_name(vals)
         if "model_id" in vals and any(
             c.model_id.id != vals["model_id"] and c.participant_ids for c in self
@@ -239,6 +246,18 @@ class MktCampaign(models.Model):
         if "model_id" in vals or "name" in vals:
             self.activity_ids._sync_mailing()
         return res
+
+    @api.model
+    def _check_engine_fields(self, vals):
+        """``readonly`` does not stop an RPC write: a campaign's state, last
+        enrolment and UTM campaign are the engine's (Launch / Stop)."""
+        forged = [fname for fname in ENGINE_FIELDS if vals.get(fname)]
+        if forged and not self.env.su:
+            raise AccessError(self.env._(
+                "%(fields)s of a campaign cannot be written: use Launch, Stop or "
+                "Reset to Draft.",
+                fields=", ".join(self._fields[fname].string for fname in forged),
+            ))
 
     @api.model
     def _convert_model_name(self, vals):
@@ -264,7 +283,15 @@ class MktCampaign(models.Model):
         their model, created (as superuser, for the user sending) and launched
         at once, so that the queue, opt-outs, caps, the sending window and the
         results apply as to any campaign. Used by the POS order list and the
-        WhatsApp templates' list action."""
+        WhatsApp templates' list action.
+
+        The sending user may have no marketing rights (a POS user): the
+        message they wrote is checked with their own rights first (the
+        template-editor restriction), and so are the recipients; only then is
+        the campaign created as superuser, and nothing of theirs is rendered
+        with more rights than they have."""
+        records.check_access("read")
+        self.env["mkt.activity"]._check_content_rights(step, records._name)
         campaign = self.sudo().create({
             "name": name,
             "model_id": self.env["ir.model"].sudo()._get_id(records._name),
