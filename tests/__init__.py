@@ -17,3 +17,4 @@ from . import test_pos_send
 from . import test_whatsapp
 from . import test_push
 from . import test_templates
+from . import test_security_content
