@@ -235,7 +235,11 @@ class MktActivity(models.Model):
         return activities
 
     def write(self, vals):
-        for model_name in set(self.sudo().mapped("campaign_id.model_name")) or {False}:
+        model_names = set(self.sudo().mapped("campaign_id.model_name"))
+        if vals.get("campaign_id"):
+            campaign = self.env["mkt.campaign"].browse(vals["campaign_id"]).sudo()
+            model_names.add(campaign.model_name)
+        for model_name in model_names or {False}:
             self._check_content_rights(vals, model_name)
         content = {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
         res = super().write(vals)
@@ -454,7 +458,17 @@ class MktActivity(models.Model):
         rights of the current user (the author when checked at launch; the
         engine later renders what the author's rights allowed at write time)."""
         self.ensure_one()
-        return self.env["mail.render.mixin"]._render_template(
+        Render = self.env["mail.render.mixin"]
+        if not (self.env.su or self.env.user.has_group("mail.group_mail_template_editor")) and (
+            Render._has_unsafe_expression_template_inline_template(
+                source or "", self.campaign_id.model_name)
+        ):
+            # beyond simple placeholders: only a template editor can have
+            # written it (every write by a user is checked, _check_content_rights),
+            # so a campaign user launching the editor's step renders it as
+            # the engine will, as mailing.mailing does (_unrestricted_rendering)
+            Render = Render.sudo()
+        return Render._render_template(
             source, self.campaign_id.model_name, res_ids, engine="inline_template",
         )
 
