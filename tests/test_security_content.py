@@ -167,6 +167,27 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
                 {"subject": "Bye {{ object.name.upper() }}"}
             )
 
+    def test_campaign_user_launches_editor_content(self):
+        """A campaign user (no template editor) launches a campaign whose
+        dynamic content an editor wrote: checked at launch, not refused."""
+        Activity = self.env["mkt.activity"].with_user(self.user_editor)
+        campaign = self.env["mkt.campaign"].with_user(self.user_editor).create({
+            "name": "Editor's push", "model_id": self.partner_model.id,
+            "domain": self.audience_domain,
+        })
+        Activity.create({
+            "campaign_id": campaign.id, "name": "Hello",
+            "subject": "Hello {{ object.name.upper() }}",
+            "body_html": "<p>Hi <t t-out=\"object.name.upper()\"/></p>",
+        })
+        Activity.create({
+            "campaign_id": campaign.id, "name": "Push", "activity_type": "push",
+            "push_title": "Hi {{ object.name.upper() }}", "push_body": "Spring sale",
+        })
+        self._launch(campaign.with_user(self.user_mkt_user))
+        self.assertEqual(campaign.state, "running")
+        self.assertEqual(campaign.participant_count, 5)
+
     # ------------------------------------------------------------------
     # WhatsApp variables
     # ------------------------------------------------------------------
@@ -302,6 +323,17 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
                 Template.create({"name": "Forged", "template_name": "forged",
                                  "body": "Hi", **values})
         self.assertEqual((template.status, template.multi_action_id), ("draft", code_action[:0]))
+
+        # a step's mailing is linked by the campaign only
+        mailing = self.steps["welcome"].mailing_id.with_user(self.env.user)
+        with self.assertRefused(AccessError, "set by the campaign"):
+            mailing.write({"mkt_activity_id": False})
+        with self.assertRefused(AccessError, "set by the campaign"):
+            self.env["mailing.mailing"].create({
+                "subject": "Mine", "mailing_model_id": self.partner_model.id,
+                "mkt_activity_id": self.steps["welcome"].id,
+            })
+        self.assertEqual(mailing.mkt_activity_id, self.steps["welcome"])
         with self.assertRefused(UserError, "Only a template approved"):
             template.action_allow_multi()
 
@@ -409,14 +441,21 @@ class TestPosContentRights(ContentSecurityMixin, MktCampaignCommon, TestPoSCommo
         self._run_queue()
         self.assertNoEscalation(me, groups)
 
-        # a simple placeholder still works for the cashier
-        self._wizard(self.rita_order, name="Thanks", subject="Thanks {{ object.name }}",
+        # a simple placeholder still works for the cashier, and the walk-in
+        # gets a customer in the order's company
+        self._wizard(self.rita_order | self.walkin_order, name="Thanks",
+                     subject="Thanks {{ object.name }}",
                      body_html="<p>See you soon.</p>").action_send()
         campaign = self.env["mkt.campaign"].sudo().search([("name", "=", "Thanks")])
         self.assertEqual(campaign.state, "running")
+        walkin = self.walkin_order.partner_id
+        self.assertEqual((walkin.email, walkin.company_id),
+                         ("walkin@example.com", self.walkin_order.company_id))
         self._run_queue()
         sent = [m for m in self._mails if any("rita@" in to for to in m["email_to"])]
         self.assertEqual(sent[0]["subject"], "Thanks Rita Regular")
+        self.assertTrue([m for m in self._mails
+                         if any("walkin@" in to for to in m["email_to"])])
         self.assertNoEscalation(me, groups)
 
     @users("pos_clerk_2")
