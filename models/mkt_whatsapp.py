@@ -253,6 +253,8 @@ class MktWhatsAppTemplate(models.Model):
 
     def action_submit(self):
         """Submit the template to WhatsApp for approval."""
+        # the answer is written as superuser below: only who may edit templates
+        self.check_access("write")
         Api = self.env["mkt.whatsapp.api"]
         config = Api._get_config()
         session = Api._session(config)
@@ -282,6 +284,7 @@ class MktWhatsAppTemplate(models.Model):
 
     def action_refresh_status(self):
         """Read the approval status from WhatsApp."""
+        self.check_access("write")
         Api = self.env["mkt.whatsapp.api"]
         config = Api._get_config()
         session = Api._session(config)
@@ -325,6 +328,7 @@ class MktWhatsAppTemplate(models.Model):
         """Add 'WhatsApp: <template>' to the Actions menu of the target's list
         (e.g. Point of Sale > Orders): it sends the template to the selected
         records."""
+        self.check_access("write")
         for template in self:
             if template.status != "approved":
                 raise UserError(self.env._(

@@ -356,6 +356,14 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
         template.body = "Hi {{1}}"
         self.assertEqual(template.status, "draft")
 
+        # a campaign user (read-only on templates) cannot make the engine write
+        as_user = template.with_user(self.user_mkt_user)
+        for method in (as_user.action_submit, as_user.action_refresh_status,
+                       as_user.action_allow_multi, as_user.action_disallow_multi):
+            with self.subTest(method=method.__name__), self.assertRaises(AccessError):
+                method()
+        self.assertEqual(template.status, "draft")
+
 
 @tagged("post_install", "-at_install", "mkt_campaign", "security")
 class TestPosContentRights(ContentSecurityMixin, MktCampaignCommon, TestPoSCommon):
