@@ -7,6 +7,8 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import Form, tagged, users
 from odoo.tools import mute_logger
 
+from odoo.addons.mkt_campaign.wizard.mkt_campaign_template import TEMPLATES
+
 from .common import EMAIL_BODY, T0, MktCampaignCommon
 from .test_whatsapp import WhatsAppMixin
 
@@ -187,6 +189,18 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
         self._launch(campaign.with_user(self.user_mkt_user))
         self.assertEqual(campaign.state, "running")
         self.assertEqual(campaign.participant_count, 5)
+
+    def test_campaign_templates_for_non_editor(self):
+        """New from Template works for a manager who is no template editor:
+        the templates' texts are the module's, not the manager's."""
+        for key, _label in TEMPLATES:
+            with self.subTest(template=key):
+                form = Form(self.env["mkt.campaign.template"].with_user(self.user_mkt_manager))
+                form.template = key
+                action = form.save().action_create()
+                campaign = self.env["mkt.campaign"].browse(action["res_id"])
+                self.assertTrue(campaign.activity_ids)
+                campaign._check_launchable()
 
     # ------------------------------------------------------------------
     # WhatsApp variables
