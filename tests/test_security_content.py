@@ -480,6 +480,29 @@ class TestPosContentRights(ContentSecurityMixin, MktCampaignCommon, TestPoSCommo
                          if any("walkin@" in to for to in m["email_to"])])
         self.assertNoEscalation(me, groups)
 
+    @users("pos_clerk")
+    def test_pos_clerk_sends_editor_template(self):
+        """An e-mail template an editor wrote may be sent unchanged by the
+        cashier, as Odoo's composer allows; the same text typed is refused."""
+        template = self.env["mail.template"].sudo().create({
+            "name": "Shop news", "model_id": self.env["ir.model"]._get_id("res.partner"),
+            "subject": "News for {{ object.name.upper() }}",
+            "body_html": "<p>Spring is in store.</p>",
+        })
+        form = Form(self.env["mkt.pos.send"].with_context(
+            active_model="pos.order", active_ids=self.rita_order.ids))
+        form.name = "Shop news"
+        form.template_id = template.with_env(self.env)
+        form.save().action_send()
+        self._run_queue()
+        sent = [m for m in self._mails if any("rita@" in to for to in m["email_to"])]
+        self.assertEqual(sent[0]["subject"], "News for RITA REGULAR")
+        typed = self._wizard(self.rita_order, name="Typed",
+                             subject="News for {{ object.name.upper() }}",
+                             body_html="<p>Hi</p>")
+        with self.assertRefused(AccessError, "Mail Template Editor"):
+            typed.action_send()
+
     @users("pos_clerk_2")
     @mute_logger("odoo.addons.base.models.ir_rule")
     def test_pos_other_company_orders(self):

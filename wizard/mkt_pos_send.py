@@ -204,10 +204,17 @@ class MktPosSend(models.TransientModel):
             step.update(body_plaintext=self.body_plaintext)
         else:
             step.update(whatsapp_template_id=self.whatsapp_template_id.id)
+        # a subject left as the chosen e-mail template wrote it is the
+        # template's (mail.template checks its author is a template editor)
+        template_fields = ("subject",) if (
+            self.channel == "email" and self.template_id
+            and self.subject == self.template_id.subject
+        ) else ()
         Campaign = self.env["mkt.campaign"]
         campaign = Campaign._send_now(
             self.name, customers, step,
             unique_field="email_normalized" if self.channel == "email" else "phone_sanitized",
+            template_fields=template_fields,
         )
         return Campaign._sent_notification(
             self.env._("Message on its way"),
