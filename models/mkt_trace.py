@@ -997,8 +997,21 @@ class MktTrace(models.Model):
 
     def _execute_server_action(self, activity):
         action = activity.server_action_id.sudo()
-        model = activity.campaign_id.model_name
+        campaign = activity.campaign_id
+        model = campaign.model_name
         res_ids = self.mapped("res_id")
+        try:
+            # the campaign's responsible must be allowed to run the action (its
+            # own group restriction), as when the step was saved: a change of
+            # responsible or of the action's groups since then stops it here
+            if not campaign.user_id:
+                raise UserError(self.env._(
+                    "Campaign %(campaign)s has no responsible user: nobody may run its "
+                    "server action %(action)s.", campaign=campaign.name, action=action.name,
+                ))
+            activity._check_server_action_user(campaign.user_id)
+        except UserError as e:  # AccessError included
+            return {trace: ("failed", str(e)) for trace in self}
         try:
             with self.env.cr.savepoint():
                 action.with_context(
