@@ -222,6 +222,9 @@ class MktActivity(models.Model):
             for vals in vals_list
         ]
         activities = super().create(vals_list)
+        contents = [
+            activity._content_for_type(content) for activity, content in zip(activities, contents)
+        ]
         # the author may run the server action (constraints run as superuser)
         if not self.env.su:
             for activity in activities.filtered("server_action_id"):
@@ -243,6 +246,8 @@ class MktActivity(models.Model):
             self._check_content_rights(vals, model_name)
         content = {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
         res = super().write(vals)
+        if content and len(set(self.mapped("activity_type"))) == 1:
+            content = self[:1]._content_for_type(content)
         if vals.get("server_action_id") and not self.env.su:
             for activity in self:
                 activity._check_server_action_user(self.env.user)
@@ -271,6 +276,16 @@ class MktActivity(models.Model):
     # ------------------------------------------------------------------
     # Content
     # ------------------------------------------------------------------
+
+    def _content_for_type(self, content):
+        """The part of the form's content that belongs to the step's channel:
+        an SMS step's form also carries the (empty, hidden) e-mail subject and
+        body, which must not reach its mailing (its subject is required)."""
+        keep = {
+            "email": ("subject", "body_html"), "sms": ("body_plaintext",),
+        }.get(self.activity_type, ())
+        return {fname: value for fname, value in content.items()
+                if fname in keep or value}
 
     @api.model
     def _check_content_rights(self, values, model_name):
