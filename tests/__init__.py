@@ -21,3 +21,4 @@ from . import test_workers
 from . import test_faults
 from . import test_security_endpoints
 from . import test_security_audience
+from . import test_channels
