@@ -34,6 +34,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "security/ir.model.access.csv",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
+        "data/ir_cron_queue_workers_data.xml",
         "views/mkt_trace_views.xml",
         "views/mkt_participant_views.xml",
         "views/mkt_activity_views.xml",

@@ -1,8 +1,8 @@
 import logging
 import re
 
-from odoo import fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from .mkt_trace import TransientDbError
@@ -37,6 +37,27 @@ class MailingMailing(models.Model):
         help="This mailing is the content of a marketing campaign step: the campaign "
         "sends it, recipient by recipient, when the step comes due.",
     )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._mkt_check_step_link(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._mkt_check_step_link(vals)
+        return super().write(vals)
+
+    @api.model
+    def _mkt_check_step_link(self, vals):
+        """The link to a campaign step is the campaign's (readonly does not
+        stop an RPC write): a mailing is not attached to or detached from a
+        step by hand."""
+        if "mkt_activity_id" in vals and not self.env.su:
+            raise AccessError(self.env._(
+                "The campaign step of a mailing is set by the campaign: edit the step's "
+                "content from the campaign instead."
+            ))
 
     def action_put_in_queue(self):
         self._mkt_refuse_direct_send()

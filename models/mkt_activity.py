@@ -4,11 +4,20 @@ from typing import Callable, NamedTuple
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 _logger = logging.getLogger(__name__)
 
 CONTENT_FIELDS = ("subject", "body_html", "body_plaintext")
+# what a user writes on a step that is rendered on the target's records, and
+# the engine that renders it (mail.render.mixin)
+RENDERED_FIELDS = {
+    "subject": "inline_template",
+    "body_html": "qweb",
+    "body_plaintext": "inline_template",
+    "push_title": "inline_template",
+    "push_body": "inline_template",
+}
 # trigger -> (event the parent's message must show, activity types the parent may have)
 EVENT_TRIGGERS = {
     "email_open": ("open", ("email",)),
@@ -221,21 +230,41 @@ class MktActivity(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        # the author's rights decide what the content may contain (checked
+        # here, in the author's environment: the engine renders it later)
+        for vals in vals_list:
+            campaign = self.env["mkt.campaign"].browse(vals.get("campaign_id"))
+            self._check_content_rights(vals, campaign.sudo().model_name)
         # the content lives on the step's mailing, which exists only after create
         contents = [
             {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
             for vals in vals_list
         ]
         activities = super().create(vals_list)
+        # the author may run the server action (constraints run as superuser)
+        if not self.env.su:
+            for activity in activities.filtered("server_action_id"):
+                activity._check_server_action_user(self.env.user)
         activities._sync_mailing()
         for activity, content in zip(activities, contents):
             if content and activity.mailing_id:
-                activity.mailing_id.sudo().write(content)
+                # written in the author's environment: mailing.mailing checks
+                # the template-editor restriction on write
+                activity.mailing_id.write(content)
         return activities
 
     def write(self, vals):
+        model_names = set(self.sudo().mapped("campaign_id.model_name"))
+        if vals.get("campaign_id"):
+            campaign = self.env["mkt.campaign"].browse(vals["campaign_id"]).sudo()
+            model_names.add(campaign.model_name)
+        for model_name in model_names or {False}:
+            self._check_content_rights(vals, model_name)
         content = {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
         res = super().write(vals)
+        if vals.get("server_action_id") and not self.env.su:
+            for activity in self:
+                activity._check_server_action_user(self.env.user)
         if {"activity_type", "name", "campaign_id"} & set(vals) or content:
             self._sync_mailing()
         if content:
@@ -262,9 +291,56 @@ class MktActivity(models.Model):
     # Content
     # ------------------------------------------------------------------
 
+    @api.model
+    def _check_content_rights(self, values, model_name):
+        """Refuse content that only a Mail Template Editor may write, as
+        ``mail.render.mixin._check_access_right_dynamic_template`` does for
+        mailings and templates: a user who is no template editor (with the
+        setting ``mail.restrict.template.rendering``) may only use simple
+        placeholders such as ``{{ object.name }}``. ``values``: field -> text
+        (a step name is also the default subject of its mailing)."""
+        if self.env.su or self.env.user.has_group("mail.group_mail_template_editor"):
+            return
+        Render = self.env["mail.render.mixin"]
+        for fname, engine in (*RENDERED_FIELDS.items(), ("name", "inline_template")):
+            source = values.get(fname)
+            if not source or not isinstance(source, str):
+                continue
+            if engine == "qweb":
+                unsafe = Render._has_unsafe_expression_template_qweb(source, model_name)
+            else:
+                unsafe = Render._has_unsafe_expression_template_inline_template(
+                    source, model_name
+                )
+            if unsafe:
+                raise AccessError(self.env._(
+                    "Only members of %(group_name)s group are allowed to edit templates "
+                    "containing sensible placeholders: simple placeholders such as "
+                    "{{ object.name }} are allowed, not %(content)s.",
+                    group_name=self.env.ref("mail.group_mail_template_editor").name,
+                    content=source,
+                ))
+
+    def _check_server_action_user(self, user):
+        """The step's server action may be run by ``user`` (the step's author,
+        or the campaign's responsible when it runs): the action's own group
+        restriction (``group_ids``), as ``ir.actions.server`` checks it."""
+        self.ensure_one()
+        action = self.sudo().server_action_id
+        if action.group_ids and not (action.group_ids & user.all_group_ids):
+            raise AccessError(self.env._(
+                "Step %(step)s: %(user)s may not run the server action %(action)s "
+                "(reserved to %(groups)s).",
+                step=self.name, user=user.name, action=action.name,
+                groups=", ".join(action.group_ids.mapped("full_name")),
+            ))
+
     def _sync_mailing(self):
         """E-mail and SMS steps keep their content in a ``mailing.mailing`` that
         targets the campaign's model and is attributed to its UTM campaign."""
+        # the mailing's technical values are the engine's (as superuser); the
+        # only user text written here is the step's name as default subject,
+        # checked with the user's rights in create() / write() first
         Mailing = self.env["mailing.mailing"].sudo()
         for activity in self:
             if activity.activity_type not in ("email", "sms"):
@@ -359,7 +435,10 @@ class MktActivity(models.Model):
                         template=template.name, step=activity.name, model=template.model_id.name,
                     ))
             elif activity.activity_type == "server_action":
-                action = activity.server_action_id
+                # sudo: server actions are readable by administrators only,
+                # the step's is read to be checked (who may run it: at save
+                # and when it runs)
+                action = activity.sudo().server_action_id
                 if not action:
                     raise ValidationError(self.env._(
                         "Step %(step)s runs a server action: choose which one.",
@@ -381,7 +460,8 @@ class MktActivity(models.Model):
                 "Step %(step)s sends a push notification: write its title and text.",
                 step=self.name,
             ))
-        sample = self.env[self.campaign_id.model_name].sudo().search([], limit=1)
+        # a record the user may read: the texts are rendered with their rights
+        sample = self.env[self.campaign_id.model_name].search([], limit=1)
         for label, source in ((self.env._("title"), self.push_title),
                               (self.env._("text"), self.push_body)):
             try:
@@ -393,9 +473,21 @@ class MktActivity(models.Model):
                 )) from error
 
     def _render_push(self, source, res_ids):
-        """{res_id: rendered text} of a push title or text."""
+        """{res_id: rendered text} of a push title or text, rendered with the
+        rights of the current user (the author when checked at launch; the
+        engine later renders what the author's rights allowed at write time)."""
         self.ensure_one()
-        return self.env["mail.render.mixin"].sudo()._render_template(
+        Render = self.env["mail.render.mixin"]
+        if not (self.env.su or self.env.user.has_group("mail.group_mail_template_editor")) and (
+            Render._has_unsafe_expression_template_inline_template(
+                source or "", self.campaign_id.model_name)
+        ):
+            # beyond simple placeholders: only a template editor can have
+            # written it (every write by a user is checked, _check_content_rights),
+            # so a campaign user launching the editor's step renders it as
+            # the engine will, as mailing.mailing does (_unrestricted_rendering)
+            Render = Render.sudo()
+        return Render._render_template(
             source, self.campaign_id.model_name, res_ids, engine="inline_template",
         )
 
@@ -443,8 +535,21 @@ class MktActivity(models.Model):
         and ``activity`` the step)."""
         activity = self
         action = activity.server_action_id.sudo()
-        model = activity.campaign_id.model_name
+        campaign = activity.campaign_id
+        model = campaign.model_name
         res_ids = traces.mapped("res_id")
+        try:
+            # the campaign's responsible must be allowed to run the action (its
+            # own group restriction), as when the step was saved: a change of
+            # responsible or of the action's groups since then stops it here
+            if not campaign.user_id:
+                raise UserError(self.env._(
+                    "Campaign %(campaign)s has no responsible user: nobody may run its "
+                    "server action %(action)s.", campaign=campaign.name, action=action.name,
+                ))
+            activity._check_server_action_user(campaign.user_id)
+        except UserError as e:  # AccessError included
+            return {trace: ("failed", str(e)) for trace in traces}
         try:
             with self.env.cr.savepoint():
                 action.with_context(

@@ -19,6 +19,8 @@ AUDIENCE_FIELDS = (
     "previous_ids.engagement", "refinement_ids.kind", "refinement_ids.res_id",
     "refinement_ids.record_ref",
 )
+# written by the engine only (as superuser): never by a user, even over RPC
+ENGINE_FIELDS = ("state", "last_sync_date", "utm_campaign_id")
 
 
 class MktCampaign(models.Model):
@@ -225,9 +227,14 @@ class MktCampaign(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._convert_model_name(vals)
+            self._check_engine_fields({
+                fname: value for fname, value in vals.items()
+                if not (fname == "state" and value == "draft")
+            })
         return super().create(vals_list)
 
     def write(self, vals):
+        self._check_engine_fields(vals)
         self._convert_model_name(vals)
         if "mode" in vals and any(
             c.state == "running" and c.mode != vals["mode"] for c in self
@@ -249,6 +256,18 @@ class MktCampaign(models.Model):
         return res
 
     @api.model
+    def _check_engine_fields(self, vals):
+        """``readonly`` does not stop an RPC write: a campaign's state, last
+        enrolment and UTM campaign are the engine's (Launch / Stop)."""
+        forged = [fname for fname in ENGINE_FIELDS if vals.get(fname)]
+        if forged and not self.env.su:
+            raise AccessError(self.env._(
+                "%(fields)s of a campaign cannot be written: use Launch, Stop or "
+                "Reset to Draft.",
+                fields=", ".join(self._fields[fname].string for fname in forged),
+            ))
+
+    @api.model
     def _convert_model_name(self, vals):
         """Accept ``model_name`` (the technical name) in create/write, as the
         external API documents it, and turn it into the target model."""
@@ -267,12 +286,25 @@ class MktCampaign(models.Model):
             raise UserError(self.env._("Stop a running campaign before deleting it."))
 
     @api.model
-    def _send_now(self, name, records, step, unique_field=None):
+    def _send_now(self, name, records, step, unique_field=None, template_fields=()):
         """Send one message to ``records`` right away: a one-step campaign on
         their model, created (as superuser, for the user sending) and launched
         at once, so that the queue, opt-outs, caps, the sending window and the
         results apply as to any campaign. Used by the POS order list and the
-        WhatsApp templates' list action."""
+        WhatsApp templates' list action.
+
+        The sending user may have no marketing rights (a POS user): the
+        message they wrote is checked with their own rights first (the
+        template-editor restriction), and so are the recipients; only then is
+        the campaign created as superuser, and nothing of theirs is rendered
+        with more rights than they have. ``template_fields``: texts of the step
+        copied unchanged from an e-mail template, whose author's rights were
+        checked when the template was written (as Odoo's composer trusts them)."""
+        records.check_access("read")
+        self.env["mkt.activity"]._check_content_rights(
+            {fname: value for fname, value in step.items() if fname not in template_fields},
+            records._name,
+        )
         campaign = self.sudo().create({
             "name": name,
             "model_id": self.env["ir.model"].sudo()._get_id(records._name),
@@ -337,7 +369,7 @@ class MktCampaign(models.Model):
                 campaign.schedule_date
             )
         if due.filtered(lambda c: c.mode != "test"):
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+            self.env["mkt.trace"]._trigger_queue()
         return True
 
     def action_stop(self):
@@ -595,7 +627,7 @@ class MktCampaign(models.Model):
             if auto_commit or self.env.context.get("ir_cron_progress_id"):
                 if not cron._commit_progress(1):
                     break
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self.env["mkt.trace"]._trigger_queue()
 
     def _sync_participants(self):
         """Enrol matching records that are not participants yet, then queue the

@@ -205,7 +205,9 @@ class MktSendingPolicy(models.AbstractModel):
                 free_at = oldest_counted + window
                 label = self.env._(
                     "%(scope)s: at most %(limit)s per %(period)s",
-                    limit=limit, period=period,
+                    limit=limit, period={
+                        "day": self.env._("day"), "month": self.env._("month"),
+                    }.get(period, self.env._("week")),
                     scope=self.env._("all channels") if not scope else (
                         self.env._("e-mail") if scope == "email" else "SMS"
                     ),

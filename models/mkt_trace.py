@@ -15,6 +15,13 @@ from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
 
 _logger = logging.getLogger(__name__)
 
+# the cron jobs that run the queue (data/ir_cron_data.xml)
+QUEUE_CRONS = (
+    "mkt_campaign.ir_cron_execute_activities",
+    "mkt_campaign.ir_cron_execute_activities_2",
+    "mkt_campaign.ir_cron_execute_activities_3",
+    "mkt_campaign.ir_cron_execute_activities_4",
+)
 # namespace (first key) of the session advisory locks that tell whether the
 # worker processing a step is still alive
 WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
@@ -23,7 +30,6 @@ WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
 TransientDbError = psycopg2.extensions.TransactionRollbackError
 # the outcomes a channel adapter returns for a step (_execute_channel)
 CHANNEL_STATES = {"processed", "rejected", "failed", "retry"}
-EVENT_PAST = {"open": "opened", "click": "clicked", "reply": "replied", "bounce": "bounced"}
 EVENT_FIELDS = {
     "open": "open_datetime",
     "click": "click_datetime",
@@ -149,7 +155,7 @@ class MktTrace(models.Model):
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         traces.write({"is_confirmed": True})
         if traces:
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+            self._trigger_queue()
         return True
 
     def action_retry(self):
@@ -160,7 +166,7 @@ class MktTrace(models.Model):
             "error_message": False, "is_confirmed": True,
         })
         traces.participant_id._reopen()
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self._trigger_queue()
         return True
 
     def action_open_record(self):
@@ -215,7 +221,22 @@ class MktTrace(models.Model):
                 self._unlock_worker(worker_key)
         next_due = self._next_due_date()
         if next_due:
-            self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger(next_due)
+            self._trigger_queue(next_due)
+
+    @api.model
+    def _queue_crons(self):
+        """The cron jobs running the queue: the main one, then the extra
+        workers (Settings > Parallel Queue Workers), active or not."""
+        crons = self.env["ir.cron"].sudo()
+        for xmlid in QUEUE_CRONS:
+            crons |= self.env.ref(xmlid, raise_if_not_found=False) or crons.browse()
+        return crons.with_context(active_test=False)
+
+    @api.model
+    def _trigger_queue(self, at=None):
+        """Wake every active queue job: each takes its share of due steps."""
+        for cron in self._queue_crons().filtered("active"):
+            cron._trigger(at)
 
     @api.model
     def _lock_worker(self):
@@ -538,9 +559,11 @@ class MktTrace(models.Model):
         if todo and activity.trigger_type in NEGATIVE_TRIGGERS:
             event = NEGATIVE_TRIGGERS[activity.trigger_type][0]
             happened = todo.filtered(lambda t: t.parent_id[EVENT_FIELDS[event]])
-            happened._set_state("canceled", self.env._(
-                "The parent message was %(event)s in time.", event=EVENT_PAST[event]
-            ))
+            happened._set_state("canceled", {
+                "open": self.env._("The parent message was opened in time."),
+                "click": self.env._("The parent message was clicked in time."),
+                "reply": self.env._("The parent message was replied to in time."),
+            }[event])
             todo -= happened
 
         real = todo.filtered(lambda t: not t.is_test)
@@ -693,13 +716,15 @@ class MktTrace(models.Model):
             cancels = EVENT_CANCELS.get((event, channel), [])
             pending_children.filtered(
                 lambda c: c.activity_id.trigger_type in cancels
-            )._set_state("canceled", self.env._(
-                "Canceled: the parent message was %(event)s.", event=EVENT_PAST[event]
-            ))
+            )._set_state("canceled", {
+                "open": self.env._("Canceled: the parent message was opened."),
+                "click": self.env._("Canceled: the parent message was clicked."),
+                "reply": self.env._("Canceled: the parent message was replied to."),
+            }[event])
             triggers = [
                 trigger for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
                 if trigger_event == event and channel in types
             ]
         first._schedule_children(triggers=triggers, event_date=now)
         first.participant_id._update_completion()
-        self.env.ref("mkt_campaign.ir_cron_execute_activities")._trigger()
+        self._trigger_queue()

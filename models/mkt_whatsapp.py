@@ -2,7 +2,8 @@ import logging
 import re
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.orm.models import NO_ACCESS
 from odoo.tools import SQL
 
 from ..tools.whatsapp_api import WhatsAppApi, WhatsAppError
@@ -21,6 +22,11 @@ TEMPLATE_STATUSES = [
 ]
 # what changes a template's content: it must be approved again
 CONTENT_FIELDS = {"template_name", "language", "category", "body", "variable_ids"}
+# written by the engine only (WhatsApp's answers, Allow Multi), as superuser
+ENGINE_FIELDS = ("status", "wa_template_id", "rejection_reason", "multi_action_id")
+# fields never sent to WhatsApp, whoever wrote the template
+SECRET_FIELDS = {"password", "new_password", "api_key_ids", "totp_secret", "signature",
+                 "totp_trusted_device_ids", "oauth_access_token", "signup_token"}
 
 
 class MktWhatsAppTemplate(models.Model):
@@ -95,6 +101,11 @@ class MktWhatsAppTemplate(models.Model):
                 template._check_path(variable.field_path)
 
     def _check_path(self, path):
+        """Every field of ``path`` exists and may be read by the author (the
+        current user): the model's access rights and the field's ``groups``;
+        secrets of users (password, API keys…) are never reachable. The
+        engine reads the values later as superuser: this check at save is
+        what keeps a variable within what its author may read."""
         Model = self.env[self.model]
         for part in (path or "").split("."):
             field = Model._fields.get(part)
@@ -103,14 +114,67 @@ class MktWhatsAppTemplate(models.Model):
                     "Template %(name)s: %(model)s has no field %(path)s.",
                     name=self.name, model=self.model_id.name, path=path,
                 ))
+            readable = part not in SECRET_FIELDS and field.groups != NO_ACCESS
+            if readable and not self.env.su:
+                readable = (
+                    Model.has_access("read") and Model._has_field_access(field, "read")
+                    and (not field.relational
+                         or self.env[field.comodel_name].has_access("read"))
+                )
+            if not readable:
+                raise ValidationError(self.env._(
+                    "Template %(name)s: the field %(field)s of %(path)s is not readable by "
+                    "you, so WhatsApp messages cannot show it.",
+                    name=self.name, field=part, path=path,
+                ))
             if field.relational:
                 Model = self.env[field.comodel_name]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_engine_fields({
+                fname: value for fname, value in vals.items()
+                if not (fname == "status" and value == "draft")
+            })
+        templates = super().create(vals_list)
+        templates._check_author_paths()
+        return templates
+
     def write(self, vals):
+        self._check_engine_fields(vals)
         if CONTENT_FIELDS & set(vals) and "status" not in vals:
             # WhatsApp approved the content as it was: it must review it again
-            vals = {**vals, "status": "draft"}
-        return super().write(vals)
+            # (the engine's field, written as superuser)
+            super().write(vals)
+            super(MktWhatsAppTemplate, self.sudo()).write({"status": "draft"})
+        else:
+            super().write(vals)
+        if {"phone_field", "variable_ids", "model_id"} & set(vals):
+            self._check_author_paths()
+        return True
+
+    def _check_author_paths(self):
+        """The phone field and the variables' fields, checked with the rights
+        of the user writing them (constraints run as superuser)."""
+        if self.env.su:
+            return
+        for template in self:
+            template._check_path(template.phone_field)
+            for variable in template.variable_ids:
+                template._check_path(variable.field_path)
+
+    @api.model
+    def _check_engine_fields(self, vals):
+        """``readonly`` does not stop an RPC write: the approval status comes
+        from WhatsApp and the Actions entry from 'Allow Multi' only."""
+        forged = [fname for fname in ENGINE_FIELDS if fname in vals and vals[fname]]
+        if forged and not self.env.su:
+            raise AccessError(self.env._(
+                "%(fields)s of a WhatsApp template cannot be written: submit the template "
+                "to WhatsApp, refresh its status or use Allow Multi.",
+                fields=", ".join(self._fields[fname].string for fname in forged),
+            ))
 
     # ------------------------------------------------------------------
     # Approval
@@ -118,6 +182,8 @@ class MktWhatsAppTemplate(models.Model):
 
     def action_submit(self):
         """Submit the template to WhatsApp for approval."""
+        # the answer is written as superuser below: only who may edit templates
+        self.check_access("write")
         client = WhatsAppApi(self.env)
         for template in self:
             component = {"type": "BODY", "text": template.body}
@@ -135,7 +201,8 @@ class MktWhatsAppTemplate(models.Model):
                 })
             except WhatsAppError as error:
                 raise UserError(str(error)) from error
-            template.write({
+            # WhatsApp's answer: engine fields, written as superuser
+            template.sudo().write({
                 "wa_template_id": data.get("id"),
                 "status": (data.get("status") or "PENDING").lower(),
                 "rejection_reason": False,
@@ -145,6 +212,7 @@ class MktWhatsAppTemplate(models.Model):
 
     def action_refresh_status(self):
         """Read the approval status from WhatsApp."""
+        self.check_access("write")
         client = WhatsAppApi(self.env)
         for template in self:
             try:
@@ -155,7 +223,8 @@ class MktWhatsAppTemplate(models.Model):
                 if remote.get("name") == template.template_name and remote.get("language") == template.language:
                     status = (remote.get("status") or "").lower()
                     reason = remote.get("rejected_reason")
-                    template.write({
+                    # WhatsApp's answer: engine fields, written as superuser
+                    template.sudo().write({
                         "status": status if status in dict(TEMPLATE_STATUSES) else template.status,
                         "wa_template_id": remote.get("id") or template.wa_template_id,
                         "rejection_reason": reason if reason and reason != "NONE" else False,
@@ -185,6 +254,7 @@ class MktWhatsAppTemplate(models.Model):
         """Add 'WhatsApp: <template>' to the Actions menu of the target's list
         (e.g. Point of Sale > Orders): it sends the template to the selected
         records."""
+        self.check_access("write")
         for template in self:
             if template.status != "approved":
                 raise UserError(self.env._(
@@ -193,7 +263,8 @@ class MktWhatsAppTemplate(models.Model):
                 ))
             if template.multi_action_id:
                 continue
-            template.multi_action_id = self.env["ir.actions.server"].sudo().create({
+            # the action and its link are the engine's, created as superuser
+            template.sudo().multi_action_id = self.env["ir.actions.server"].sudo().create({
                 "name": self.env._("WhatsApp: %(name)s", name=template.name),
                 "model_id": template.model_id.id,
                 "binding_model_id": template.model_id.id,
@@ -205,6 +276,7 @@ class MktWhatsAppTemplate(models.Model):
         return True
 
     def action_disallow_multi(self):
+        self.check_access("write")
         self.multi_action_id.sudo().unlink()
         return True
 
@@ -404,3 +476,21 @@ class MktWhatsAppTemplateVariable(models.Model):
         "Field", required=True, help="Field (path) of the record, e.g. name, partner_id.name."
     )
     sample = fields.Char(help="Example value shown to WhatsApp's reviewers.")
+
+    @api.constrains("field_path", "template_id")
+    def _check_field_path(self):
+        # a variable written on its own (not through its template) is checked too
+        for variable in self:
+            variable.template_id._check_path(variable.field_path)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        variables = super().create(vals_list)
+        variables.template_id._check_author_paths()
+        return variables
+
+    def write(self, vals):
+        res = super().write(vals)
+        if {"field_path", "template_id"} & set(vals):
+            self.template_id._check_author_paths()
+        return res

@@ -59,6 +59,13 @@ class ResConfigSettings(models.TransientModel):
         "Firebase Endpoint", config_parameter="mkt_campaign.fcm_endpoint",
         help="Base URL of Firebase Cloud Messaging, default https://fcm.googleapis.com.",
     )
+    mkt_queue_workers = fields.Integer(
+        "Parallel Queue Workers", default=1,
+        help="How many cron jobs send the queue at once (1 to 4). Odoo gives each job to "
+        "a free cron worker of any server on this database: with several workers "
+        "(max_cron_threads, or several servers) one campaign is sent in parallel, every "
+        "step by one worker only.",
+    )
     mkt_quiet_hours = fields.Boolean(
         "Sending Window", config_parameter="mkt_campaign.quiet_hours",
         help="Campaign messages leave only inside this window, in the recipient's time "
@@ -79,6 +86,14 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             if min(settings.mkt_cap_all, settings.mkt_cap_email, settings.mkt_cap_sms) < 0:
                 raise ValidationError(self.env._("A frequency cap cannot be negative."))
+
+    @api.constrains("mkt_queue_workers")
+    def _check_mkt_queue_workers(self):
+        for settings in self:
+            if not 1 <= settings.mkt_queue_workers <= 4:
+                raise ValidationError(self.env._(
+                    "The queue runs with 1 to 4 parallel workers."
+                ))
 
     @api.constrains("mkt_push_max_devices")
     def _check_mkt_push_max_devices(self):
@@ -110,6 +125,7 @@ class ResConfigSettings(models.TransientModel):
         )
         selected = {int(d) for d in days.split(",") if d.strip().isdigit()}
         res.update({f"mkt_quiet_{day}": index in selected for index, day in enumerate(WEEKDAYS)})
+        res["mkt_queue_workers"] = len(self.env["mkt.trace"]._queue_crons().filtered("active")) or 1
         return res
 
     def set_values(self):
@@ -118,3 +134,10 @@ class ResConfigSettings(models.TransientModel):
             "mkt_campaign.quiet_weekdays",
             ",".join(str(i) for i, day in enumerate(WEEKDAYS) if self[f"mkt_quiet_{day}"]),
         )
+        crons = self.env["mkt.trace"]._queue_crons()
+        for index, cron in enumerate(crons):
+            active = index < self.mkt_queue_workers
+            if cron.active != active:
+                cron.active = active
+        # the newly active jobs start on what is already due
+        self.env["mkt.trace"]._trigger_queue()

@@ -21,4 +21,6 @@ from . import test_workers
 from . import test_faults
 from . import test_security_endpoints
 from . import test_security_audience
+from . import test_i18n
+from . import test_security_content
 from . import test_channels

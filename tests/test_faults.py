@@ -69,3 +69,24 @@ class TestFaults(MktCampaignCommon):
         real = self.env["mkt.trace"].browse(self.env.cr.fetchone()[0])
         campaign._run_test_workflow()
         self.assertEqual(real.state, "scheduled")
+
+    def test_parallel_queue_workers(self):
+        """Settings > Parallel Queue Workers activates that many queue jobs;
+        a launch wakes each active one (each claims its own steps)."""
+        Trace = self.env["mkt.trace"]
+        crons = Trace._queue_crons()
+        self.assertEqual(len(crons), 4)
+        self.assertEqual(crons.mapped("active"), [True, False, False, False])
+        settings = self.env["res.config.settings"].create({"mkt_queue_workers": 3})
+        settings.execute()
+        self.assertEqual(crons.mapped("active"), [True, True, True, False])
+        self.assertEqual(self.env["res.config.settings"].create({}).mkt_queue_workers, 3)
+        self.env["ir.cron.trigger"].sudo().search([("cron_id", "in", crons.ids)]).unlink()
+        campaign, _steps = self._create_campaign([("welcome", {})])
+        self._launch(campaign)
+        triggered = self.env["ir.cron.trigger"].sudo().search([("cron_id", "in", crons.ids)])
+        self.assertEqual(triggered.cron_id, crons[:3])
+        with self.assertRaisesRegex(Exception, "1 to 4 parallel workers"):
+            self.env["res.config.settings"].create({"mkt_queue_workers": 9})
+        self.env["res.config.settings"].create({"mkt_queue_workers": 1}).execute()
+        self.assertEqual(crons.mapped("active"), [True, False, False, False])

@@ -153,7 +153,7 @@ class TestWorkflow(MktCampaignCommon):
         self.assertEqual(welcome_carol.open_datetime, T0 + D, "a reply implies an open")
         self.assertEqual(self._traces(steps["replied"], self.carol).schedule_date, T0 + D + 2 * H)
         self.assertEqual(self._traces(steps["not_replied"], self.carol).error_message,
-                         "Canceled: the parent message was replied.")
+                         "Canceled: the parent message was replied to.")
 
         self._run_queue(T0 + 7 * D)
         self.assertTraceStates(steps["replied"], {self.carol: "processed"})

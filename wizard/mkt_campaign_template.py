@@ -80,7 +80,10 @@ class MktCampaignTemplate(models.TransientModel):
         for key, step in steps:
             step = dict(step)
             parent = step.pop("parent", None)
-            created[key] = self.env["mkt.activity"].create({
+            # sudo: the steps' texts are this module's own (placeholders such as
+            # `object.name or ''` that only template editors may write), not
+            # the user's; the user's right to create the campaign was checked
+            created[key] = self.env["mkt.activity"].sudo().create({
                 "campaign_id": campaign.id,
                 "parent_id": created[parent].id if parent else False,
                 "trigger_type": "after_parent" if parent else "begin",

@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import email_normalize
 
 
@@ -68,7 +68,7 @@ class MktPosSend(models.TransientModel):
     def _compute_recipients(self):
         for wizard in self:
             customers, to_create, missing = wizard._get_customers(dry_run=True)
-            wizard.order_count = len(wizard.order_ids)
+            wizard.order_count = len(wizard._get_orders())
             wizard.recipient_count = len(customers) + len(to_create)
             wizard.missing_count = len(missing)
 
@@ -87,17 +87,35 @@ class MktPosSend(models.TransientModel):
             number=order.mobile, country=order.company_id.country_id, force_format="E164"
         ) or False
 
+    def _get_orders(self):
+        """The selected orders the user may read (record rules and companies):
+        a POS user never selects another company's orders."""
+        return self.order_ids._filtered_access("read")
+
+    def _may_change_partner(self, partner):
+        """A contact of a company the user does not work in is left alone."""
+        return not partner.company_id or partner.company_id in self.env.companies
+
     def _get_customers(self, dry_run=False):
         """(customers, contacts to create, orders without contact) of the orders.
         A customer reachable on the channel is kept; otherwise the e-mail or
         phone collected on the order finds a contact, completes the order's
-        customer, or (unless ``dry_run``) creates a contact, set on the order."""
-        Partner = self.env["res.partner"].sudo()
+        customer, or (unless ``dry_run``) creates a contact, set on the order.
+
+        Contacts are searched with the user's rights (record rules and
+        companies apply), orders are written with them; a POS user may have no
+        right to create or edit contacts, so completing or creating the
+        contact of one of their orders is done as superuser, only for a
+        contact of the user's companies (or shared)."""
+        Partner = self.env["res.partner"]
         customers = Partner
         orders_by_contact = {}          # contact -> orders without a customer
         missing = self.env["pos.order"]
-        for order in self.order_ids.sudo():
+        for order in self._get_orders():
             partner = order.partner_id
+            if partner and not partner.has_access("read"):
+                missing |= order
+                continue
             if partner and (partner.email_normalized if self.channel == "email"
                             else partner.phone_sanitized):
                 customers |= partner
@@ -106,12 +124,19 @@ class MktPosSend(models.TransientModel):
             if not contact or not self.create_customers:
                 missing |= order
             elif partner:
+                if not self._may_change_partner(partner):
+                    missing |= order
+                    continue
                 # the customer lacks what the receipt collected: complete it
+                # (sudo: POS users may not edit contacts; the partner is the
+                # readable customer of the user's own order, in their companies)
                 if not dry_run:
-                    partner.write({"email" if self.channel == "email" else "phone": contact})
+                    partner.sudo().write(
+                        {"email" if self.channel == "email" else "phone": contact}
+                    )
                 customers |= partner
             else:
-                orders_by_contact.setdefault(contact, self.env["pos.order"].sudo())
+                orders_by_contact.setdefault(contact, self.env["pos.order"])
                 orders_by_contact[contact] |= order
         if not orders_by_contact:
             return customers, [], missing
@@ -125,11 +150,13 @@ class MktPosSend(models.TransientModel):
         to_create = [contact for contact, partner in zip(contacts, found, strict=True)
                      if not partner]
         if not dry_run and to_create:
-            created = Partner.create([
+            # sudo: POS users may not create contacts; each is created in the
+            # company of the (readable) order it comes from, then used as the user
+            created = Partner.sudo().create([
                 {"name": contact, "email" if self.channel == "email" else "phone": contact,
                  "company_id": orders_by_contact[contact][:1].company_id.id}
                 for contact in to_create
-            ])
+            ]).with_env(self.env)
             created_by_contact = dict(zip(to_create, created, strict=True))
             found = [partner or created_by_contact[contact]
                      for contact, partner in zip(contacts, found, strict=True)]
@@ -154,6 +181,14 @@ class MktPosSend(models.TransientModel):
             raise UserError(self.env._("Write the SMS text before sending."))
         if self.channel == "whatsapp" and not self.whatsapp_template_id:
             raise UserError(self.env._("Choose the approved WhatsApp template to send."))
+        # the selection as stored (sudo: an order the user may not read is not
+        # even listed to them) against what the user may read
+        if unreadable := self.sudo().order_ids - self._get_orders().sudo():
+            raise AccessError(self.env._(
+                "You may not send a message to the customers of %(count)s of the selected "
+                "orders: they belong to a company you do not work in, or you may not read "
+                "them.", count=len(unreadable),
+            ))
         customers, _to_create, missing = self._get_customers()
         if not customers:
             raise UserError(self.env._(
@@ -169,10 +204,17 @@ class MktPosSend(models.TransientModel):
             step.update(body_plaintext=self.body_plaintext)
         else:
             step.update(whatsapp_template_id=self.whatsapp_template_id.id)
+        # a subject left as the chosen e-mail template wrote it is the
+        # template's (mail.template checks its author is a template editor)
+        template_fields = ("subject",) if (
+            self.channel == "email" and self.template_id
+            and self.subject == self.template_id.subject
+        ) else ()
         Campaign = self.env["mkt.campaign"]
         campaign = Campaign._send_now(
             self.name, customers, step,
             unique_field="email_normalized" if self.channel == "email" else "phone_sanitized",
+            template_fields=template_fields,
         )
         return Campaign._sent_notification(
             self.env._("Message on its way"),
