@@ -117,7 +117,7 @@ class MktCampaignController(http.Controller):
         if not isinstance(payload, dict):
             return request.make_response("Invalid payload", status=400)
         # sudo: a signed call from WhatsApp, anonymous for Odoo, updates the queue
-        request.env["mkt.trace"].sudo()._whatsapp_webhook(payload)
+        request.env["mkt.whatsapp.template"].sudo()._process_webhook(payload)
         return request.make_response("OK", headers=[("Content-Type", "text/plain")])
 
     # ------------------------------------------------------------------

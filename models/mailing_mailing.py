@@ -1,5 +1,31 @@
+import logging
+import re
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import SQL
+
+from .mkt_trace import TransientDbError
+
+_logger = logging.getLogger(__name__)
+
+# mailing.trace failure types that mean "do not send to this recipient"
+REJECTING_FAILURES = {
+    "mail_bl", "mail_optout", "mail_dup", "mail_email_invalid", "mail_email_missing",
+    "sms_blacklist", "sms_optout", "sms_duplicate", "sms_number_missing",
+    "sms_number_format",
+}
+# failures worth another attempt later
+TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
+# a temporary (4xx) SMTP reply to MAIL FROM, RCPT TO or DATA: Odoo records it as
+# an 'unknown' failure whose reason holds smtplib's "(451, b'4.3.0 …')"
+SMTP_TEMPORARY_REPLY = re.compile(r"\(4\d\d, b['\"]")
+# what mail.mail.send() reads of each mail, its message and its recipients
+MESSAGE_PREFETCH = [
+    "subject", "body", "email_from", "reply_to", "message_id", "model", "res_id",
+    "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
+    "message_type", "partner_ids", "mail_ids",
+]
 
 
 class MailingMailing(models.Model):
@@ -98,6 +124,130 @@ class MailingMailing(models.Model):
         if mailing.state != "done":
             mailing.write({"state": "done", "sent_date": fields.Datetime.now()})
         return mails
+
+    # ------------------------------------------------------------------
+    # Channel adapter (e-mail and SMS steps of campaigns)
+    # ------------------------------------------------------------------
+
+    def _mkt_execute(self, traces):
+        """Channel adapter of e-mail and SMS steps (contract:
+        mkt.trace._execute_activity): send this mailing (the step's content)
+        to the records of ``traces`` through Email/SMS Marketing: blacklist,
+        opt-out, link tracking and statistics come with it. The messages of
+        the chunk go out at once, without waiting for the mail queue cron."""
+        activity = traces.activity_id
+        channel = "sms" if self.mailing_type == "sms" else "mail"
+        mailing = self.sudo().with_context(mkt_campaign_send=True)
+        by_res_id = {trace.res_id: trace for trace in traces}
+        try:
+            with self.env.cr.savepoint():
+                mailing._mkt_send(list(by_res_id))
+        except TransientDbError:
+            raise  # another worker's update: the chunk goes back to the queue
+        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+            _logger.exception("mkt_campaign: step %s failed", activity.id)
+            return {trace: ("failed", str(e)) for trace in traces}
+        self.env.flush_all()
+        # link the traces Email/SMS Marketing just created to our steps
+        self.env.cr.execute(SQL(
+            """
+            UPDATE mailing_trace mt SET mkt_trace_id = v.trace_id
+              FROM (SELECT unnest(%(res_ids)s::int[]) AS res_id,
+                           unnest(%(trace_ids)s::int[]) AS trace_id) v
+             WHERE mt.mass_mailing_id = %(mailing)s AND mt.res_id = v.res_id
+               AND mt.model = %(model)s AND mt.mkt_trace_id IS NULL
+            """,
+            res_ids=list(by_res_id), trace_ids=[t.id for t in by_res_id.values()],
+            mailing=mailing.id, model=activity.campaign_id.model_name,
+        ))
+        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace.invalidate_model()
+        mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
+        if channel != "mail":
+            return self._mkt_collect_outcome(traces, mailing_traces)
+        mails = mailing_traces.mail_mail_id.filtered(lambda m: m.state == "outgoing")
+        # mail.mail.send() deletes each sent message right after sending it
+        # ('auto_delete'), one ORM unlink per mail: about 12 queries each.
+        # The batch defers that to one unlink once the outcome is known.
+        deferred = mails.filtered("auto_delete")
+        if deferred:
+            deferred.write({"auto_delete": False})
+        # send() walks the mails one by one (browse(id)): without this prefetch
+        # each of them reads its own fields, message and recipients
+        mails.fetch([
+            fname for fname, field in mails._fields.items()
+            if field.store and field.prefetch is True and not field.inherited
+        ] + ["recipient_ids", "mailing_trace_ids"])
+        messages = mails.mail_message_id
+        messages.fetch([fname for fname in MESSAGE_PREFETCH if fname in messages._fields])
+        mails.recipient_ids.fetch()
+        mails.mailing_trace_ids.fetch(["trace_status", "mass_mailing_id", "res_id", "model"])
+        interrupted = False
+        traces._mark_sending()
+        try:
+            mails.send(auto_commit=False, raise_exception=False)
+        except Exception as e:  # noqa: BLE001 - e.g. the SMTP server dropped the connection
+            _logger.warning("mkt_campaign: sending of step %s interrupted: %s", activity.id, e)
+            interrupted = str(e) or e.__class__.__name__
+        outcome = self._mkt_collect_outcome(traces, mailing_traces, interrupted=interrupted)
+        deferred = deferred.exists()
+        if deferred:
+            deferred.write({"auto_delete": True})
+            # what send() would have deleted: sent, or failed for a missing or
+            # invalid address (mail.mail._postprocess_sent_message)
+            deferred.filtered(
+                lambda m: m.state == "sent"
+                or m.failure_type in ("mail_email_invalid", "mail_email_missing")
+            ).unlink()
+        return outcome
+
+    def _mkt_collect_outcome(self, traces, mailing_traces, interrupted=False):
+        """Map the Email/SMS Marketing result of each message to the outcome
+        of its step (``traces``). Set-based: a few reads for the batch, one
+        unlink for the messages of the steps that are retried."""
+        outcome = {}
+        failure_labels = None
+        seen_ids = set()
+        retried = []  # mailing.trace ids whose message is dropped before a retry
+        for mtrace in mailing_traces:
+            trace = mtrace.mkt_trace_id
+            seen_ids.add(trace.id)
+            status, failure_type = mtrace.trace_status, mtrace.failure_type
+            if interrupted and mtrace.mail_mail_id.state == "outgoing":
+                # the batch stopped before this message left: try it again later
+                outcome[trace] = ("retry", interrupted)
+                retried.append(mtrace.id)
+                continue
+            rejected = status == "cancel" or failure_type in REJECTING_FAILURES
+            if not rejected and status != "error":
+                continue  # sent (or still outgoing): processed
+            if failure_labels is None:
+                failure_labels = dict(
+                    mailing_traces._fields["failure_type"]._description_selection(self.env)
+                )
+            reason = (
+                mtrace.mail_mail_id.failure_reason or mtrace.failure_reason
+                or failure_labels.get(failure_type) or ""
+            )
+            if rejected:
+                outcome[trace] = ("rejected", reason or self.env._("Not sent."))
+            elif failure_type in TRANSIENT_FAILURES or (
+                failure_type == "unknown" and SMTP_TEMPORARY_REPLY.search(reason)
+            ):
+                outcome[trace] = ("retry", reason)
+                retried.append(mtrace.id)
+            else:
+                outcome[trace] = ("failed", reason or self.env._("Sending failed."))
+        if retried:
+            retried = mailing_traces.browse(retried)
+            retried.mail_mail_id.sudo().unlink()
+            retried.unlink()
+        for trace in traces:
+            if trace.id not in seen_ids:
+                outcome[trace] = ("rejected", self.env._(
+                    "No message was generated for this recipient (no address)."
+                ))
+        return outcome
 
     def _get_seen_list(self):
         # a campaign never queues a step twice for a participant: Email

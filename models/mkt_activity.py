@@ -1,7 +1,12 @@
+import logging
+from typing import Callable, NamedTuple
+
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
+
+_logger = logging.getLogger(__name__)
 
 CONTENT_FIELDS = ("subject", "body_html", "body_plaintext")
 # what a user writes on a step that is rendered on the target's records, and
@@ -41,6 +46,20 @@ EVENT_CANCELS = {
     ("open", "whatsapp"): ["whatsapp_not_read"],
     ("reply", "whatsapp"): ["whatsapp_not_reply"],
 }
+
+
+
+class MktChannel(NamedTuple):
+    """A channel of the registry (MktActivity._mkt_channel)."""
+
+    # the adapter: execute(traces) -> {trace: (state, reason)}, see
+    # mkt.trace._execute_channel for the contract
+    execute: Callable
+    # a message leaves the database (e-mail, SMS…): the queue sends these
+    # steps by chunks marked 'started', and a step interrupted while sending
+    # is never run again automatically. False: the step's effect is in the
+    # database, in the chunk's transaction (a crash rolls it back).
+    sends_messages: bool = True
 
 
 class MktActivity(models.Model):
@@ -486,6 +505,76 @@ class MktActivity(models.Model):
         return Render._render_template(
             source, self.campaign_id.model_name, res_ids, engine="inline_template",
         )
+
+    # ------------------------------------------------------------------
+    # Channels
+    # ------------------------------------------------------------------
+
+    def _mkt_channel(self):
+        """The channel registry: the channel (``MktChannel``) executing the
+        steps of this activity's type, or None for a type no channel serves.
+        The queue dispatches through it only (mkt.trace._execute_channel
+        documents the adapter contract).
+
+        A module adds a channel as ``mass_mailing_sms`` adds SMS: a
+        ``selection_add`` on ``activity_type`` and an override of this
+        method returning its adapter, e.g.::
+
+            def _mkt_channel(self):
+                if self.activity_type == "fax":
+                    return MktChannel(self.fax_template_id._mkt_execute)
+                return super()._mkt_channel()
+        """
+        self.ensure_one()
+        match self.activity_type:
+            case "email" | "sms":
+                return MktChannel(self.mailing_id._mkt_execute)
+            case "whatsapp":
+                return MktChannel(self.whatsapp_template_id._mkt_execute)
+            case "push":
+                return MktChannel(self.env["mkt.push.token"]._mkt_execute)
+            case "server_action":
+                return MktChannel(self._execute_server_action, sends_messages=False)
+        return None
+
+    def _mkt_sends_messages(self):
+        """Whether this step's channel sends messages out of the database (an
+        unknown channel counts as one: never run twice)."""
+        channel = self._mkt_channel()
+        return channel.sends_messages if channel else True
+
+    def _execute_server_action(self, traces):
+        """Channel adapter of server-action steps: run the step's server
+        action on the records of ``traces``. Moved from
+        ``mkt.trace._execute_server_action`` (whose ``self`` was the traces
+        and ``activity`` the step)."""
+        activity = self
+        action = activity.server_action_id.sudo()
+        campaign = activity.campaign_id
+        model = campaign.model_name
+        res_ids = traces.mapped("res_id")
+        try:
+            # the campaign's responsible must be allowed to run the action (its
+            # own group restriction), as when the step was saved: a change of
+            # responsible or of the action's groups since then stops it here
+            if not campaign.user_id:
+                raise UserError(self.env._(
+                    "Campaign %(campaign)s has no responsible user: nobody may run its "
+                    "server action %(action)s.", campaign=campaign.name, action=action.name,
+                ))
+            activity._check_server_action_user(campaign.user_id)
+        except UserError as e:  # AccessError included
+            return {trace: ("failed", str(e)) for trace in traces}
+        try:
+            with self.env.cr.savepoint():
+                action.with_context(
+                    active_model=model, active_ids=res_ids, active_id=res_ids[0],
+                ).run()
+                self.env.flush_all()
+        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+            _logger.info("mkt_campaign: server action of step %s failed: %s", activity.id, e)
+            return {trace: ("failed", str(e)) for trace in traces}
+        return {}
 
     def _get_delay(self):
         self.ensure_one()

@@ -1,6 +1,5 @@
 import logging
 import random
-import re
 from collections import defaultdict
 from datetime import timedelta
 
@@ -13,31 +12,9 @@ from odoo.tools import SQL, split_every
 
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
-from .mkt_push import PushError
-from .mkt_whatsapp import WhatsAppError
 
 _logger = logging.getLogger(__name__)
 
-# mailing.trace failure types that mean "do not send to this recipient"
-REJECTING_FAILURES = {
-    "mail_bl", "mail_optout", "mail_dup", "mail_email_invalid", "mail_email_missing",
-    "sms_blacklist", "sms_optout", "sms_duplicate", "sms_number_missing",
-    "sms_number_format",
-}
-# failures worth another attempt later
-TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
-# a temporary (4xx) SMTP reply to MAIL FROM, RCPT TO or DATA: Odoo records it as
-# an 'unknown' failure whose reason holds smtplib's "(451, b'4.3.0 …')"
-SMTP_TEMPORARY_REPLY = re.compile(r"\(4\d\d, b['\"]")
-# what mail.mail.send() reads of each mail, its message and its recipients
-MESSAGE_PREFETCH = [
-    "subject", "body", "email_from", "reply_to", "message_id", "model", "res_id",
-    "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
-    "message_type", "partner_ids", "mail_ids",
-]
-# steps whose execution has an effect outside the database (a message leaves):
-# once started, they are never run again by a recovery
-MESSAGE_TYPES = {"email", "sms", "whatsapp", "push"}
 # the cron jobs that run the queue (data/ir_cron_data.xml)
 QUEUE_CRONS = (
     "mkt_campaign.ir_cron_execute_activities",
@@ -51,6 +28,8 @@ WORKER_LOCK_CLASS = 0x6D6B74  # "mkt"
 # a database conflict between two workers (serialization failure, deadlock):
 # transient, the transaction is retried
 TransientDbError = psycopg2.extensions.TransactionRollbackError
+# the outcomes a channel adapter returns for a step (_execute_channel)
+CHANNEL_STATES = {"processed", "rejected", "failed", "retry"}
 EVENT_FIELDS = {
     "open": "open_datetime",
     "click": "click_datetime",
@@ -395,7 +374,7 @@ class MktTrace(models.Model):
             return stale
         uncertain = stale.filtered(
             lambda t: t.send_started and not t.is_test
-            and t.activity_id.activity_type in MESSAGE_TYPES
+            and t.activity_id._mkt_sends_messages()
         )
         (stale - uncertain)._postpone(fields.Datetime.now(), False)
         uncertain._set_state("failed", self.env._(
@@ -485,7 +464,7 @@ class MktTrace(models.Model):
         conflicts = False
         for activity in self.activity_id:
             traces = self.filtered(lambda t, a=activity: t.activity_id == a)
-            size = chunk_size if activity.activity_type in MESSAGE_TYPES else len(traces)
+            size = chunk_size if activity._mkt_sends_messages() else len(traces)
             for ids in split_every(size, traces.ids):
                 conflicts |= self.browse(ids)._execute_chunk(activity, auto_commit)
         if not auto_commit:
@@ -499,7 +478,7 @@ class MktTrace(models.Model):
         sends the chunk back to the queue, unless a message already left.
         Returns whether it did."""
         cr = self.env.cr
-        if activity.activity_type in MESSAGE_TYPES:
+        if activity._mkt_sends_messages():
             self.env.flush_all()
             cr.execute(SQL(
                 "UPDATE mkt_trace SET send_started = true, processing_date = %s"
@@ -594,13 +573,15 @@ class MktTrace(models.Model):
         real = sendable
         outcome = {}  # trace -> (state, message)
         if real:
-            runner = getattr(real, f"_execute_{activity.activity_type}")
-            outcome = runner(activity) or {}
+            outcome = real._execute_channel(activity)
         done = todo.filtered(lambda t: t not in outcome)
         done._set_state("processed")
         by_outcome = defaultdict(lambda: self.browse())
         for trace, result in outcome.items():
             by_outcome[result] |= trace
+            if result[0] == "processed":
+                # processed with a note: its children are queued too
+                done |= trace
         retry = self.browse()
         for (state, message), traces in by_outcome.items():
             if state == "retry":
@@ -611,6 +592,50 @@ class MktTrace(models.Model):
         # the participants are running (these steps were processing): no
         # reopening, whose UPDATE could meet another worker's batch
         done._schedule_children(reopen=False)
+
+    def _execute_channel(self, activity):
+        """Hand these steps (claimed, one chunk of ``activity``, past the
+        filter, consent, caps and window checks) to the step's channel and
+        return their outcome. The queue knows no channel: it looks the
+        adapter up in the channel registry, ``mkt.activity._mkt_channel()``.
+
+        The channel adapter contract:
+
+        - an adapter is one method, called with the chunk: ``adapter(traces)``,
+          ``traces`` being ``mkt.trace`` rows of one activity
+          (``traces.activity_id``), in 'processing', in the queue's
+          transaction (a savepoint of the chunk);
+        - it returns ``{trace: (state, reason)}``, ``state`` one of
+          ``processed`` / ``rejected`` / ``failed`` / ``retry`` and ``reason``
+          the text shown on the queue row (``False`` for none). Steps absent
+          from the dict are processed; processed steps get their children
+          queued; ``retry`` is retried with back-off up to
+          ``mkt_campaign.max_attempts``, then failed;
+        - a channel whose message leaves the database calls
+          ``traces._mark_sending()`` right before the first one leaves: from
+          then on a database conflict no longer sends the chunk back to the
+          queue (it could message someone twice);
+        - before that call, ``psycopg2.extensions.TransactionRollbackError``
+          (another worker's concurrent update) must propagate, never be turned
+          into a failure: the queue requeues the chunk, attempt not counted;
+        - any other exception fails the chunk's steps with its text; an
+          adapter catches the errors of one recipient and returns them as that
+          step's outcome instead;
+        - the adapter writes only its own steps' rows and its channel's
+          records; states, retries, children and events are the queue's.
+        """
+        channel = activity._mkt_channel()
+        if not channel:
+            raise UserError(self.env._(
+                "No channel sends steps of type %(type)s.", type=activity.activity_type,
+            ))
+        outcome = channel.execute(self) or {}
+        for trace, (state, _reason) in outcome.items():
+            if state not in CHANNEL_STATES:
+                raise ValueError(
+                    f"channel {activity.activity_type} returned {state!r} for {trace}"
+                )
+        return outcome
 
     def _schedule_retry(self, outcome):
         params = self.env["ir.config_parameter"].sudo()
@@ -703,322 +728,3 @@ class MktTrace(models.Model):
         first._schedule_children(triggers=triggers, event_date=now)
         first.participant_id._update_completion()
         self._trigger_queue()
-
-    # ------------------------------------------------------------------
-    # Channels
-    # ------------------------------------------------------------------
-
-    def _execute_email(self, activity):
-        return self._execute_mailing(activity, "mail")
-
-    def _execute_sms(self, activity):
-        return self._execute_mailing(activity, "sms")
-
-    def _execute_mailing(self, activity, channel):
-        """Send through Email/SMS Marketing: blacklist, opt-out, link tracking
-        and statistics come with it. The messages of the batch go out at once,
-        without waiting for the mail queue cron."""
-        mailing = activity.mailing_id.sudo().with_context(mkt_campaign_send=True)
-        by_res_id = {trace.res_id: trace for trace in self}
-        try:
-            with self.env.cr.savepoint():
-                mailing._mkt_send(list(by_res_id))
-        except TransientDbError:
-            raise  # another worker's update: the chunk goes back to the queue
-        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
-            _logger.exception("mkt_campaign: step %s failed", activity.id)
-            return {trace: ("failed", str(e)) for trace in self}
-        self.env.flush_all()
-        # link the traces Email/SMS Marketing just created to our steps
-        self.env.cr.execute(SQL(
-            """
-            UPDATE mailing_trace mt SET mkt_trace_id = v.trace_id
-              FROM (SELECT unnest(%(res_ids)s::int[]) AS res_id,
-                           unnest(%(trace_ids)s::int[]) AS trace_id) v
-             WHERE mt.mass_mailing_id = %(mailing)s AND mt.res_id = v.res_id
-               AND mt.model = %(model)s AND mt.mkt_trace_id IS NULL
-            """,
-            res_ids=list(by_res_id), trace_ids=[t.id for t in by_res_id.values()],
-            mailing=mailing.id, model=activity.campaign_id.model_name,
-        ))
-        MailingTrace = self.env["mailing.trace"].sudo()
-        MailingTrace.invalidate_model()
-        mailing_traces = MailingTrace.search([("mkt_trace_id", "in", self.ids)])
-        if channel != "mail":
-            return self._collect_outcome(mailing_traces)
-        mails = mailing_traces.mail_mail_id.filtered(lambda m: m.state == "outgoing")
-        # mail.mail.send() deletes each sent message right after sending it
-        # ('auto_delete'), one ORM unlink per mail: about 12 queries each.
-        # The batch defers that to one unlink once the outcome is known.
-        deferred = mails.filtered("auto_delete")
-        if deferred:
-            deferred.write({"auto_delete": False})
-        # send() walks the mails one by one (browse(id)): without this prefetch
-        # each of them reads its own fields, message and recipients
-        mails.fetch([
-            fname for fname, field in mails._fields.items()
-            if field.store and field.prefetch is True and not field.inherited
-        ] + ["recipient_ids", "mailing_trace_ids"])
-        messages = mails.mail_message_id
-        messages.fetch([fname for fname in MESSAGE_PREFETCH if fname in messages._fields])
-        mails.recipient_ids.fetch()
-        mails.mailing_trace_ids.fetch(["trace_status", "mass_mailing_id", "res_id", "model"])
-        interrupted = False
-        self._mark_sending()
-        try:
-            mails.send(auto_commit=False, raise_exception=False)
-        except Exception as e:  # noqa: BLE001 - e.g. the SMTP server dropped the connection
-            _logger.warning("mkt_campaign: sending of step %s interrupted: %s", activity.id, e)
-            interrupted = str(e) or e.__class__.__name__
-        outcome = self._collect_outcome(mailing_traces, interrupted=interrupted)
-        deferred = deferred.exists()
-        if deferred:
-            deferred.write({"auto_delete": True})
-            # what send() would have deleted: sent, or failed for a missing or
-            # invalid address (mail.mail._postprocess_sent_message)
-            deferred.filtered(
-                lambda m: m.state == "sent"
-                or m.failure_type in ("mail_email_invalid", "mail_email_missing")
-            ).unlink()
-        return outcome
-
-    def _collect_outcome(self, mailing_traces, interrupted=False):
-        """Map the Email/SMS Marketing result of each message to the outcome
-        of its step. Set-based: a few reads for the batch, one unlink for the
-        messages of the steps that are retried."""
-        outcome = {}
-        failure_labels = None
-        seen_ids = set()
-        retried = []  # mailing.trace ids whose message is dropped before a retry
-        for mtrace in mailing_traces:
-            trace = mtrace.mkt_trace_id
-            seen_ids.add(trace.id)
-            status, failure_type = mtrace.trace_status, mtrace.failure_type
-            if interrupted and mtrace.mail_mail_id.state == "outgoing":
-                # the batch stopped before this message left: try it again later
-                outcome[trace] = ("retry", interrupted)
-                retried.append(mtrace.id)
-                continue
-            rejected = status == "cancel" or failure_type in REJECTING_FAILURES
-            if not rejected and status != "error":
-                continue  # sent (or still outgoing): processed
-            if failure_labels is None:
-                failure_labels = dict(
-                    mailing_traces._fields["failure_type"]._description_selection(self.env)
-                )
-            reason = (
-                mtrace.mail_mail_id.failure_reason or mtrace.failure_reason
-                or failure_labels.get(failure_type) or ""
-            )
-            if rejected:
-                outcome[trace] = ("rejected", reason or self.env._("Not sent."))
-            elif failure_type in TRANSIENT_FAILURES or (
-                failure_type == "unknown" and SMTP_TEMPORARY_REPLY.search(reason)
-            ):
-                outcome[trace] = ("retry", reason)
-                retried.append(mtrace.id)
-            else:
-                outcome[trace] = ("failed", reason or self.env._("Sending failed."))
-        if retried:
-            retried = mailing_traces.browse(retried)
-            retried.mail_mail_id.sudo().unlink()
-            retried.unlink()
-        for trace in self:
-            if trace.id not in seen_ids:
-                outcome[trace] = ("rejected", self.env._(
-                    "No message was generated for this recipient (no address)."
-                ))
-        return outcome
-
-    def _execute_whatsapp(self, activity):
-        """Send the step's approved template through the WhatsApp Cloud API, one
-        request per recipient over one HTTP session. Numbers are normalized to
-        E.164; missing, invalid and blacklisted numbers are rejected; throttling
-        and outages are retried, other API errors end failed with the reason."""
-        template = activity.whatsapp_template_id
-        Api = self.env["mkt.whatsapp.api"]
-        try:
-            config = Api._get_config()
-        except UserError as error:
-            return dict.fromkeys(self, ("failed", str(error)))
-        Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
-        records = {r.id: r for r in Model.browse(self.mapped("res_id"))}
-        numbers = {trace: template._get_number(records[trace.res_id]) for trace in self}
-        blacklisted = set(self.env["phone.blacklist"].sudo().search(
-            [("number", "in", [n for n in numbers.values() if n])]
-        ).mapped("number"))
-        session = Api._session(config)
-        outcome, sent = {}, []
-        self._mark_sending()
-        for trace in self:
-            number = numbers[trace]
-            if not number:
-                outcome[trace] = ("rejected", self.env._("No valid phone number for WhatsApp."))
-                continue
-            if number in blacklisted:
-                outcome[trace] = ("rejected", self.env._("The phone number is blacklisted."))
-                continue
-            try:
-                data = Api._call(session, config, "POST", f"{config['phone_number_id']}/messages",
-                                 template._message_payload(number, records[trace.res_id]))
-            except WhatsAppError as error:
-                outcome[trace] = ("retry" if error.transient else "failed", str(error))
-                continue
-            message_id = (data.get("messages") or [{}])[0].get("id")
-            sent.append((trace.id, message_id))
-        session.close()
-        if sent:
-            self.env.flush_all()
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace t SET whatsapp_message_id = v.message_id
-                     FROM (VALUES %s) AS v(id, message_id) WHERE t.id = v.id""",
-                SQL(", ").join(SQL("(%s, %s)", trace_id, mid) for trace_id, mid in sent),
-            ))
-            self.invalidate_recordset(["whatsapp_message_id"])
-        return outcome
-
-    @api.model
-    def _whatsapp_webhook(self, payload):
-        """Status updates and replies from the WhatsApp webhook: 'read' is the
-        step's open, a reply (a message whose context names ours) its reply,
-        'failed' after sending records the reason. Returns how many were used."""
-        statuses, replies = [], []
-        for entry in (payload or {}).get("entry", []):
-            for change in entry.get("changes", []):
-                value = change.get("value") or {}
-                statuses += value.get("statuses") or []
-                replies += [m["context"]["id"] for m in value.get("messages") or []
-                            if (m.get("context") or {}).get("id")]
-        ids = {s.get("id") for s in statuses} | set(replies)
-        traces = self.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else self
-        by_message = {t.whatsapp_message_id: t for t in traces}
-        read, replied, failed = self.browse(), self.browse(), {}
-        used = 0
-        for status in statuses:
-            trace = by_message.get(status.get("id"))
-            if not trace:
-                continue
-            used += 1
-            if status.get("status") == "read":
-                read |= trace
-            elif status.get("status") == "failed":
-                errors = status.get("errors") or [{}]
-                failed[trace] = self.env._(
-                    "WhatsApp could not deliver the message: %(error)s",
-                    error=errors[0].get("title") or errors[0].get("message") or errors[0].get("code"),
-                )
-        for message_id in replies:
-            if trace := by_message.get(message_id):
-                used += 1
-                replied |= trace
-        # WhatsApp accepted the message, then could not deliver it: the step
-        # failed (it is not counted as sent) and its follow-ups are canceled.
-        # A message already read or replied to was delivered: a late or
-        # repeated status never moves it backwards.
-        for trace, reason in failed.items():
-            if trace.state != "processed" or trace.open_datetime or trace.reply_datetime \
-                    or trace in read or trace in replied:
-                continue
-            trace._set_state("failed", reason)
-            trace.child_ids.filtered(lambda c: c.state == "scheduled")._set_state(
-                "canceled", self.env._("The parent message could not be delivered.")
-            )
-            trace.participant_id._update_completion()
-        # one event call per kind for the whole payload (WhatsApp batches them)
-        read._process_event("open", "whatsapp")
-        replied._process_event("reply", "whatsapp")
-        return used
-
-    def _execute_push(self, activity):
-        """Send the step's notification to every active device of each
-        participant's contact through Firebase Cloud Messaging. A step is
-        processed when one device got it; devices Firebase no longer knows are
-        deactivated; throttling and outages are retried."""
-        Api = self.env["mkt.push.api"]
-        try:
-            config = Api._get_config()
-        except UserError as error:
-            return dict.fromkeys(self, ("failed", str(error)))
-        campaign = activity.campaign_id
-        Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
-        records = Model.browse(self.mapped("res_id"))
-        if campaign.model_name == "res.partner":
-            partner_by_res = {record.id: record.id for record in records}
-        elif "partner_id" in Model._fields:
-            partner_by_res = {record.id: record.partner_id.id for record in records}
-        else:
-            partner_by_res = {}
-        devices = defaultdict(list)
-        for token in self.env["mkt.push.token"].sudo().search(
-                [("partner_id", "in", [p for p in partner_by_res.values() if p])]):
-            devices[token.partner_id.id].append(token)
-        titles = activity._render_push(activity.push_title, records.ids)
-        bodies = activity._render_push(activity.push_body, records.ids)
-        outcome, dead = {}, []
-        session = None
-        for trace in self:
-            tokens = devices.get(partner_by_res.get(trace.res_id))
-            if not tokens:
-                outcome[trace] = ("rejected", self.env._("No push device registered for this contact."))
-                continue
-            if session is None:
-                self._mark_sending()
-                try:
-                    session = Api._session(config)
-                except PushError as error:
-                    state = "retry" if error.transient else "failed"
-                    outcome.update({t: (state, str(error)) for t in self if t not in outcome})
-                    break
-            sent, errors = 0, []
-            for token in tokens:
-                try:
-                    Api._send(session, config, token.token, titles[trace.res_id],
-                              bodies[trace.res_id], {"campaign": campaign.id, "step": activity.id})
-                    sent += 1
-                except PushError as error:
-                    errors.append(error)
-                    if error.dead_token:
-                        dead.append((token, str(error)))
-            if sent:
-                continue
-            if all(error.transient for error in errors):
-                outcome[trace] = ("retry", str(errors[0]))
-            elif all(error.dead_token for error in errors):
-                outcome[trace] = ("rejected", self.env._(
-                    "No device of this contact accepts notifications anymore: %(error)s",
-                    error=str(errors[0])))
-            else:
-                outcome[trace] = ("failed", str(errors[0]))
-        if session is not None:
-            session.close()
-        for token, message in dead:
-            token.write({"active": False, "last_error": message})
-        return outcome
-
-    def _execute_server_action(self, activity):
-        action = activity.server_action_id.sudo()
-        campaign = activity.campaign_id
-        model = campaign.model_name
-        res_ids = self.mapped("res_id")
-        try:
-            # the campaign's responsible must be allowed to run the action (its
-            # own group restriction), as when the step was saved: a change of
-            # responsible or of the action's groups since then stops it here
-            if not campaign.user_id:
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s has no responsible user: nobody may run its "
-                    "server action %(action)s.", campaign=campaign.name, action=action.name,
-                ))
-            activity._check_server_action_user(campaign.user_id)
-        except UserError as e:  # AccessError included
-            return {trace: ("failed", str(e)) for trace in self}
-        try:
-            with self.env.cr.savepoint():
-                action.with_context(
-                    active_model=model, active_ids=res_ids, active_id=res_ids[0],
-                ).run()
-                self.env.flush_all()
-        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
-            _logger.info("mkt_campaign: server action of step %s failed: %s", activity.id, e)
-            return {trace: ("failed", str(e)) for trace in self}
-        return {}

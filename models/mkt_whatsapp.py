@@ -1,20 +1,17 @@
 import logging
 import re
 
-import requests
-
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.orm.models import NO_ACCESS
+from odoo.tools import SQL
+
+from ..tools.whatsapp_api import WhatsAppApi, WhatsAppError
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://graph.facebook.com/v21.0"
 PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
-# Graph API error codes worth another attempt later: throttling, temporary
-# outages (the others, e.g. 131026 undeliverable, are final)
-TRANSIENT_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131048, 131056}
 TEMPLATE_STATUSES = [
     ("draft", "Draft"),
     ("pending", "Pending Approval"),
@@ -30,74 +27,6 @@ ENGINE_FIELDS = ("status", "wa_template_id", "rejection_reason", "multi_action_i
 # fields never sent to WhatsApp, whoever wrote the template
 SECRET_FIELDS = {"password", "new_password", "api_key_ids", "totp_secret", "signature",
                  "totp_trusted_device_ids", "oauth_access_token", "signup_token"}
-
-
-class WhatsAppError(Exception):
-    def __init__(self, message, transient=False, code=None):
-        super().__init__(message)
-        self.transient = transient
-        self.code = code
-
-
-class MktWhatsAppApi(models.AbstractModel):
-    """Client of the WhatsApp Business Cloud API (Graph API). The endpoint is
-    a setting (``mkt_campaign.whatsapp_endpoint``): tests and the demo
-    database point it at a loopback server."""
-
-    _name = "mkt.whatsapp.api"
-    _description = "WhatsApp Cloud API client"
-
-    @api.model
-    def _get_config(self):
-        params = self.env["ir.config_parameter"].sudo()
-        config = {
-            "endpoint": (params.get_param("mkt_campaign.whatsapp_endpoint") or DEFAULT_ENDPOINT).rstrip("/"),
-            "token": params.get_param("mkt_campaign.whatsapp_token"),
-            "phone_number_id": params.get_param("mkt_campaign.whatsapp_phone_number_id"),
-            "account_id": params.get_param("mkt_campaign.whatsapp_account_id"),
-        }
-        missing = [label for key, label in (
-            ("token", self.env._("access token")),
-            ("phone_number_id", self.env._("phone number ID")),
-            ("account_id", self.env._("business account ID")),
-        ) if not config[key]]
-        if missing:
-            raise UserError(self.env._(
-                "WhatsApp is not configured: set the %(missing)s in Marketing > "
-                "Configuration > Settings.", missing=", ".join(missing),
-            ))
-        return config
-
-    @api.model
-    def _session(self, config):
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {config['token']}"
-        return session
-
-    @api.model
-    def _call(self, session, config, method, path, payload=None, params=None):
-        url = f"{config['endpoint']}/{path}"
-        try:
-            response = session.request(method, url, json=payload, params=params, timeout=30)
-        except requests.RequestException as error:
-            raise WhatsAppError(
-                self.env._("WhatsApp API unreachable: %(error)s", error=error), transient=True
-            ) from error
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code >= 400 or (isinstance(data, dict) and "error" in data):
-            error = data.get("error") or {} if isinstance(data, dict) else {}
-            code = error.get("code")
-            transient = (response.status_code >= 500 or response.status_code == 429
-                         or code in TRANSIENT_CODES)
-            raise WhatsAppError(self.env._(
-                "WhatsApp API error %(code)s: %(message)s",
-                code=code or response.status_code,
-                message=error.get("message") or response.text[:200] or response.reason,
-            ), transient=transient, code=code)
-        return data
 
 
 class MktWhatsAppTemplate(models.Model):
@@ -255,9 +184,7 @@ class MktWhatsAppTemplate(models.Model):
         """Submit the template to WhatsApp for approval."""
         # the answer is written as superuser below: only who may edit templates
         self.check_access("write")
-        Api = self.env["mkt.whatsapp.api"]
-        config = Api._get_config()
-        session = Api._session(config)
+        client = WhatsAppApi(self.env)
         for template in self:
             component = {"type": "BODY", "text": template.body}
             variables = template.variable_ids.sorted("index")
@@ -266,7 +193,7 @@ class MktWhatsAppTemplate(models.Model):
                     "body_text": [[v.sample or v.field_path for v in variables]]
                 }
             try:
-                data = Api._call(session, config, "POST", f"{config['account_id']}/message_templates", {
+                data = client.submit_template({
                     "name": template.template_name,
                     "language": template.language,
                     "category": template.category.upper(),
@@ -280,21 +207,19 @@ class MktWhatsAppTemplate(models.Model):
                 "status": (data.get("status") or "PENDING").lower(),
                 "rejection_reason": False,
             })
+        client.close()
         return True
 
     def action_refresh_status(self):
         """Read the approval status from WhatsApp."""
         self.check_access("write")
-        Api = self.env["mkt.whatsapp.api"]
-        config = Api._get_config()
-        session = Api._session(config)
+        client = WhatsAppApi(self.env)
         for template in self:
             try:
-                data = Api._call(session, config, "GET", f"{config['account_id']}/message_templates",
-                                 params={"name": template.template_name})
+                remotes = client.get_templates(template.template_name)
             except WhatsAppError as error:
                 raise UserError(str(error)) from error
-            for remote in data.get("data", []):
+            for remote in remotes:
                 if remote.get("name") == template.template_name and remote.get("language") == template.language:
                     status = (remote.get("status") or "").lower()
                     reason = remote.get("rejected_reason")
@@ -304,6 +229,7 @@ class MktWhatsAppTemplate(models.Model):
                         "wa_template_id": remote.get("id") or template.wa_template_id,
                         "rejection_reason": reason if reason and reason != "NONE" else False,
                     })
+        client.close()
         return True
 
     @api.model
@@ -427,6 +353,114 @@ class MktWhatsAppTemplate(models.Model):
             "type": "template",
             "template": template,
         }
+
+
+    # ------------------------------------------------------------------
+    # Channel adapter (WhatsApp steps of campaigns) and webhook
+    # ------------------------------------------------------------------
+
+    def _mkt_execute(self, traces):
+        """Channel adapter of WhatsApp steps (contract: mkt.trace._execute_activity).
+
+        Send this approved template (the step's) through the WhatsApp Cloud API,
+        one request per recipient over one HTTP session. Numbers are normalized
+        to E.164; missing, invalid and blacklisted numbers are rejected;
+        throttling and outages are retried, other API errors end failed with
+        the reason."""
+        template = self
+        activity = traces.activity_id
+        try:
+            client = WhatsAppApi(self.env)
+        except UserError as error:
+            return dict.fromkeys(traces, ("failed", str(error)))
+        Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
+        records = {r.id: r for r in Model.browse(traces.mapped("res_id"))}
+        numbers = {trace: template._get_number(records[trace.res_id]) for trace in traces}
+        blacklisted = set(self.env["phone.blacklist"].sudo().search(
+            [("number", "in", [n for n in numbers.values() if n])]
+        ).mapped("number"))
+        outcome, sent = {}, []
+        traces._mark_sending()
+        for trace in traces:
+            number = numbers[trace]
+            if not number:
+                outcome[trace] = ("rejected", self.env._("No valid phone number for WhatsApp."))
+                continue
+            if number in blacklisted:
+                outcome[trace] = ("rejected", self.env._("The phone number is blacklisted."))
+                continue
+            try:
+                message_id = client.send_message(
+                    template._message_payload(number, records[trace.res_id])
+                )
+            except WhatsAppError as error:
+                outcome[trace] = ("retry" if error.transient else "failed", str(error))
+                continue
+            sent.append((trace.id, message_id))
+        client.close()
+        if sent:
+            self.env.flush_all()
+            self.env.cr.execute(SQL(
+                """UPDATE mkt_trace t SET whatsapp_message_id = v.message_id
+                     FROM (VALUES %s) AS v(id, message_id) WHERE t.id = v.id""",
+                SQL(", ").join(SQL("(%s, %s)", trace_id, mid) for trace_id, mid in sent),
+            ))
+            traces.invalidate_recordset(["whatsapp_message_id"])
+        return outcome
+
+    @api.model
+    def _process_webhook(self, payload):
+        """Status updates and replies from the WhatsApp webhook (the
+        controller verified its signature): 'read' is the step's open, a
+        reply (a message whose context names ours) its reply, 'failed' after
+        sending records the reason. Returns how many were used."""
+        Trace = self.env["mkt.trace"]
+        statuses, replies = [], []
+        for entry in (payload or {}).get("entry", []):
+            for change in entry.get("changes", []):
+                value = change.get("value") or {}
+                statuses += value.get("statuses") or []
+                replies += [m["context"]["id"] for m in value.get("messages") or []
+                            if (m.get("context") or {}).get("id")]
+        ids = {s.get("id") for s in statuses} | set(replies)
+        traces = Trace.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else Trace
+        by_message = {t.whatsapp_message_id: t for t in traces}
+        read, replied, failed = Trace.browse(), Trace.browse(), {}
+        used = 0
+        for status in statuses:
+            trace = by_message.get(status.get("id"))
+            if not trace:
+                continue
+            used += 1
+            if status.get("status") == "read":
+                read |= trace
+            elif status.get("status") == "failed":
+                errors = status.get("errors") or [{}]
+                failed[trace] = self.env._(
+                    "WhatsApp could not deliver the message: %(error)s",
+                    error=errors[0].get("title") or errors[0].get("message") or errors[0].get("code"),
+                )
+        for message_id in replies:
+            if trace := by_message.get(message_id):
+                used += 1
+                replied |= trace
+        # WhatsApp accepted the message, then could not deliver it: the step
+        # failed (it is not counted as sent) and its follow-ups are canceled.
+        # A message already read or replied to was delivered: a late or
+        # repeated status never moves it backwards.
+        for trace, reason in failed.items():
+            if trace.state != "processed" or trace.open_datetime or trace.reply_datetime \
+                    or trace in read or trace in replied:
+                continue
+            trace._set_state("failed", reason)
+            trace.child_ids.filtered(lambda c: c.state == "scheduled")._set_state(
+                "canceled", self.env._("The parent message could not be delivered.")
+            )
+            trace.participant_id._update_completion()
+        # one event call per kind for the whole payload (WhatsApp batches them)
+        read._process_event("open", "whatsapp")
+        replied._process_event("reply", "whatsapp")
+        return used
 
 
 class MktWhatsAppTemplateVariable(models.Model):

@@ -132,7 +132,7 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         # Alice reads it: the "read" branch is queued, "not read" canceled
         wamid = by_partner[self.alice].whatsapp_message_id
         self.assertTrue(wamid.startswith("wamid."))
-        used = self.env["mkt.trace"]._whatsapp_webhook({"entry": [{"changes": [{"value": {
+        used = self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [{"value": {
             "statuses": [{"id": wamid, "status": "delivered"}, {"id": wamid, "status": "read"}],
             "messages": [{"from": "32470000001", "id": "wamid.in1", "type": "text",
                           "text": {"body": "Yes!"}, "context": {"id": wamid}}],
@@ -153,7 +153,7 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         bob_wamid = by_partner[self.bob].whatsapp_message_id
         failed = {"id": bob_wamid, "status": "failed",
                   "errors": [{"code": 131049, "title": "Message not delivered"}]}
-        self.env["mkt.trace"]._whatsapp_webhook({"entry": [{"changes": [{"value": {
+        self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [{"value": {
             "statuses": [failed, {"id": wamid, "status": "failed", "errors": [{"code": 1}]}],
         }}]}]})
         self.env.invalidate_all()

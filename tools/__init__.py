@@ -1,0 +1,2 @@
+from . import fcm_api
+from . import whatsapp_api
