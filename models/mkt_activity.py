@@ -254,6 +254,7 @@ class MktActivity(models.Model):
                 # written in the author's environment: mailing.mailing checks
                 # the template-editor restriction on write
                 activity.mailing_id.write(content)
+        activities._sync_mailing_name()
         return activities
 
     def write(self, vals):
@@ -274,6 +275,8 @@ class MktActivity(models.Model):
             self._sync_mailing()
         if content:
             self.mailing_id.write(content)
+        if content or {"name", "campaign_id"} & set(vals):
+            self._sync_mailing_name()
         return res
 
     def unlink(self):
@@ -391,6 +394,16 @@ class MktActivity(models.Model):
                 }
                 if values:
                     mailing.write(values)
+
+    def _sync_mailing_name(self):
+        """The UTM source of a step's mailing, which its tracked links carry as
+        utm_source, is named after the campaign and the step: Email Marketing
+        would name it after the raw subject, placeholders included."""
+        for activity in self.filtered("mailing_id"):
+            name = f"{activity.campaign_id.name} - {activity.name}"
+            mailing = activity.mailing_id.sudo()  # the engine's value
+            if not (mailing.name or "").startswith(name):
+                mailing.name = name
 
     def action_edit_content(self):
         self.ensure_one()

@@ -253,6 +253,7 @@ class MktCampaign(models.Model):
         res = super().write(vals)
         if "model_id" in vals or "name" in vals:
             self.activity_ids._sync_mailing()
+            self.activity_ids._sync_mailing_name()
         return res
 
     @api.model

@@ -28,3 +28,14 @@ class TestStepForm(MktCampaignCommon):
         self.assertEqual(step.mailing_id.body_plaintext, "Hi {{ object.name }}")
         campaign.action_start()
         self.assertEqual(campaign.state, "running")
+
+    def test_utm_source_is_campaign_and_step(self):
+        """The tracked links of a step carry the campaign and step names as
+        UTM source, never the subject's raw placeholders."""
+        campaign, steps = self._create_campaign([("welcome", {})])
+        step = steps["welcome"]
+        step.subject = "Welcome {{ object.name }}, our spring offers"
+        self.assertEqual(step.mailing_id.source_id.name, "Spring Sale - welcome")
+        campaign.name = "Summer Sale"
+        self.assertEqual(step.mailing_id.source_id.name, "Summer Sale - welcome")
+        self.assertNotIn("{{", step.mailing_id.source_id.name)
