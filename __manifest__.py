@@ -45,6 +45,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "views/res_config_settings_views.xml",
         "views/mkt_optin_templates.xml",
         "views/res_partner_views.xml",
+        "views/pos_order_views.xml",
         "wizard/mkt_pos_send_views.xml",
         "wizard/mkt_campaign_template_views.xml",
         "views/mkt_campaign_menus.xml",

@@ -195,3 +195,46 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         with self.assertRaises(UserError) as error:
             nobody.action_send()
         self.assertIn("None of the 1 selected orders has a customer", str(error.exception))
+
+    def test_order_form_icons(self):
+        """Point of Sale > an order > Extra Info: the marketing e-mail and
+        WhatsApp icons beside the receipt's contact open the composer for
+        that order's customer alone, on that channel."""
+        arch = self.env["pos.order"].with_user(self.pos_clerk).get_views(
+            [(False, "form")])["views"]["form"]["arch"]
+        self.assertIn('name="action_mkt_send_email"', arch)
+        self.assertIn('name="action_mkt_send_whatsapp"', arch)
+
+        action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_email()
+        self.assertEqual(action["res_model"], "mkt.pos.send")
+        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
+            action["context"]))
+        self.assertEqual((form.channel, form.order_count, form.recipient_count), ("email", 1, 1))
+        self.assertIn("Rita Regular", form.name)
+        form.subject = "A gift for you, {{ object.name }}"
+        form.body_html = "<p>Come and see our new flower pots.</p>"
+        form.save().action_send()
+        campaign = self.env["mkt.campaign"].search([("name", "=", form.name)])
+        self.assertEqual(campaign.participant_ids.mapped("res_id"), self.rita.ids)
+        self._run_queue()
+        self.assertEqual(len(self._mails), 1)
+        self.assertEqual(self._mails[0]["subject"], "A gift for you, Rita Regular")
+
+        action = self.mobile_only.with_user(self.pos_clerk).action_mkt_send_whatsapp()
+        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
+            action["context"]))
+        self.assertEqual((form.channel, form.order_count), ("whatsapp", 1))
+
+    def test_customer_from_receipt_named_and_complete(self):
+        """A customer created from a receipt's e-mail is named after it
+        ("walkin.buyer@…" → "Walkin Buyer") and keeps the order's mobile too."""
+        # the shop's country reads the local number the customer gave
+        self.env.company.country_id = self.env.ref("base.be")
+        order = self._order(email="walkin.buyer@example.com", mobile="0470 33 33 33")
+        form = self._wizard(order, name="Receipt contacts", subject="Hi {{ object.name }}",
+                            body_html="<p>Thanks for your visit.</p>")
+        form.save().action_send()
+        customer = order.partner_id
+        self.assertEqual(customer.name, "Walkin Buyer")
+        self.assertEqual(customer.email, "walkin.buyer@example.com")
+        self.assertEqual(customer.phone, "+32470333333")

@@ -1,3 +1,5 @@
+from odoo import Command
+from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 from odoo.tests import HttpCase, tagged
 
 
@@ -31,3 +33,57 @@ class TestCampaignTour(HttpCase):
         self.assertEqual((campaign.state, campaign.model_name), ("draft", "crm.lead"))
         self.assertEqual(campaign.budget, 250)
         self.assertEqual(len(campaign.activity_ids), 2)
+
+    def test_sms_step_from_campaign_form(self):
+        """An SMS step is added in the campaign form's workflow and saved (its
+        hidden e-mail subject no longer blocks the save)."""
+        campaign = self.env["mkt.campaign"].create({
+            "name": "Tour SMS", "model_id": self.env["ir.model"]._get_id("res.partner"),
+        })
+        self.start_tour(f"/odoo/action-mkt_campaign.mkt_campaign_action/{campaign.id}",
+                        "mkt_campaign_sms_step", login="admin")
+        step = campaign.activity_ids
+        self.assertEqual((step.name, step.activity_type), ("Text reminder", "sms"))
+        self.assertEqual(step.mailing_id.body_plaintext,
+                         "Hello {{ object.name }}, the spring sale ends tonight")
+
+
+@tagged("post_install", "-at_install", "mkt_campaign")
+class TestPosOrderTour(TestPoSCommon, HttpCase):
+
+    def test_pos_order_form_email(self):
+        """From a POS order's Extra Info tab, a marketing e-mail goes to its
+        customer: the composer opens for that order, the message is sent by a
+        one-step campaign."""
+        config = self.basic_config
+        config.open_ui()
+        session = config.current_session_id
+        session.set_opening_control(0, None)
+        customer = self.env["res.partner"].create(
+            {"name": "Tour Customer", "email": "tour.customer@example.com"})
+        product = self.env["product.product"].create({
+            "name": "Tour pot", "type": "consu", "available_in_pos": True,
+            "taxes_id": [Command.clear()],
+        })
+        order = self.env["pos.order"].create({
+            "session_id": session.id, "partner_id": customer.id,
+            "company_id": self.env.company.id,
+            "amount_total": 10, "amount_paid": 10, "amount_tax": 0, "amount_return": 0,
+            "lines": [Command.create({
+                "product_id": product.id, "qty": 1, "price_unit": 10,
+                "price_subtotal": 10, "price_subtotal_incl": 10, "tax_ids": [],
+            })],
+        })
+        # the shop is the test company's: the admin works in it
+        company = self.env.company
+        self.env.ref("base.user_admin").write({
+            "group_ids": [Command.link(self.env.ref("point_of_sale.group_pos_manager").id)],
+            "company_ids": [Command.link(company.id)], "company_id": company.id,
+        })
+        self.start_tour(f"/odoo/action-point_of_sale.action_pos_pos_form/{order.id}",
+                        "mkt_campaign_pos_order_email", login="admin")
+        campaign = self.env["mkt.campaign"].sudo().search([("name", "ilike", "Tour Customer")])
+        self.assertEqual(len(campaign), 1)
+        self.assertEqual(campaign.participant_ids.mapped("res_id"), customer.ids)
+        self.assertEqual(campaign.activity_ids.mailing_id.subject,
+                         "A gift for you, {{ object.name }}")

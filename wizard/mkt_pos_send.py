@@ -1,3 +1,5 @@
+import re
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import email_normalize
@@ -153,8 +155,7 @@ class MktPosSend(models.TransientModel):
             # sudo: POS users may not create contacts; each is created in the
             # company of the (readable) order it comes from, then used as the user
             created = Partner.sudo().create([
-                {"name": contact, "email" if self.channel == "email" else "phone": contact,
-                 "company_id": orders_by_contact[contact][:1].company_id.id}
+                self._new_customer_values(contact, orders_by_contact[contact][:1])
                 for contact in to_create
             ]).with_env(self.env)
             created_by_contact = dict(zip(to_create, created, strict=True))
@@ -168,6 +169,28 @@ class MktPosSend(models.TransientModel):
                     # the orders get their customer, as a receipt sent to them would
                     orders_by_contact[contact].partner_id = partner
         return customers, to_create, missing
+
+    def _new_customer_values(self, contact, order):
+        """A customer made from what the receipt collected: named after the
+        e-mail's local part ("walkin.buyer@…" → "Walkin Buyer"), with the
+        order's e-mail and mobile both (the mobile in E.164)."""
+        email = email_normalize(order.email or "") or False
+        phone = order.mobile and order._phone_format(
+            number=order.mobile, country=order.company_id.country_id, force_format="E164"
+        ) or False
+        if self.channel == "email":
+            email = contact
+        else:
+            phone = contact
+        if email:
+            local = re.split(r"[+@]", email)[0]
+            name = " ".join(part.capitalize() for part in re.split(r"[._\-]+", local) if part)
+        else:
+            name = phone
+        return {
+            "name": name or contact, "email": email, "phone": phone,
+            "company_id": order.company_id.id,
+        }
 
     # ------------------------------------------------------------------
     # Send
