@@ -23,3 +23,4 @@ from . import sale_order_line
 from . import pos_order
 from . import pos_order_line
 from . import mkt_event
+from . import mkt_campaign_approval
