@@ -24,3 +24,4 @@ from . import pos_order
 from . import pos_order_line
 from . import mkt_event
 from . import mkt_campaign_approval
+from . import mkt_campaign_budget

@@ -24,3 +24,4 @@ from . import test_security_audience
 from . import test_i18n
 from . import test_security_content
 from . import test_approval
+from . import test_budget
