@@ -25,3 +25,4 @@ from . import pos_order_line
 from . import mkt_event
 from . import mkt_campaign_approval
 from . import mkt_campaign_budget
+from . import mkt_campaign_exit

@@ -25,3 +25,4 @@ from . import test_i18n
 from . import test_security_content
 from . import test_approval
 from . import test_budget
+from . import test_exit
