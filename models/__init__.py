@@ -26,3 +26,4 @@ from . import mkt_event
 from . import mkt_campaign_approval
 from . import mkt_campaign_budget
 from . import mkt_campaign_exit
+from . import mkt_campaign_mailing_list

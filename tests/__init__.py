@@ -26,3 +26,4 @@ from . import test_security_content
 from . import test_approval
 from . import test_budget
 from . import test_exit
+from . import test_mailing_list
