@@ -188,7 +188,12 @@ class MktTrace(models.Model):
             ))
             return False
         requeued = super()._execute_chunk(activity, auto_commit)
-        if activity.activity_type in MESSAGE_TYPES and campaign.budget:
+        # one grouped query over the campaign's queue rows per chunk, while
+        # there is something left to tell or to pause (a budget raised later
+        # is re-checked by write())
+        if activity.activity_type in MESSAGE_TYPES and campaign.budget and (
+            campaign.budget_pause or not campaign.budget_notified_100
+        ):
             campaign._check_budget()
             if auto_commit:
                 self.env.cr.commit()
