@@ -6,6 +6,15 @@ from odoo.exceptions import AccessError, UserError
 APPROVAL_PARAM = "mkt_campaign.approval_required"
 # campaigns in these modes send nothing: they may be rehearsed before approval
 TEST_MODES = ("test", "test_realtime")
+# what may change on an approved campaign without a new approval: the engine's
+# fields and the figures of the Results tab (nothing that is sent, nor to whom)
+APPROVAL_KEEPS = {
+    "state", "approved_by_id", "approved_date", "last_sync_date", "utm_campaign_id",
+    "budget", "budget_pause", "budget_paused", "budget_notified_80", "budget_notified_100",
+    "cost_ids", "cost_per_email", "cost_per_sms", "cost_per_whatsapp", "cost_per_push",
+    "target_lead_count", "target_conversion_rate", "target_revenue", "target_roi",
+    "attribution_days",
+}
 
 
 class MktCampaign(models.Model):
@@ -33,6 +42,16 @@ class MktCampaign(models.Model):
     @api.model
     def _is_approval_required(self):
         return bool(self.env["ir.config_parameter"].sudo().get_param(APPROVAL_PARAM))
+
+    def write(self, vals):
+        # a change of what the approver saw (audience, content, mode...) by
+        # a user: the campaign is to be submitted again
+        approved = self.browse()
+        if not self.env.su and set(vals) - APPROVAL_KEEPS:
+            approved = self.filtered(lambda c: c.state == "approved")
+        res = super().write(vals)
+        approved._reset_approval()
+        return res
 
     @api.model
     def _check_engine_fields(self, vals):
@@ -159,6 +178,19 @@ class MktCampaign(models.Model):
                     "it, then a manager approves it.", campaign=campaign.name,
                 ))
 
+    def _reset_approval(self):
+        """Approved campaigns changed since: back to draft, to be submitted
+        again (the approval was given to what they were)."""
+        if not self:
+            return
+        # the engine's fields (narrow sudo)
+        self.sudo().write({"state": "draft", "approved_by_id": False, "approved_date": False})
+        for campaign in self:
+            campaign._post_note(self.env._(
+                "Changed by %(user)s after its approval: the campaign is to be submitted "
+                "for approval again.", user=self.env.user.name,
+            ), campaign.user_id.partner_id)
+
     def _approvers(self):
         """Active managers who may read the campaign (its company)."""
         self.ensure_one()
@@ -215,3 +247,33 @@ class MktCampaign(models.Model):
             body=body, author_id=self.env.user.partner_id.id,
             partner_ids=partners.ids, subtype_xmlid="mail.mt_note",
         )
+
+
+class MktActivity(models.Model):
+    _inherit = "mkt.activity"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        activities = super().create(vals_list)
+        activities._reset_campaign_approval()
+        return activities
+
+    def write(self, vals):
+        # before super(), which pops the content fields out of vals; the
+        # step's mailing is the engine's (_sync_mailing)
+        changed = set(vals) - {"mailing_id"}
+        res = super().write(vals)
+        if changed:
+            self._reset_campaign_approval()
+        return res
+
+    def unlink(self):
+        self._reset_campaign_approval()
+        return super().unlink()
+
+    def _reset_campaign_approval(self):
+        """A step added, changed or removed by a user on an approved campaign:
+        the campaign is to be submitted again."""
+        if self.env.su:
+            return
+        self.campaign_id.filtered(lambda c: c.state == "approved")._reset_approval()

@@ -77,6 +77,33 @@ class TestApproval(MktCampaignCommon):
         self.assertEqual(campaign.state, "pending")
 
     @users("mkt_manager")
+    def test_change_after_approval(self):
+        """The approval is given to the campaign as it is: a change of its
+        audience or of a step sends it back to draft; its budget does not."""
+        self._require_approval()
+        campaign = self.campaign.with_user(self.env.user)
+        campaign.with_user(self.user_mkt_user).action_submit()
+        campaign.action_approve()
+        campaign.budget = 500.0
+        self.assertEqual(campaign.state, "approved", "a budget is no content")
+        campaign.domain = "[('email', '!=', False)]"
+        self.assertEqual(campaign.state, "draft")
+        self.assertFalse(campaign.approved_by_id)
+        self.assertIn("after its approval", campaign.message_ids[0].body)
+        with self.assertRaisesRegex(UserError, "needs approval"):
+            campaign.action_start()
+
+        campaign.with_user(self.user_mkt_user).action_submit()
+        campaign.action_approve()
+        campaign.activity_ids.with_user(self.env.user).write({"subject": "Changed"})
+        self.assertEqual(campaign.state, "draft")
+
+        campaign.with_user(self.user_mkt_user).action_submit()
+        campaign.action_approve()
+        campaign.action_start()
+        self.assertEqual(campaign.state, "running", "the launch itself changes nothing")
+
+    @users("mkt_manager")
     def test_refuse_with_reason(self):
         self._require_approval()
         campaign = self.campaign.with_user(self.env.user)
