@@ -35,6 +35,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "data/ir_cron_queue_workers_data.xml",
+        "data/mail_activity_type_data.xml",
         "views/mkt_trace_views.xml",
         "views/mkt_participant_views.xml",
         "views/mkt_activity_views.xml",
@@ -48,6 +49,8 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "views/pos_order_views.xml",
         "wizard/mkt_pos_send_views.xml",
         "wizard/mkt_campaign_template_views.xml",
+        "wizard/mkt_campaign_refuse_views.xml",
+        "views/mkt_campaign_management_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [

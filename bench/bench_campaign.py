@@ -329,6 +329,11 @@ def cleanup(env, quiet=False):
     elif mailings:
         mailings.unlink()
         counts["mailing_mailing"] = len(mailing_ids)
+    run("mailing_contact (lists)", SQL(
+        """DELETE FROM mailing_contact WHERE id IN (
+               SELECT s.contact_id FROM mailing_subscription s
+                 JOIN mailing_list l ON l.id = s.list_id WHERE l.name LIKE %s)""", "Bench list %"))
+    run("mailing_list", SQL("DELETE FROM mailing_list WHERE name LIKE %s", "Bench list %"))
     if partner_ids:
         run("res_partner", SQL("DELETE FROM res_partner WHERE id = ANY(%s)", partner_ids))
     servers = env["ir.mail_server"].with_context(active_test=False).search(
@@ -366,7 +371,7 @@ def main(argv=None):
                         help="do not ANALYZE res_partner after generating the contacts "
                         "(enrolment then runs on stale planner statistics)")
     parser.add_argument("--phases", default="enrol,campaign,plain",
-                        help="comma-separated phases to run among enrol, campaign, plain "
+                        help="comma-separated phases to run among enrol, list, campaign, plain "
                         "(default: all); e.g. 'enrol' to measure enrolment on a large N")
     parser.add_argument("--profile", metavar="DIR",
                         help="profile phases 2 and 3 with cProfile: DIR/campaign.prof, "
@@ -511,6 +516,25 @@ def run(env, args, n, sink, results, peaks, batch_size):
         print(f"    !! expected {n} participants and steps")
 
     phases = {p.strip() for p in args.phases.split(",")}
+    if "list" in phases:
+        # ---- 1b. audience saved as a mailing list ---------------------------
+        peaks.start()
+        q0 = cr.sql_log_count
+        t0 = time.perf_counter()
+        mailing_list = campaign._save_mailing_list(name=f"Bench list {n}")
+        env.flush_all()
+        t_list = time.perf_counter() - t0
+        cr.commit()
+        queries = cr.sql_log_count - q0
+        cr.execute("SELECT count(*) FROM mailing_subscription WHERE list_id = %s",
+                   [mailing_list.id])
+        subscribed = cr.fetchone()[0]
+        results["list"] = {"seconds": t_list, "count": subscribed, "queries": queries,
+                           "peak": peaks.stop()}
+        print(f"[1b] Save as Mailing List: {subscribed:,} contacts subscribed in "
+              f"{t_list:.3f} s -> {fmt_rate(subscribed, t_list)} contacts/s, {queries} queries")
+        if subscribed != n:
+            print(f"    !! expected {n} contacts")
     if "campaign" not in phases:
         return
     # ---- 2. campaign e-mail step --------------------------------------
@@ -670,6 +694,7 @@ def summary(results, n, peaks, load_start, load_end, batch_size):
 
     row("generate contacts (SQL)", "generate", "contacts")
     row("1. enrolment action_start()", "enrol", "records")
+    row("1b. Save as Mailing List", "list", "contacts")
     row("2. campaign e-mail step", "campaign", "mails")
     row("3. plain mailing + queue", "plain", "mails")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -23,3 +23,7 @@ from . import sale_order_line
 from . import pos_order
 from . import pos_order_line
 from . import mkt_event
+from . import mkt_campaign_approval
+from . import mkt_campaign_budget
+from . import mkt_campaign_exit
+from . import mkt_campaign_mailing_list

@@ -26,6 +26,12 @@ class MktCampaign(models.Model):
         "Cost per E-mail", help="Counted for every e-mail the campaign sent."
     )
     cost_per_sms = fields.Monetary("Cost per SMS", help="Counted for every SMS the campaign sent.")
+    cost_per_whatsapp = fields.Monetary(
+        "Cost per WhatsApp", help="Counted for every WhatsApp message the campaign sent."
+    )
+    cost_per_push = fields.Monetary(
+        "Cost per Push", help="Counted for every push notification the campaign sent."
+    )
     attribution_days = fields.Integer(
         "Revenue Window (days)", default=30,
         help="Orders a participant's customer places within this many days after the "
@@ -151,12 +157,15 @@ class MktCampaign(models.Model):
     # Budget and costs
     # ------------------------------------------------------------------
 
-    @api.depends("budget", "cost_ids.amount", "cost_per_email", "cost_per_sms")
+    @api.depends("budget", "cost_ids.amount", "cost_per_email", "cost_per_sms",
+                 "cost_per_whatsapp", "cost_per_push")
     def _compute_costs(self):
         for campaign in self:
             registered = sum(campaign.cost_ids.mapped("amount"))
             messages = (campaign.sent_email_count * campaign.cost_per_email
-                        + campaign.sent_sms_count * campaign.cost_per_sms)
+                        + campaign.sent_sms_count * campaign.cost_per_sms
+                        + campaign.sent_whatsapp_count * campaign.cost_per_whatsapp
+                        + campaign.sent_push_count * campaign.cost_per_push)
             total = registered + messages
             campaign.registered_cost = registered
             campaign.message_cost = messages

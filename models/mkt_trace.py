@@ -286,6 +286,8 @@ class MktTrace(models.Model):
         query = self.sudo()._search(Domain("state", "=", "scheduled") & domain)
         query.add_join("JOIN", "c", "mkt_campaign", SQL(
             "c.id = mkt_trace.campaign_id AND c.state = 'running'"
+            # a campaign paused by its budget sends nothing (mkt_campaign_budget.py)
+            " AND c.budget_paused IS NOT TRUE"
         ))
         if not ignore_schedule:
             query.add_where(SQL(

@@ -24,6 +24,11 @@ class ResConfigSettings(models.TransientModel):
     mkt_cap_sms_period = fields.Selection(
         PERIODS, "SMS Cap Period", config_parameter="mkt_campaign.cap_sms_period", default="week"
     )
+    mkt_approval_required = fields.Boolean(
+        "Campaigns need approval", config_parameter="mkt_campaign.approval_required",
+        help="Campaign users submit campaigns; a manager approves or refuses them. Only "
+        "approved campaigns launch (test modes excepted: they send nothing).",
+    )
     mkt_whatsapp_endpoint = fields.Char(
         "WhatsApp API Endpoint", config_parameter="mkt_campaign.whatsapp_endpoint",
         help="Base URL of the WhatsApp Cloud API (Graph API), "

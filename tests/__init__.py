@@ -25,3 +25,7 @@ from . import test_i18n
 from . import test_security_content
 from . import test_step_form
 from . import test_channels
+from . import test_approval
+from . import test_budget
+from . import test_exit
+from . import test_mailing_list

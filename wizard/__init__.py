@@ -1,2 +1,3 @@
 from . import mkt_pos_send
 from . import mkt_campaign_template
+from . import mkt_campaign_refuse
