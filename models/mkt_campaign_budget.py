@@ -2,7 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 from odoo.tools import SQL, format_amount
 
-from .mkt_trace import MESSAGE_TYPES
+from .mkt_campaign_results import MESSAGE_TYPES  # the channels with a unit cost
 
 # budget used (%) at which the responsible is told, once each
 BUDGET_THRESHOLDS = (80, 100)
