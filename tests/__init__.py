@@ -23,3 +23,4 @@ from . import test_security_endpoints
 from . import test_security_audience
 from . import test_i18n
 from . import test_security_content
+from . import test_lifecycle
