@@ -20,7 +20,7 @@ def uninstall_hook(env):
     actions = templates.multi_action_id
     owned = env["ir.model.data"].search([
         ("module", "=", "mkt_campaign"), ("model", "=", "ir.actions.server"),
-        ("name", "=like", "campaign_template_action_%"),
+        ("name", "=like", r"campaign\_template\_action\_%"),
     ])
     actions |= env["ir.actions.server"].browse(owned.mapped("res_id")).exists()
     if actions:
@@ -31,4 +31,4 @@ def uninstall_hook(env):
             actions.ids,
         ))
         actions.unlink()
-    env["ir.config_parameter"].search([("key", "=like", "mkt_campaign.%")]).unlink()
+    env["ir.config_parameter"].search([("key", "=like", r"mkt\_campaign.%")]).unlink()

@@ -76,7 +76,7 @@ class TestLifecycle(MktCampaignCommon):
         params = self.env["ir.config_parameter"]
         params.set_param("mkt_campaign.cap_day", "3")
         params.set_param("mkt_campaign.whatsapp_token", "secret")
-        params.set_param("mkt_campaignx.other", "kept")
+        params.set_param("mktXcampaign.other", "kept")
 
         uninstall_hook(self.env)
         self.env.invalidate_all()
@@ -86,7 +86,7 @@ class TestLifecycle(MktCampaignCommon):
         self.assertFalse(campaign.activity_ids.filtered(lambda a: a != own_step).server_action_id)
         self.assertEqual(own_step.server_action_id, own_action, "a user's own action stays")
         self.assertFalse(params.search([("key", "=like", "mkt_campaign.%")]))
-        self.assertEqual(params.get_param("mkt_campaignx.other"), "kept")
+        self.assertEqual(params.get_param("mktXcampaign.other"), "kept")
 
     def test_migration_registers_earlier_template_actions(self):
         """Template actions created before 19.0.1.2.0 had no XML id: the
