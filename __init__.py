@@ -20,8 +20,8 @@ def uninstall_hook(env):
     actions = templates.multi_action_id
     owned = env["ir.model.data"].search([
         ("module", "=", "mkt_campaign"), ("model", "=", "ir.actions.server"),
-        ("name", "=like", r"campaign\_template\_action\_%"),
-    ])
+        ("name", "=like", "campaign_template_action_%"),
+    ]).filtered(lambda xmlid: xmlid.name.startswith("campaign_template_action_"))
     actions |= env["ir.actions.server"].browse(owned.mapped("res_id")).exists()
     if actions:
         # steps refer to their action with ondelete='restrict'; the steps go
@@ -31,4 +31,5 @@ def uninstall_hook(env):
             actions.ids,
         ))
         actions.unlink()
-    env["ir.config_parameter"].search([("key", "=like", r"mkt\_campaign.%")]).unlink()
+    settings = env["ir.config_parameter"].search([("key", "=like", "mkt_campaign.%")])
+    settings.filtered(lambda param: param.key.startswith("mkt_campaign.")).unlink()
