@@ -29,3 +29,4 @@ from . import test_approval
 from . import test_budget
 from . import test_exit
 from . import test_mailing_list
+from . import test_lifecycle

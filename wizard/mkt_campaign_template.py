@@ -94,12 +94,22 @@ class MktCampaignTemplate(models.TransientModel):
 
     def _code_action(self, name, model, code):
         # a fixed code of ours: created as superuser, for a marketing manager
-        return self.env["ir.actions.server"].sudo().create({
+        action = self.env["ir.actions.server"].sudo().create({
             "name": name,
             "model_id": self.env["ir.model"]._get_id(model),
             "state": "code",
             "code": code,
         })
+        # registered under the module's name, so that uninstalling the module
+        # removes it (noupdate: upgrades keep it)
+        self.env["ir.model.data"].sudo().create({
+            "module": "mkt_campaign",
+            "name": f"campaign_template_action_{action.id}",
+            "model": "ir.actions.server",
+            "res_id": action.id,
+            "noupdate": True,
+        })
+        return action
 
     def _create_tag_hot_contacts(self):
         Tag = self.env["res.partner.category"].sudo()
