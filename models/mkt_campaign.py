@@ -20,7 +20,7 @@ AUDIENCE_FIELDS = (
     "refinement_ids.record_ref",
 )
 # written by the engine only (as superuser): never by a user, even over RPC
-ENGINE_FIELDS = ("state", "last_sync_date", "utm_campaign_id")
+ENGINE_FIELDS = ("state", "last_sync_date", "utm_campaign_id", "is_paused", "paused_date")
 
 
 class MktCampaign(models.Model):
@@ -89,6 +89,12 @@ class MktCampaign(models.Model):
         "by the hourly synchronisation. When off, the audience is frozen at launch.",
     )
     last_sync_date = fields.Datetime("Last Enrolment", readonly=True, copy=False)
+    is_paused = fields.Boolean(
+        "Paused", readonly=True, copy=False, tracking=True,
+        help="A paused campaign holds its pending steps in the queue (nothing is "
+        "canceled) until it is resumed; new matching records are still enrolled.",
+    )
+    paused_date = fields.Datetime("Paused Since", readonly=True, copy=False)
     audience = fields.Selection(
         [("customers", "Customers"), ("leads", "Leads"), ("custom", "Other Records")],
         default="custom", required=True,
@@ -376,7 +382,7 @@ class MktCampaign(models.Model):
     def action_stop(self):
         self._check_can_run()
         running = self.filtered(lambda c: c.state == "running")
-        running.sudo().write({"state": "stopped"})
+        running.sudo().write({"state": "stopped", "is_paused": False, "paused_date": False})
         if not running:
             return True
         # set-based: a campaign may have a million pending steps
@@ -394,6 +400,46 @@ class MktCampaign(models.Model):
         ))
         self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
         self.env["mkt.participant"].invalidate_model(["state", "end_date"])
+        return True
+
+    def action_pause(self):
+        """Hold every pending step of running campaigns: the queue claims none
+        of them until Resume; nothing is canceled."""
+        self._check_can_run()
+        running = self.filtered(lambda c: c.state == "running" and not c.is_paused)
+        running.sudo().write({"is_paused": True, "paused_date": fields.Datetime.now()})
+        return True
+
+    def action_resume(self):
+        """Continue: the steps that came due during the pause are sent now."""
+        return self._resume(skip_missed=False)
+
+    def action_resume_skip(self):
+        """Continue without the steps that came due during the pause: they are
+        canceled with the reason; later ones run when due."""
+        return self._resume(skip_missed=True)
+
+    def _resume(self, skip_missed):
+        self._check_can_run()
+        paused = self.filtered("is_paused")
+        if not paused:
+            return True
+        now = fields.Datetime.now()
+        if skip_missed:
+            self.env.flush_all()
+            # set-based: a campaign may hold a million steps
+            self.env.cr.execute(SQL(
+                """UPDATE mkt_trace SET state = 'canceled', error_message = %s,
+                          processed_date = %s
+                    WHERE campaign_id = ANY(%s) AND state = 'scheduled'
+                      AND schedule_date <= %s""",
+                self.env._("Skipped: it came due while the campaign was paused."),
+                now, paused.ids, now,
+            ))
+            self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
+            paused.participant_ids.filtered(lambda p: p.state == "running")._update_completion()
+        paused.sudo().write({"is_paused": False, "paused_date": False})
+        self.env["mkt.trace"]._trigger_queue()
         return True
 
     def action_draft(self):

@@ -59,6 +59,7 @@ class MktTrace(models.Model):
         "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
     )
     model_name = fields.Char(related="campaign_id.model_name")
+    campaign_paused = fields.Boolean(related="campaign_id.is_paused", string="Campaign Paused")
     res_id = fields.Many2oneReference("Record ID", model_field="model_name")
     record_name = fields.Char(related="participant_id.record_name", string="Contact")
     email = fields.Char(related="participant_id.email")
@@ -288,6 +289,8 @@ class MktTrace(models.Model):
             "c.id = mkt_trace.campaign_id AND c.state = 'running'"
             # a campaign paused by its budget sends nothing (mkt_campaign_budget.py)
             " AND c.budget_paused IS NOT TRUE"
+            # nor one paused by a user (Pause / Resume)
+            " AND c.is_paused IS NOT TRUE"
         ))
         if not ignore_schedule:
             query.add_where(SQL(

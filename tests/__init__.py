@@ -30,3 +30,4 @@ from . import test_budget
 from . import test_exit
 from . import test_mailing_list
 from . import test_lifecycle
+from . import test_pause
