@@ -25,3 +25,4 @@ from . import test_i18n
 from . import test_security_content
 from . import test_step_form
 from . import test_channels
+from . import test_fast_email
