@@ -333,80 +333,82 @@ class MailingMailing(models.Model):
         by_mail_id = {mtrace.mail_mail_id_int: mtrace for mtrace in mtraces}
         mail_id_of = dict(zip(values_all, mail_ids, strict=True))
 
-        IrMailServer = self.env["ir.mail_server"].sudo()
-        MailMail = self.env["mail.mail"].sudo()
-        Partner = self.env["res.partner"].sudo()
         partner_ids = {
             command[1] for _res_id, values in sendable
             for command in values.get("recipient_ids") or []
         }
-        Partner.browse(partner_ids).fetch(["name", "email"])
-        company = self.env.company
-        base_url = self.get_base_url()
+        self.env["res.partner"].sudo().browse(partner_ids).fetch(["name", "email"])
         messages = []
         for res_id, values in sendable:
             mail_id = mail_id_of[res_id]
             mtrace = by_mail_id[mail_id]
-            email_to = tools.mail.email_split_and_format_normalize(values.get("email_to") or "")
-            for partner in Partner.browse(
-                [command[1] for command in values.get("recipient_ids") or []]
-            ):
-                email_to += [
-                    tools.formataddr((partner.name or "", email))
-                    for email in tools.mail.email_normalize_all(partner.email)
-                    or [partner.email or ""]
-                ]
-            email_to = [email for email in email_to if email]
-            body = values.get("body_html") or ""
-            body = "" if tools.is_html_empty(body) else str(
-                self.env["mail.render.mixin"]._replace_local_links(body)
-            )
-            if body:
-                token = MailMail._generate_mail_recipient_token(mail_id)
-                body = tracked_body(
-                    body, mtrace.id, f"{base_url}/mail/track/{mail_id}/{token}/blank.gif"
-                )
-            headers = {
-                "Return-Path": self.env["mail.alias.domain"].browse(
-                    values.get("record_alias_domain_id")
-                ).bounce_email or company.bounce_email,
-            }
-            if email_to:
-                recipient = tools.email_normalize(email_to[0], strict=False) or email_to[0]
-                unsubscribe = self._get_unsubscribe_url(recipient, res_id)
-                if f"{base_url}/unsubscribe_from_list" in body:
-                    body = body.replace(f"{base_url}/unsubscribe_from_list", unsubscribe)
-                if f"{base_url}/view" in body:
-                    body = body.replace(
-                        f"{base_url}/view", self._get_view_url(recipient, res_id)
-                    )
-                headers.update({
-                    "List-Unsubscribe": "<%s>" % self._get_unsubscribe_oneclick_url(
-                        recipient, res_id
-                    ),
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                    "Precedence": "list",
-                    "X-Auto-Response-Suppress": "OOF",
-                })
-            emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
-            message = IrMailServer.with_context(
-                send_validated_to=[tools.email_normalize(e) for e in email_to],
-            )._build_email__(
-                email_from=emails_from[0] if emails_from else values["email_from"],
-                email_to=email_to,
-                subject=values.get("subject") or "",
-                body=body,
-                body_alternative=tools.html2plaintext(body),
-                reply_to=values.get("reply_to"),
-                message_id=values["message_id"],
-                references=values.get("references"),
-                object_id=f"{res_id}-{values.get('model') or self.mailing_model_real}",
-                subtype="html",
-                subtype_alternative="plain",
-                headers=headers,
-            )
-            messages.append((mtrace, message))
+            messages.append((mtrace, self._mkt_fast_build(res_id, values, mtrace.id, mail_id)))
         return mtraces, messages
+
+    def _mkt_fast_build(self, res_id, values, trace_id, mail_id):
+        """One message (``email.message.EmailMessage``) from the composer's
+        ``values`` for ``res_id``, as mass_mailing's mail.mail would send it:
+        its trace id in the tracked links, the open pixel of ``mail_id``, the
+        recipient's unsubscribe / view links, List-Unsubscribe headers."""
+        base_url = self.get_base_url()
+        email_to = tools.mail.email_split_and_format_normalize(values.get("email_to") or "")
+        for partner in self.env["res.partner"].sudo().browse(
+            [command[1] for command in values.get("recipient_ids") or []]
+        ):
+            email_to += [
+                tools.formataddr((partner.name or "", email))
+                for email in tools.mail.email_normalize_all(partner.email)
+                or [partner.email or ""]
+            ]
+        email_to = [email for email in email_to if email]
+        body = values.get("body_html") or ""
+        body = "" if tools.is_html_empty(body) else str(
+            self.env["mail.render.mixin"]._replace_local_links(body)
+        )
+        if body:
+            token = self.env["mail.mail"]._generate_mail_recipient_token(mail_id)
+            body = tracked_body(
+                body, trace_id, f"{base_url}/mail/track/{mail_id}/{token}/blank.gif"
+            )
+        headers = {
+            "Return-Path": self.env["mail.alias.domain"].sudo().browse(
+                values.get("record_alias_domain_id")
+            ).bounce_email or self.env.company.bounce_email,
+        }
+        if email_to:
+            recipient = tools.email_normalize(email_to[0], strict=False) or email_to[0]
+            if f"{base_url}/unsubscribe_from_list" in body:
+                body = body.replace(
+                    f"{base_url}/unsubscribe_from_list",
+                    self._get_unsubscribe_url(recipient, res_id),
+                )
+            if f"{base_url}/view" in body:
+                body = body.replace(f"{base_url}/view", self._get_view_url(recipient, res_id))
+            headers.update({
+                "List-Unsubscribe": "<%s>" % self._get_unsubscribe_oneclick_url(
+                    recipient, res_id
+                ),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "Precedence": "list",
+                "X-Auto-Response-Suppress": "OOF",
+            })
+        emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
+        return self.env["ir.mail_server"].sudo().with_context(
+            send_validated_to=[tools.email_normalize(email) for email in email_to],
+        )._build_email__(
+            email_from=emails_from[0] if emails_from else values["email_from"],
+            email_to=email_to,
+            subject=values.get("subject") or "",
+            body=body,
+            body_alternative=tools.html2plaintext(body),
+            reply_to=values.get("reply_to"),
+            message_id=values["message_id"],
+            references=values.get("references"),
+            object_id=f"{res_id}-{values.get('model') or self.mailing_model_real}",
+            subtype="html",
+            subtype_alternative="plain",
+            headers=headers,
+        )
 
     def _mkt_fast_outcome(self, traces, mtraces, sent, values_all):
         """Write the SMTP outcome on the chunk's mailing.trace rows (one

@@ -265,3 +265,21 @@ class TestFastEmail(HttpCase):
         self.assertFalse(other.click_datetime)
         self.assertEqual(campaign.opened_count, 1)
         self.assertEqual(campaign.clicked_count, 1)
+
+    def test_fallback_to_composer_path(self):
+        """What the fast path does not support goes the composer way, as
+        before: here a mailing that keeps an archive of every message."""
+        contacts = self._make_contacts(3, "fkeep")
+        _campaign, activity, traces = self._make_campaign("fkeep")
+        activity.mailing_id.keep_archives = True
+        self.assertEqual(activity.mailing_id._mkt_fast_email_unsupported(), "keep_archives")
+        self._run_cron()
+        self.assertEqual(sorted(self.sink.recipients()), sorted(contacts.mapped("email")))
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+        mails = self.env["mail.mail"].search([("mailing_id", "=", activity.mailing_id.id)])
+        self.assertEqual(len(mails), 3, "the archive is kept")
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        # the kill switch sends everything the composer way too
+        self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "0")
+        activity.mailing_id.keep_archives = False
+        self.assertEqual(activity.mailing_id._mkt_fast_email_unsupported(), "disabled")

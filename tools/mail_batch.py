@@ -77,10 +77,11 @@ class SmtpBatch:
                 pass
             self.session = None
 
-    def send(self, messages, on_first_send=None):
+    def send(self, messages, on_first_send=None, keep_open=False):
         """Send ``messages`` (a list of ``(key, EmailMessage)``) in order and
         return ``{key: (state, reason)}``. ``on_first_send`` is called right
-        before the first byte of a message leaves."""
+        before the first byte of a message leaves. With ``keep_open`` the
+        session stays open for the next call (then ``close()`` it)."""
         outcome = {}
         if not messages:
             return outcome
@@ -92,7 +93,8 @@ class SmtpBatch:
             return {key: ("sent", False) for key, _message in messages}
         started = False
         try:
-            self.connect(messages[0][1]["From"])
+            if self.session is None or getattr(self.session, "sock", None) is None:
+                self.connect(messages[0][1]["From"])
         except Exception as error:  # noqa: BLE001 - server unreachable: every message waits
             reason = str(error) or type(error).__name__
             return {key: ("retry", reason) for key, _message in messages}
@@ -133,7 +135,8 @@ class SmtpBatch:
                     break
                 outcome[key] = ("sent", False)
         finally:
-            self.close()
+            if not keep_open:
+                self.close()
         return outcome
 
 
