@@ -346,7 +346,7 @@ class MailingMailing(models.Model):
         return mtraces, messages
 
     def _mkt_fast_build(self, res_id, values, trace_id, mail_id):
-        """One message (``email.message.EmailMessage``) from the composer's
+        """One message (``ir.mail_server._build_email__``'s arguments) from the composer's
         ``values`` for ``res_id``, as mass_mailing's mail.mail would send it:
         its trace id in the tracked links, the open pixel of ``mail_id``, the
         recipient's unsubscribe / view links, List-Unsubscribe headers."""
@@ -393,9 +393,10 @@ class MailingMailing(models.Model):
                 "X-Auto-Response-Suppress": "OOF",
             })
         emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
-        return self.env["ir.mail_server"].sudo().with_context(
-            send_validated_to=[tools.email_normalize(email) for email in email_to],
-        )._build_email__(
+        # built (once per chunk the stock way, else from a skeleton) and
+        # sent by tools/mail_batch.py
+        return dict(
+            validated_to=[tools.email_normalize(email) for email in email_to],
             email_from=emails_from[0] if emails_from else values["email_from"],
             email_to=email_to,
             subject=values.get("subject") or "",
@@ -407,7 +408,7 @@ class MailingMailing(models.Model):
             object_id=f"{res_id}-{values.get('model') or self.mailing_model_real}",
             subtype="html",
             subtype_alternative="plain",
-            headers=headers,
+            headers={key: value for key, value in headers.items() if value},
         )
 
     def _mkt_fast_outcome(self, traces, mtraces, sent, values_all):
