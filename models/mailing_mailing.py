@@ -292,7 +292,9 @@ class MailingMailing(models.Model):
                     composer._prepare_mail_values(res_ids)
                 )
                 mailing._mkt_mark_done()
-                mailing._mkt_link_traces(by_res_id, model)
+                if len(values_all) < len(res_ids):
+                    # Email Marketing wrote the traces of the excluded ones
+                    mailing._mkt_link_traces(by_res_id, model)
                 mtraces, messages = mailing._mkt_fast_prepare(values_all, by_res_id)
         except TransientDbError:
             raise  # another worker's update: the chunk goes back to the queue
