@@ -241,9 +241,12 @@ class MailingMailing(models.Model):
     # its id in the tracked links, a mail id for the open pixel). So the
     # chunk is rendered at once by the very composer Email Marketing uses
     # (same values, exclusions and traces), its mailing.trace rows are
-    # written in one INSERT, each message is built by ir.mail_server from
-    # those values, the chunk goes out over one SMTP session, and each
-    # trace's outcome comes from the server's answer to its message.
+    # written in one INSERT, the first message of the chunk is built and
+    # prepared by ir.mail_server and the next ones are assembled from a MIME
+    # skeleton (tools/mail_batch.py), the chunk goes out over one SMTP
+    # session, and each trace's outcome comes from the server's answer to
+    # its message. The only mail.mail written is the one of a message the
+    # server refused for good (Odoo keeps it to retry from Email Marketing).
 
     def _mkt_fast_email_unsupported(self):
         """Why this e-mail mailing takes the composer path instead of the
