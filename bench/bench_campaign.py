@@ -370,8 +370,9 @@ def main(argv=None):
     parser.add_argument("--no-analyze", action="store_true",
                         help="do not ANALYZE res_partner after generating the contacts "
                         "(enrolment then runs on stale planner statistics)")
-    parser.add_argument("--phases", default="enrol,campaign,plain",
-                        help="comma-separated phases to run among enrol, list, campaign, plain "
+    parser.add_argument("--phases", default="enrol,campaign,ceiling,plain",
+                        help="comma-separated phases to run among enrol, list, campaign, "
+                        "ceiling, plain "
                         "(default: all); e.g. 'enrol' to measure enrolment on a large N")
     parser.add_argument("--profile", metavar="DIR",
                         help="profile phases 2 and 3 with cProfile: DIR/campaign.prof, "
@@ -572,6 +573,9 @@ def run(env, args, n, sink, results, peaks, batch_size):
     print(f"    mkt.trace states {states}; mailing.trace {mstates}")
     print_check(check, n)
 
+    if "ceiling" in phases:
+        run_ceiling(env, activity, server, sink, n, results, peaks)
+
     if "plain" not in phases:
         return
     # ---- 3. plain mailing -----------------------------------------------
@@ -626,6 +630,58 @@ def run(env, args, n, sink, results, peaks, batch_size):
         results["ratio"] = ratio
         print(f"[4] campaign / plain throughput: {ratio:.2f}x "
               f"({'campaign faster' if ratio >= 1 else 'campaign SLOWER'})")
+
+
+def run_ceiling(env, activity, server, sink, n, results, peaks):
+    """The ceiling of the campaign e-mail step: the same messages rendered
+    (the step's composer, by chunks of mkt_campaign.send_chunk_size), built
+    (``_mkt_fast_build``) and pushed over ONE SMTP session, with no database
+    write kept (the composer's wizard rows are rolled back): no queue, no
+    mailing.trace, no commit."""
+    from odoo.addons.mkt_campaign.tools.mail_batch import SmtpBatch
+    from odoo.tools import split_every
+
+    cr = env.cr
+    cr.execute("SELECT id FROM res_partner WHERE email LIKE %s ORDER BY id", [EMAIL_LIKE])
+    res_ids = [row[0] for row in cr.fetchall()]
+    params = env["ir.config_parameter"].sudo()
+    chunk = int(params.get_param("mkt_campaign.send_chunk_size", 50)) or 50
+    mailing = activity.mailing_id.sudo().with_context(
+        mkt_campaign_send=True
+    )._mkt_mailing_in_user_context()
+    batch = SmtpBatch(server, env)
+    base = sink.count()
+    peaks.start()
+    t0 = time.perf_counter()
+    sent = 0
+    try:
+        for ids in split_every(chunk, res_ids, list):
+            composer = mailing._mkt_composer(ids)
+            values_all = composer._manage_mail_values(composer._prepare_mail_values(ids))
+            messages = [
+                (res_id, mailing._mkt_fast_build(res_id, values, 0, 0))
+                for res_id, values in values_all.items()
+            ]
+            outcome = batch.send(messages, keep_open=True)
+            sent += sum(1 for state, _reason in outcome.values() if state == "sent")
+            env.invalidate_all()
+    finally:
+        batch.close()
+    received = sink.wait_for(base + n, 10) - base
+    t_ceiling = time.perf_counter() - t0
+    cr.rollback()
+    check = sink.ask("stats")
+    results["ceiling"] = {"seconds": t_ceiling, "count": received, "peak": peaks.stop(),
+                          "check": check}
+    print(f"[2b] ceiling (render + build + one SMTP session, no database write): "
+          f"{received:,} mails in {t_ceiling:.2f} s -> {fmt_rate(received, t_ceiling)} mails/s "
+          f"({sent:,} accepted)")
+    c = results.get("campaign")
+    if c and c["seconds"] and received:
+        share = (c["count"] / c["seconds"]) / (received / t_ceiling)
+        results["ceiling_share"] = share
+        print(f"    campaign e-mail step at {share:.0%} of the ceiling")
+    print_check(check, n)
 
 
 def send_until_done(step, cr, sink, target, deadline, pending_query, record_id):
@@ -696,6 +752,7 @@ def summary(results, n, peaks, load_start, load_end, batch_size):
     row("1. enrolment action_start()", "enrol", "records")
     row("1b. Save as Mailing List", "list", "contacts")
     row("2. campaign e-mail step", "campaign", "mails")
+    row("2b. ceiling (no DB write)", "ceiling", "mails")
     row("3. plain mailing + queue", "plain", "mails")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
@@ -708,6 +765,8 @@ def summary(results, n, peaks, load_start, load_end, batch_size):
             print("  " + "  ".join("-" * w for w in widths))
     if "ratio" in results:
         print(f"  campaign / plain throughput ratio: {results['ratio']:.2f}x")
+    if "ceiling_share" in results:
+        print(f"  campaign e-mail step / ceiling: {results['ceiling_share']:.0%}")
     print(f"  peak RSS of the whole run (ru_maxrss): {max(peaks.overall, maxrss_mb()):.0f} MB")
     print(f"  load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
           f"({os.cpu_count()} CPUs; other processes share them)")

@@ -1,10 +1,12 @@
 import logging
 import re
+from collections import defaultdict
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
+from ..tools.mail_batch import SmtpBatch, tracked_body
 from .mkt_trace import TransientDbError
 
 _logger = logging.getLogger(__name__)
@@ -86,10 +88,22 @@ class MailingMailing(models.Model):
         self.ensure_one()
         if self.mailing_type == "sms":
             return self.action_send_sms(res_ids=res_ids)
+        mailing = self._mkt_mailing_in_user_context()
+        composer = mailing._mkt_composer(res_ids)
+        mails, _messages = composer._action_send_mail(auto_commit=False)
+        mailing._mkt_mark_done()
+        return mails
+
+    def _mkt_mailing_in_user_context(self):
         context_user = self.user_id or self.write_uid or self.env.user
-        mailing = self.with_context(
+        return self.with_context(
             **self.env["res.users"].with_user(context_user).context_get()
         )
+
+    def _mkt_composer(self, res_ids):
+        """The mass-mail composer Email Marketing uses for this mailing
+        (``_action_send_mail`` of mass_mailing), on ``res_ids``."""
+        mailing = self
         user_partner = self.env.user.partner_id
         odoobot = self.env.ref("base.partner_root")
         composer_values = {
@@ -115,15 +129,15 @@ class MailingMailing(models.Model):
         }
         if mailing.reply_to_mode == "new":
             composer_values["reply_to"] = mailing.reply_to
-        composer = self.env["mail.compose.message"].with_context(
+        return self.env["mail.compose.message"].with_context(
             active_ids=res_ids,
             default_composition_mode="mass_mail",
             **mailing._get_mass_mailing_context(),
         ).create(composer_values)
-        mails, _messages = composer._action_send_mail(auto_commit=False)
-        if mailing.state != "done":
-            mailing.write({"state": "done", "sent_date": fields.Datetime.now()})
-        return mails
+
+    def _mkt_mark_done(self):
+        if self.state != "done":
+            self.write({"state": "done", "sent_date": fields.Datetime.now()})
 
     # ------------------------------------------------------------------
     # Channel adapter (e-mail and SMS steps of campaigns)
@@ -137,6 +151,8 @@ class MailingMailing(models.Model):
         the chunk go out at once, without waiting for the mail queue cron."""
         activity = traces.activity_id
         channel = "sms" if self.mailing_type == "sms" else "mail"
+        if channel == "mail" and not self._mkt_fast_email_unsupported():
+            return self._mkt_execute_fast(traces)
         mailing = self.sudo().with_context(mkt_campaign_send=True)
         by_res_id = {trace.res_id: trace for trace in traces}
         try:
@@ -147,8 +163,18 @@ class MailingMailing(models.Model):
         except Exception as e:  # noqa: BLE001 - the reason is kept on every step
             _logger.exception("mkt_campaign: step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in traces}
+        self._mkt_link_traces(by_res_id, activity.campaign_id.model_name)
+        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace.invalidate_model()
+        mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
+        if channel != "mail":
+            return self._mkt_collect_outcome(traces, mailing_traces)
+        return self._mkt_send_mails(traces, mailing_traces)
+
+    def _mkt_link_traces(self, by_res_id, model):
+        """Link the traces Email/SMS Marketing just created for this mailing
+        to our steps (``by_res_id``: record id -> mkt.trace)."""
         self.env.flush_all()
-        # link the traces Email/SMS Marketing just created to our steps
         self.env.cr.execute(SQL(
             """
             UPDATE mailing_trace mt SET mkt_trace_id = v.trace_id
@@ -158,13 +184,14 @@ class MailingMailing(models.Model):
                AND mt.model = %(model)s AND mt.mkt_trace_id IS NULL
             """,
             res_ids=list(by_res_id), trace_ids=[t.id for t in by_res_id.values()],
-            mailing=mailing.id, model=activity.campaign_id.model_name,
+            mailing=self.id, model=model,
         ))
-        MailingTrace = self.env["mailing.trace"].sudo()
-        MailingTrace.invalidate_model()
-        mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
-        if channel != "mail":
-            return self._mkt_collect_outcome(traces, mailing_traces)
+        self.env["mailing.trace"].invalidate_model(["mkt_trace_id"])
+
+    def _mkt_send_mails(self, traces, mailing_traces):
+        """Send the mail.mail rows the composer made for ``traces`` (the
+        composer path of e-mail steps) and return the steps' outcome."""
+        activity = traces.activity_id
         mails = mailing_traces.mail_mail_id.filtered(lambda m: m.state == "outgoing")
         # mail.mail.send() deletes each sent message right after sending it
         # ('auto_delete'), one ORM unlink per mail: about 12 queries each.
@@ -199,6 +226,255 @@ class MailingMailing(models.Model):
                 lambda m: m.state == "sent"
                 or m.failure_type in ("mail_email_invalid", "mail_email_missing")
             ).unlink()
+        return outcome
+
+    # ------------------------------------------------------------------
+    # Batch-native e-mail path (issue 8, section 2)
+    # ------------------------------------------------------------------
+    #
+    # Why it goes around mail.mail: the composer path writes one mail.mail
+    # and one mail.message per recipient, then mail.mail.send() reads them
+    # back one by one, writes each outcome and deletes each row again
+    # (~30 queries a message). Nothing of that is needed to deliver a
+    # campaign e-mail: what opens, clicks, replies, bounces and Email
+    # Marketing's statistics need is the mailing.trace row (its Message-ID,
+    # its id in the tracked links, a mail id for the open pixel). So the
+    # chunk is rendered at once by the very composer Email Marketing uses
+    # (same values, exclusions and traces), its mailing.trace rows are
+    # written in one INSERT, the first message of the chunk is built and
+    # prepared by ir.mail_server and the next ones are assembled from a MIME
+    # skeleton (tools/mail_batch.py), the chunk goes out over one SMTP
+    # session, and each trace's outcome comes from the server's answer to
+    # its message. The only mail.mail written is the one of a message the
+    # server refused for good (Odoo keeps it to retry from Email Marketing).
+
+    def _mkt_fast_email_unsupported(self):
+        """Why this e-mail mailing takes the composer path instead of the
+        batch-native one (False when it does not):
+
+        - attachments: mail.mail turns heavy ones into links, copies them per
+          message; not worth re-doing for campaign e-mails;
+        - ``keep_archives``: the user asked for a mail.mail/mail.message copy
+          of every message;
+        - replies to the record's thread (``reply_to_mode`` 'update', e.g.
+          leads): Odoo threads the answers on the record through the
+          mail.message kept for each recipient (auto_delete_keep_log);
+        - ``mkt_campaign.fast_email`` set to False (a kill switch)."""
+        self.ensure_one()
+        param = self.env["ir.config_parameter"].sudo().get_param("mkt_campaign.fast_email", "1")
+        if param.strip().lower() in ("0", "false", "no", "off"):
+            return "disabled"
+        if self.attachment_ids:
+            return "attachments"
+        if self.keep_archives:
+            return "keep_archives"
+        if self.reply_to_mode != "new":
+            return "reply_to_thread"
+        return False
+
+    def _mkt_execute_fast(self, traces):
+        """Batch-native adapter of e-mail steps (same contract as
+        ``_mkt_execute``): no mail.mail / mail.message row per recipient,
+        except a mail.mail kept for a message the server refused for good,
+        as Odoo keeps one so that it can be retried from Email Marketing."""
+        activity = traces.activity_id
+        model = activity.campaign_id.model_name
+        by_res_id = {trace.res_id: trace for trace in traces}
+        res_ids = list(by_res_id)
+        try:
+            with self.env.cr.savepoint():
+                mailing = self.sudo().with_context(
+                    mkt_campaign_send=True
+                )._mkt_mailing_in_user_context()
+                composer = mailing._mkt_composer(res_ids)
+                # subjects and bodies of the whole chunk rendered at once
+                # (mail.render.mixin, links shortened: post_convert_links);
+                # blacklist, opt-out, duplicates and invalid addresses
+                # excluded and their traces written by Email Marketing itself
+                values_all = composer._manage_mail_values(
+                    composer._prepare_mail_values(res_ids)
+                )
+                mailing._mkt_mark_done()
+                if len(values_all) < len(res_ids):
+                    # Email Marketing wrote the traces of the excluded ones
+                    mailing._mkt_link_traces(by_res_id, model)
+                mtraces, messages = mailing._mkt_fast_prepare(values_all, by_res_id)
+        except TransientDbError:
+            raise  # another worker's update: the chunk goes back to the queue
+        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+            _logger.exception("mkt_campaign: step %s failed", activity.id)
+            return {trace: ("failed", str(e)) for trace in traces}
+        server = mailing.mail_server_id
+        sent = SmtpBatch(server, self.env).send(messages, on_first_send=traces._mark_sending)
+        return mailing._mkt_fast_outcome(traces, mtraces, sent, values_all)
+
+    def _mkt_fast_prepare(self, values_all, by_res_id):
+        """Write the chunk's mailing.trace rows in one go and build each
+        message (``[(mailing.trace, EmailMessage)]``) the way mass_mailing's
+        mail.mail does (``_prepare_outgoing_body``, ``_prepare_outgoing_list``):
+        tracked links carrying the trace id, open-tracking pixel, the
+        recipient's unsubscribe and view links, List-Unsubscribe headers."""
+        cr = self.env.cr
+        sendable = [
+            (res_id, values) for res_id, values in values_all.items()
+            if values.get("state") not in ("cancel", "exception")
+        ]
+        # the open pixel is /mail/track/<mail id>/<token>: Email Marketing
+        # finds the trace by mail_mail_id_int. Ids taken from mail.mail's own
+        # sequence never collide with a real mail.mail.
+        cr.execute(
+            "SELECT nextval('mail_mail_id_seq') FROM generate_series(1, %s)",
+            [len(values_all)],
+        )
+        mail_ids = [row[0] for row in cr.fetchall()]
+        trace_vals = []
+        for (res_id, values), mail_id in zip(values_all.items(), mail_ids, strict=True):
+            vals = dict(values["mailing_trace_ids"][0][2])
+            vals.update(mail_mail_id_int=mail_id, mkt_trace_id=by_res_id[res_id].id)
+            if values.get("state") == "exception":
+                vals.update(trace_status="error", failure_type=values.get("failure_type"))
+            trace_vals.append(vals)
+        mtraces = self.env["mailing.trace"].sudo().create(trace_vals)
+        by_mail_id = {mtrace.mail_mail_id_int: mtrace for mtrace in mtraces}
+        mail_id_of = dict(zip(values_all, mail_ids, strict=True))
+
+        partner_ids = {
+            command[1] for _res_id, values in sendable
+            for command in values.get("recipient_ids") or []
+        }
+        self.env["res.partner"].sudo().browse(partner_ids).fetch(["name", "email"])
+        messages = []
+        for res_id, values in sendable:
+            mail_id = mail_id_of[res_id]
+            mtrace = by_mail_id[mail_id]
+            messages.append((mtrace, self._mkt_fast_build(res_id, values, mtrace.id, mail_id)))
+        return mtraces, messages
+
+    def _mkt_fast_build(self, res_id, values, trace_id, mail_id):
+        """One message (``ir.mail_server._build_email__``'s arguments) from the composer's
+        ``values`` for ``res_id``, as mass_mailing's mail.mail would send it:
+        its trace id in the tracked links, the open pixel of ``mail_id``, the
+        recipient's unsubscribe / view links, List-Unsubscribe headers."""
+        base_url = self.get_base_url()
+        email_to = tools.mail.email_split_and_format_normalize(values.get("email_to") or "")
+        for partner in self.env["res.partner"].sudo().browse(
+            [command[1] for command in values.get("recipient_ids") or []]
+        ):
+            email_to += [
+                tools.formataddr((partner.name or "", email))
+                for email in tools.mail.email_normalize_all(partner.email)
+                or [partner.email or ""]
+            ]
+        email_to = [email for email in email_to if email]
+        body = values.get("body_html") or ""
+        body = "" if tools.is_html_empty(body) else str(
+            self.env["mail.render.mixin"]._replace_local_links(body)
+        )
+        if body:
+            token = self.env["mail.mail"]._generate_mail_recipient_token(mail_id)
+            body = tracked_body(
+                body, trace_id, f"{base_url}/mail/track/{mail_id}/{token}/blank.gif"
+            )
+        headers = {
+            "Return-Path": self.env["mail.alias.domain"].sudo().browse(
+                values.get("record_alias_domain_id")
+            ).bounce_email or self.env.company.bounce_email,
+        }
+        if email_to:
+            recipient = tools.email_normalize(email_to[0], strict=False) or email_to[0]
+            if f"{base_url}/unsubscribe_from_list" in body:
+                body = body.replace(
+                    f"{base_url}/unsubscribe_from_list",
+                    self._get_unsubscribe_url(recipient, res_id),
+                )
+            if f"{base_url}/view" in body:
+                body = body.replace(f"{base_url}/view", self._get_view_url(recipient, res_id))
+            headers.update({
+                "List-Unsubscribe": "<%s>" % self._get_unsubscribe_oneclick_url(
+                    recipient, res_id
+                ),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "Precedence": "list",
+                "X-Auto-Response-Suppress": "OOF",
+            })
+        emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
+        # built (once per chunk the stock way, else from a skeleton) and
+        # sent by tools/mail_batch.py
+        return dict(
+            validated_to=[tools.email_normalize(email) for email in email_to],
+            email_from=emails_from[0] if emails_from else values["email_from"],
+            email_to=email_to,
+            subject=values.get("subject") or "",
+            body=body,
+            body_alternative=tools.html2plaintext(body),
+            reply_to=values.get("reply_to"),
+            message_id=values["message_id"],
+            references=values.get("references"),
+            object_id=f"{res_id}-{values.get('model') or self.mailing_model_real}",
+            subtype="html",
+            subtype_alternative="plain",
+            headers={key: value for key, value in headers.items() if value},
+        )
+
+    def _mkt_fast_outcome(self, traces, mtraces, sent, values_all):
+        """Write the SMTP outcome on the chunk's mailing.trace rows (one
+        UPDATE per outcome) and return the steps' outcome (contract of
+        ``_mkt_execute``)."""
+        MailingTrace = self.env["mailing.trace"].sudo()
+        outcome = {}
+        sent_steps = {mtrace.mkt_trace_id.id for mtrace in sent}
+        ok = MailingTrace.browse([mtrace.id for mtrace, (state, _r) in sent.items()
+                                  if state == "sent"])
+        ok.set_sent()
+        retried = MailingTrace
+        failed = defaultdict(lambda: MailingTrace)
+        for mtrace, (state, reason) in sent.items():
+            if state == "retry":
+                outcome[mtrace.mkt_trace_id] = ("retry", reason)
+                retried |= mtrace
+            elif state == "failed":
+                failed[reason] |= mtrace
+        kept = []
+        for reason, group in failed.items():
+            group.set_failed(failure_type="mail_smtp")
+            group.write({"failure_reason": reason})
+            for mtrace in group:
+                outcome[mtrace.mkt_trace_id] = ("failed", reason)
+                kept.append(mtrace)
+        if kept:
+            # Odoo keeps a message the server refused (state 'exception') so
+            # that Email Marketing can retry it: only these get a mail.mail
+            by_trace = {
+                values["mailing_trace_ids"][0][2]["res_id"]: values
+                for values in values_all.values()
+            }
+            mails = self.env["mail.mail"].sudo().create([
+                {
+                    key: value for key, value in by_trace[mtrace.res_id].items()
+                    if key not in ("mailing_trace_ids", "attachment_ids", "references")
+                } | {
+                    "state": "exception",
+                    "failure_type": "mail_smtp",
+                    "failure_reason": mtrace.failure_reason,
+                    "mailing_id": self.id,
+                }
+                for mtrace in kept
+            ])
+            for mtrace, mail in zip(kept, mails, strict=True):
+                mtrace.mail_mail_id = mail
+        if retried:
+            # the retry makes new statistics, as the composer path does
+            retried.unlink()
+        # the other steps sent nothing: excluded by Email Marketing
+        # (blacklist, opt-out, duplicate, invalid address) or without any
+        # address; their outcome is read from their traces as on the
+        # composer path
+        rest = traces.filtered(lambda t: t.id not in sent_steps)
+        if rest:
+            MailingTrace.invalidate_model()
+            outcome.update(self._mkt_collect_outcome(
+                rest, MailingTrace.search([("mkt_trace_id", "in", rest.ids)])
+            ))
         return outcome
 
     def _mkt_collect_outcome(self, traces, mailing_traces, interrupted=False):

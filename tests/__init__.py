@@ -31,3 +31,4 @@ from . import test_exit
 from . import test_mailing_list
 from . import test_lifecycle
 from . import test_pause
+from . import test_fast_email

@@ -24,6 +24,10 @@ class MktCampaignCommon(MassMailCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # these tests read the mail.mail rows of the composer path (kept for
+        # attachments, archives, thread replies); the batch-native path has
+        # its own tests (test_fast_email.py, test_email_e2e.py)
+        cls.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "0")
         cls.user_mkt_user = mail_new_test_user(
             cls.env, login="mkt_user", name="Ursula Campaign User",
             email="ursula.user@example.com",
