@@ -6,6 +6,8 @@ from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.mass_mailing.tests.common import MassMailCommon
 from odoo.tests import freeze_time
 
+from .loopback_smtp import LoopbackSMTPServer
+
 # a fixed clock for the tests that move time: delays are computed from it
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 
@@ -211,3 +213,30 @@ class MktCampaignCommon(MassMailCommon):
             {p.name: s for p, s in expected.items()},
             f"queue of step {activity.name}",
         )
+
+
+class SmtpSinkMixin:
+    """A loopback SMTP sink (tests/loopback_smtp.py) for the test class, and
+    the campaign settings of the sending tests: messages really go over SMTP,
+    to 127.0.0.1 only."""
+
+    @classmethod
+    def _start_smtp_sink(cls, server_name=None, sender=None):
+        cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
+        cls.sink.start()
+        cls.addClassCleanup(cls.sink.stop)
+        if not server_name:
+            return
+        # the sink is the only way out: the steps' mailings are bound to this
+        # server, so neither another ir.mail_server nor the configuration's
+        # smtp_server can be picked
+        cls.mail_server = cls.env["ir.mail_server"].create({
+            "name": server_name, "smtp_host": "127.0.0.1", "smtp_port": cls.sink.port,
+            "smtp_encryption": "none", "sequence": 0,
+        })
+        # the campaign's sender: the company's address
+        cls.env.company.email = sender
+        Params = cls.env["ir.config_parameter"].sudo()
+        Params.set_param("mkt_campaign.max_attempts", 5)
+        Params.set_param("mkt_campaign.retry_delay_minutes", 5)
+

@@ -15,34 +15,16 @@ from odoo import fields
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.tests import TransactionCase, freeze_time, tagged
 
-from .loopback_smtp import LoopbackSMTPServer
+from .common import SmtpSinkMixin
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
-class TestEmailEndToEnd(TransactionCase):
+class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
-        cls.sink.start()
-        cls.addClassCleanup(cls.sink.stop)
-        # the sink is the only way out: the steps' mailings are bound to this
-        # server, so neither another ir.mail_server nor the configuration's
-        # smtp_server can be picked
-        cls.mail_server = cls.env["ir.mail_server"].create({
-            "name": "Loopback sink (e2e test)",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": cls.sink.port,
-            "smtp_encryption": "none",
-            "smtp_authentication": "login",
-            "sequence": 0,
-        })
-        # the campaign's sender: the company's address
-        cls.env.company.email = "marketing@e2e.example"
-        Params = cls.env["ir.config_parameter"].sudo()
-        Params.set_param("mkt_campaign.max_attempts", 5)
-        Params.set_param("mkt_campaign.retry_delay_minutes", 5)
+        cls._start_smtp_sink("Loopback sink (e2e test)", "marketing@e2e.example")
 
     def setUp(self):
         super().setUp()

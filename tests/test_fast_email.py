@@ -16,7 +16,7 @@ from odoo import fields
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.tests import HttpCase, freeze_time, tagged
 
-from .loopback_smtp import LoopbackSMTPServer
+from .common import SmtpSinkMixin
 
 SUBJECT = "Bonjour {{ object.name }} — été ✓"
 BODY = (
@@ -27,26 +27,13 @@ BODY = (
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
-class TestFastEmail(HttpCase):
+class TestFastEmail(SmtpSinkMixin, HttpCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
-        cls.sink.start()
-        cls.addClassCleanup(cls.sink.stop)
-        cls.mail_server = cls.env["ir.mail_server"].create({
-            "name": "Loopback sink (fast e-mail test)",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": cls.sink.port,
-            "smtp_encryption": "none",
-            "sequence": 0,
-        })
-        cls.env.company.email = "marketing@fast.example"
-        Params = cls.env["ir.config_parameter"].sudo()
-        Params.set_param("mkt_campaign.max_attempts", 5)
-        Params.set_param("mkt_campaign.retry_delay_minutes", 5)
-        Params.set_param("mkt_campaign.send_chunk_size", 50)
+        cls._start_smtp_sink("Loopback sink (fast e-mail test)", "marketing@fast.example")
+        cls.env["ir.config_parameter"].sudo().set_param("mkt_campaign.send_chunk_size", 50)
 
     def setUp(self):
         super().setUp()

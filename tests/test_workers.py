@@ -20,22 +20,20 @@ from odoo.addons.mkt_campaign.models.mailing_mailing import MailingMailing
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config, mute_logger
 
-from .loopback_smtp import LoopbackSMTPServer
+from .common import SmtpSinkMixin
 
 WORKER = os.path.join(os.path.dirname(__file__), "worker_process.py")
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
-class TestWorkers(TransactionCase):
+class TestWorkers(SmtpSinkMixin, TransactionCase):
     """No fixture in the test transaction: everything the workers see is
     committed by setup cursors and deleted afterwards."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.sink = LoopbackSMTPServer(host="127.0.0.1", port=0)
-        cls.sink.start()
-        cls.addClassCleanup(cls.sink.stop)
+        cls._start_smtp_sink()
 
     def setUp(self):
         super().setUp()

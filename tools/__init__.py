@@ -1,2 +1,3 @@
+from . import api_client
 from . import fcm_api
 from . import whatsapp_api

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from odoo.exceptions import UserError
 
+from .api_client import ApiClient
+
 DEFAULT_FCM_ENDPOINT = "https://fcm.googleapis.com"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -54,21 +56,10 @@ def clear_token_cache():
         _token_cache.clear()
 
 
-class FcmApi:
+class FcmApi(ApiClient):
     """One client per batch of notifications: they share one keep-alive HTTP
     session, closed by ``close()`` (or at the end of a ``with`` block).
     Raises ``UserError`` when no valid service account is configured."""
-
-    def __init__(self, env):
-        self.env = env
-        self.config = self._get_config()
-        self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def _get_config(self):
         params = self.env["ir.config_parameter"].sudo()
@@ -181,11 +172,6 @@ class FcmApi:
             self._session = requests.Session()
             self._session.headers["Authorization"] = f"Bearer {token}"
         return self._session
-
-    def close(self):
-        if self._session is not None:
-            self._session.close()
-            self._session = None
 
     def send(self, token, title, body, data=None):
         """Send one notification to the device ``token``; returns FCM's

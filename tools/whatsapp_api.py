@@ -8,6 +8,8 @@ import requests
 
 from odoo.exceptions import UserError
 
+from .api_client import ApiClient
+
 DEFAULT_ENDPOINT = "https://graph.facebook.com/v21.0"
 # Graph API error codes worth another attempt later: throttling, temporary
 # outages (the others, e.g. 131026 undeliverable, are final)
@@ -22,21 +24,10 @@ class WhatsAppError(Exception):
         self.code = code
 
 
-class WhatsAppApi:
+class WhatsAppApi(ApiClient):
     """One client per batch of calls: the requests share one keep-alive HTTP
     session, closed by ``close()`` (or at the end of a ``with`` block).
     Raises ``UserError`` when WhatsApp is not configured."""
-
-    def __init__(self, env):
-        self.env = env
-        self.config = self._get_config()
-        self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def _get_config(self):
         params = self.env["ir.config_parameter"].sudo()
@@ -65,11 +56,6 @@ class WhatsAppApi:
             self._session = requests.Session()
             self._session.headers["Authorization"] = f"Bearer {self.config['token']}"
         return self._session
-
-    def close(self):
-        if self._session is not None:
-            self._session.close()
-            self._session = None
 
     def call(self, method, path, payload=None, params=None):
         """One Graph API request; returns the decoded JSON answer or raises
