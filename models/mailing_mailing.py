@@ -153,6 +153,10 @@ class MailingMailing(models.Model):
         channel = "sms" if self.mailing_type == "sms" else "mail"
         if channel == "mail" and not self._mkt_fast_email_unsupported():
             return self._mkt_execute_fast(traces)
+        # sudo: the queue renders as the engine (the cron), like Email
+        # Marketing's own sending; the content was checked with its author's
+        # rights when written (mkt.activity._check_content_rights), so this
+        # never lets a non-editor's text run more than simple placeholders
         mailing = self.sudo().with_context(mkt_campaign_send=True)
         by_res_id = {trace.res_id: trace for trace in traces}
         try:
@@ -283,6 +287,8 @@ class MailingMailing(models.Model):
         res_ids = list(by_res_id)
         try:
             with self.env.cr.savepoint():
+                # sudo: rendered as the engine, the content having been
+                # checked with its author's rights when written (see above)
                 mailing = self.sudo().with_context(
                     mkt_campaign_send=True
                 )._mkt_mailing_in_user_context()

@@ -240,3 +240,24 @@ class SmtpSinkMixin:
         Params.set_param("mkt_campaign.max_attempts", 5)
         Params.set_param("mkt_campaign.retry_delay_minutes", 5)
 
+    def _make_sink_campaign(self, name, prefix, domain_suffix, subject, body_html):
+        """A campaign on the contacts whose e-mail starts with ``prefix`` and
+        ends with ``domain_suffix``, one e-mail step bound to the sink."""
+        campaign = self.env["mkt.campaign"].create({
+            "name": name,
+            "model_id": self.env["ir.model"]._get_id("res.partner"),
+            "domain": repr([("email", "=like", f"{prefix}%{domain_suffix}")]),
+            "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
+        })
+        activity = self.env["mkt.activity"].create({
+            "name": "Welcome", "campaign_id": campaign.id, "activity_type": "email",
+            "trigger_type": "begin", "subject": subject, "body_html": body_html,
+        })
+        activity.mailing_id.mail_server_id = self.mail_server
+        return campaign, activity
+
+    def _run_cron(self):
+        self.env["mkt.trace"]._cron_execute_activities()
+        self.env.flush_all()
+        self.env.invalidate_all()
+

@@ -48,27 +48,10 @@ class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
         ])
 
     def _make_campaign(self, prefix):
-        campaign = self.env["mkt.campaign"].create({
-            "name": f"E2E campaign {prefix}",
-            "model_id": self.env["ir.model"]._get_id("res.partner"),
-            "domain": repr([("email", "=like", f"{prefix}%@e2e.example")]),
-            "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
-        })
-        activity = self.env["mkt.activity"].create({
-            "name": "Welcome",
-            "campaign_id": campaign.id,
-            "activity_type": "email",
-            "trigger_type": "begin",
-            "subject": "Hello {{ object.name }}",
-            "body_html": '<p>Hi <t t-out="object.name"/></p>',
-        })
-        activity.mailing_id.mail_server_id = self.mail_server
-        return campaign, activity
-
-    def _run_cron(self):
-        self.env["mkt.trace"]._cron_execute_activities()
-        self.env.flush_all()
-        self.env.invalidate_all()
+        return self._make_sink_campaign(
+            f"E2E campaign {prefix}", prefix, "@e2e.example",
+            "Hello {{ object.name }}", '<p>Hi <t t-out="object.name"/></p>',
+        )
 
     def _html(self, message):
         part = message.get_body(preferencelist=("html",))

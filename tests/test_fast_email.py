@@ -53,30 +53,13 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         ])
 
     def _make_campaign(self, prefix):
-        campaign = self.env["mkt.campaign"].create({
-            "name": f"Fast campaign {prefix}",
-            "model_id": self.env["ir.model"]._get_id("res.partner"),
-            "domain": repr([("email", "=like", f"{prefix}%@fast.example")]),
-            "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
-        })
-        activity = self.env["mkt.activity"].create({
-            "name": "Welcome",
-            "campaign_id": campaign.id,
-            "activity_type": "email",
-            "trigger_type": "begin",
-            "subject": SUBJECT,
-            "body_html": BODY,
-        })
-        activity.mailing_id.mail_server_id = self.mail_server
+        campaign, activity = self._make_sink_campaign(
+            f"Fast campaign {prefix}", prefix, "@fast.example", SUBJECT, BODY,
+        )
         self.assertFalse(activity.mailing_id._mkt_fast_email_unsupported())
         campaign.action_start()
         traces = self.env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
         return campaign, activity, traces
-
-    def _run_cron(self):
-        self.env["mkt.trace"]._cron_execute_activities()
-        self.env.flush_all()
-        self.env.invalidate_all()
 
     def _partner_messages(self, contacts):
         return self.env["mail.message"].search_count([
