@@ -1,6 +1,7 @@
 import logging
 
 import psycopg2.extensions
+from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.tools import SQL
@@ -159,3 +160,145 @@ class MktParticipant(models.Model):
             self.ids,
         ))
         self.invalidate_recordset(["state"])
+
+    # ------------------------------------------------------------------
+    # Enrolment
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _enrol_for(self, campaign, now):
+        """Enrol the records of ``campaign``'s audience that are not (or no
+        longer) its participants, and queue the workflow's first steps for
+        them: one INSERT … SELECT built from the audience's query (searched
+        with the responsible user's rights). Returns how many were enrolled."""
+        campaign.ensure_one()
+        self.env.flush_all()
+        # one enrolment of a campaign at a time (a manual launch and the sync
+        # cron, two workers): the second waits, then sees the first's rows
+        self.env.cr.execute(SQL(
+            "SELECT id FROM mkt_campaign WHERE id = %s FOR NO KEY UPDATE", campaign.id
+        ))
+        Model = self.env[campaign.model_name].sudo()
+        # the audience is what the responsible user may read in the campaign's
+        # company: _search adds the record rules to the WHERE clause
+        audience = Model.with_env(campaign._get_audience_env())
+        query = audience._search(campaign._get_audience_domain())
+        table = Model._table
+        is_test = campaign.mode in ("test", "test_realtime")
+
+        def column(fname):
+            field = Model._fields.get(fname)
+            if not field or not field.store or not field.column_type:
+                return None
+            if field.translate:
+                return SQL("(t.%s->>'en_US')", SQL.identifier(fname))
+            return SQL("t.%s", SQL.identifier(fname))
+
+        partner_field = Model._fields.get("partner_id")
+        has_partner = bool(
+            partner_field and partner_field.store and partner_field.comodel_name == "res.partner"
+            and campaign.model_name != "res.partner"
+        )
+
+        def value(fnames, partner_fname):
+            for fname in fnames:
+                if fname and (col := column(fname)) is not None:
+                    return col
+            if has_partner:
+                return SQL(
+                    "(SELECT rp.%s FROM res_partner rp WHERE rp.id = t.partner_id)",
+                    SQL.identifier(partner_fname),
+                )
+            return SQL("NULL")
+
+        email_sql = value([Model._mail_get_primary_email_field()], "email")
+        # the sanitized (E.164) number when the model keeps one: the same phone
+        # written two ways is one person for the frequency caps
+        phone_sql = value(["phone_sanitized", *Model._phone_get_number_fields()], "phone_sanitized")
+        name_sql = value([Model._rec_name], "name")
+        if campaign.unique_field_id:
+            key_sql = SQL(
+                # an empty value ('' is stored for some char fields) is no
+                # value: such records are each enrolled, not merged into one
+                "COALESCE(NULLIF(lower(t.%s::text), ''), 'id:' || t.id::text)",
+                SQL.identifier(campaign.unique_field_id.name),
+            )
+        else:
+            key_sql = SQL("'id:' || t.id::text")
+
+        begin = campaign.activity_ids.filtered(lambda a: a.trigger_type == "begin")
+        schedule_values = SQL(", ").join(
+            SQL("(%s::int, %s::timestamp)", act.id,
+                act._get_schedule_date(now, campaign.mode == "test"))
+            for act in begin
+        ) if begin else None
+        # a past participation blocks a new one unless it ended more than
+        # `reentry_days` ago (0: it always blocks)
+        if campaign.reentry_days:
+            blocking = SQL(
+                "(p.state = 'running' OR p.end_date IS NULL OR p.end_date > %s)",
+                now - relativedelta(days=campaign.reentry_days),
+            )
+        else:
+            blocking = SQL("true")
+        # The first enrolment (no participant yet) cannot conflict with the
+        # unique index: it runs without ON CONFLICT, whose speculative
+        # insertion costs about a quarter of the statement. A later one may
+        # meet a participant reopened meanwhile by a tracking event.
+        self.env.cr.execute(SQL(
+            "SELECT 1 FROM mkt_participant WHERE campaign_id = %s AND is_test = %s LIMIT 1",
+            campaign.id, is_test,
+        ))
+        on_conflict = SQL("ON CONFLICT DO NOTHING") if self.env.cr.rowcount else SQL("")
+        # Participants and queue rows have no foreign keys and no create/write
+        # uid (see engine_fields.py): no trigger fires per inserted row
+        trace_insert = SQL(
+            """, traces AS (
+                INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
+                                       is_test, state, schedule_date, attempts)
+                SELECT ins.id, a.activity_id, %(campaign)s, ins.res_id, %(is_test)s,
+                       'scheduled', a.schedule_date, 0
+                  FROM ins CROSS JOIN (VALUES %(values)s) AS a(activity_id, schedule_date)
+             RETURNING 1
+            )""",
+            campaign=campaign.id, is_test=is_test, values=schedule_values,
+        ) if begin else SQL("")
+        self.env.cr.execute(SQL(
+            """
+            WITH candidates AS MATERIALIZED (
+                -- computed in full before the INSERT: the existence checks run
+                -- against the participants as they were, never against rows the
+                -- INSERT is adding
+                SELECT DISTINCT ON (%(key)s) t.id AS res_id, %(key)s AS unique_key,
+                       %(name)s AS record_name, %(email)s AS email, %(phone)s AS phone
+                  FROM %(table)s t
+                 WHERE t.id IN (%(subquery)s)
+                   AND NOT EXISTS (
+                        SELECT 1 FROM mkt_participant p
+                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
+                           AND p.res_id = t.id AND %(blocking)s)
+                   AND NOT EXISTS (
+                        SELECT 1 FROM mkt_participant p
+                         WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
+                           AND p.unique_key = %(key)s AND %(blocking)s)
+              ORDER BY %(key)s, t.id
+            ), ins AS (
+                INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,
+                                             email, phone, is_test, state, enrolled_date)
+                SELECT %(campaign)s, c.res_id, c.unique_key, c.record_name, c.email, c.phone,
+                       %(is_test)s, 'running', %(now)s
+                  FROM candidates c
+                %(on_conflict)s
+             RETURNING id, res_id
+            )%(trace_insert)s
+            SELECT count(*) FROM ins
+            """,
+            key=key_sql, name=name_sql, email=email_sql, phone=phone_sql,
+            table=SQL.identifier(table), subquery=query.subselect(),
+            campaign=campaign.id, is_test=is_test, now=now,
+            trace_insert=trace_insert, blocking=blocking, on_conflict=on_conflict,
+        ))
+        count = self.env.cr.fetchone()[0]
+        self.env["mkt.participant"].invalidate_model()
+        self.env["mkt.trace"].invalidate_model()
+        return count
