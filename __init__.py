@@ -2,6 +2,7 @@ from odoo.tools import SQL
 
 from . import controllers
 from . import models
+from . import report
 from . import tools
 from . import wizard
 

@@ -51,6 +51,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "wizard/mkt_campaign_template_views.xml",
         "wizard/mkt_campaign_refuse_views.xml",
         "views/mkt_campaign_management_views.xml",
+        "report/mkt_campaign_report_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [

@@ -2,6 +2,9 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 MESSAGE_TYPES = ["email", "sms", "whatsapp", "push"]
+# the delivery figures, in the order _compute_delivery unpacks them
+DELIVERY_KEYS = ("pending", "email", "sms", "whatsapp", "push", "failed", "canceled",
+                 "rejected", "opened", "read", "clicked", "replied", "bounced")
 # amounts without taxes, in the currency of the order's company (currency_rate:
 # the rate of the order's currency to the company's at the order date)
 RATE = SQL("COALESCE(NULLIF(o.currency_rate, 0), 1)")
@@ -101,36 +104,40 @@ class MktCampaign(models.Model):
     # ------------------------------------------------------------------
 
     def _compute_delivery(self):
+        """From the statistics report (report/mkt_campaign_report.py): one
+        grouped read for all the campaigns displayed."""
         stats = {}
         if self.ids:
             self.env.flush_all()
-            self.env.cr.execute(SQL(
-                """
-                SELECT t.campaign_id,
-                       count(*) FILTER (WHERE t.state IN ('scheduled', 'processing')),
-                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
-                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'sms'),
-                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
-                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'push'),
-                       count(*) FILTER (WHERE t.state = 'failed'),
-                       count(*) FILTER (WHERE t.state = 'canceled'),
-                       count(*) FILTER (WHERE t.state = 'rejected'),
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
-                       count(t.click_datetime) FILTER (WHERE t.state = 'processed'),
-                       count(t.reply_datetime) FILTER (WHERE t.state = 'processed'),
-                       count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')
-                  FROM mkt_trace t
-                  JOIN mkt_activity a ON a.id = t.activity_id
-                 WHERE t.campaign_id = ANY(%s) AND t.is_test IS NOT TRUE
-              GROUP BY t.campaign_id
-                """,
-                self.ids,
-            ))
-            stats = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+            # the figures of campaigns the caller reads (record rules applied
+            # to self): who may see a campaign sees its figures, as the form's
+            # statistics always showed them
+            groups = self.env["mkt.campaign.report"].sudo()._read_group(
+                [("campaign_id", "in", self.ids)],
+                ["campaign_id", "activity_type", "state"],
+                ["trace_count:sum", "opened_count:sum", "clicked_count:sum",
+                 "replied_count:sum", "bounced_count:sum"],
+            )
+            for campaign, channel, state, count, opened, clicked, replied, bounced in groups:
+                row = stats.setdefault(campaign.id, dict.fromkeys(DELIVERY_KEYS, 0))
+                if state in ("scheduled", "processing"):
+                    row["pending"] += count
+                elif state in ("failed", "canceled", "rejected"):
+                    row[state] += count
+                elif state == "processed":
+                    if channel in MESSAGE_TYPES:
+                        row[channel] += count
+                    if channel == "email":
+                        row["opened"] += opened
+                    elif channel == "whatsapp":
+                        row["read"] += opened
+                    row["clicked"] += clicked
+                    row["replied"] += replied
+                    row["bounced"] += bounced
         for campaign in self:
+            row = stats.get(campaign.id) or dict.fromkeys(DELIVERY_KEYS, 0)
             (pending, emails, sms, whatsapp, push, failed, canceled, rejected,
-             opened, read, clicked, replied, bounced) = stats.get(campaign.id, (0,) * 13)
+             opened, read, clicked, replied, bounced) = (row[key] for key in DELIVERY_KEYS)
             campaign.update({
                 "pending_count": pending,
                 "sent_email_count": emails,
@@ -152,6 +159,17 @@ class MktCampaign(models.Model):
                 "reply_rate": _rate(replied, emails + whatsapp),
                 "bounce_rate": _rate(bounced, emails),
             })
+
+    def action_view_statistics(self):
+        """The campaign's rows of the statistics report, by step and status."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "mkt_campaign.mkt_campaign_report_action"
+        )
+        action["display_name"] = self.env._("Statistics of %(campaign)s", campaign=self.name)
+        action["domain"] = [("campaign_id", "=", self.id)]
+        action["context"] = {"pivot_row_groupby": ["activity_id"]}
+        return action
 
     # ------------------------------------------------------------------
     # Budget and costs

@@ -98,6 +98,8 @@ def after_uninstall(env, state_path):
     _check(not [r for r in rows if r[1] == "r"], "no mkt_* table left", str(rows))
     _check(not [r for r in rows if r[1] in ("v", "m")], "no SQL view (mkt_event) left", str(rows))
     _check(not [r for r in rows if r[1] == "S"], "no sequence left", str(rows))
+    _check(not [r for r in rows if r[0] == "mkt_campaign_report"],
+           "the statistics view (mkt_campaign_report) is dropped", str(rows))
     cr.execute("""SELECT table_name, column_name FROM information_schema.columns
                   WHERE table_schema = current_schema() AND column_name LIKE 'mkt\\_%%'""")
     rows = cr.fetchall()
@@ -150,6 +152,8 @@ def after_reinstall(env, state_path):
     cr = env.cr
     cr.execute("SELECT relkind FROM pg_class WHERE relname = 'mkt_event'")
     _check(cr.fetchone() == ("v",), "the mkt_event view is back")
+    cr.execute("SELECT relkind FROM pg_class WHERE relname = 'mkt_campaign_report'")
+    _check(cr.fetchone() == ("v",), "the mkt_campaign_report view is back")
     campaign = env.ref("mkt_campaign.mkt_campaign_welcome_demo", raise_if_not_found=False)
     _check(bool(campaign), "demo campaign is back")
     if campaign:

@@ -1,0 +1,1 @@
+from . import mkt_campaign_report
