@@ -362,11 +362,12 @@ class MktWhatsAppTemplate(models.Model):
     def _mkt_execute(self, traces):
         """Channel adapter of WhatsApp steps (contract: mkt.trace._execute_activity).
 
-        Send this approved template (the step's) through the WhatsApp Cloud API,
-        one request per recipient over one HTTP session. Numbers are normalized
-        to E.164; missing, invalid and blacklisted numbers are rejected;
-        throttling and outages are retried, other API errors end failed with
-        the reason."""
+        Send this approved template (the step's) through the WhatsApp Cloud API:
+        concurrent requests over one keep-alive HTTP session, paced to the
+        number's rate (``mkt_campaign.whatsapp_rate``, tools/whatsapp_api.py).
+        Numbers are normalized to E.164; missing, invalid and blacklisted
+        numbers are rejected; throttling and outages are retried, other API
+        errors end failed with the reason. Each message is sent once."""
         template = self
         activity = traces.activity_id
         try:
@@ -379,24 +380,25 @@ class MktWhatsAppTemplate(models.Model):
         blacklisted = set(self.env["phone.blacklist"].sudo().search(
             [("number", "in", [n for n in numbers.values() if n])]
         ).mapped("number"))
-        outcome, sent = {}, []
-        traces._mark_sending()
+        outcome, to_send = {}, []
         for trace in traces:
             number = numbers[trace]
             if not number:
                 outcome[trace] = ("rejected", self.env._("No valid phone number for WhatsApp."))
-                continue
-            if number in blacklisted:
+            elif number in blacklisted:
                 outcome[trace] = ("rejected", self.env._("The phone number is blacklisted."))
-                continue
-            try:
-                message_id = client.send_message(
-                    template._message_payload(number, records[trace.res_id])
-                )
-            except WhatsAppError as error:
-                outcome[trace] = ("retry" if error.transient else "failed", str(error))
-                continue
-            sent.append((trace.id, message_id))
+            else:
+                # payloads read from the records now: the requests run in threads
+                to_send.append((trace, template._message_payload(number, records[trace.res_id])))
+        sent = []
+        if to_send:
+            traces._mark_sending()
+            answers = client.send_messages([payload for _trace, payload in to_send])
+            for (trace, _payload), answer in zip(to_send, answers, strict=True):
+                if isinstance(answer, WhatsAppError):
+                    outcome[trace] = ("retry" if answer.transient else "failed", str(answer))
+                else:
+                    sent.append((trace.id, answer))
         client.close()
         if sent:
             self.env.flush_all()

@@ -51,6 +51,13 @@ class ResConfigSettings(models.TransientModel):
         help="Checks the signature (X-Hub-Signature-256) of the webhook's calls. Without "
         "it the webhook is closed: read receipts and replies are refused.",
     )
+    mkt_whatsapp_rate = fields.Integer(
+        "WhatsApp Messages per Second", config_parameter="mkt_campaign.whatsapp_rate",
+        default=80,
+        help="Campaigns send WhatsApp messages with concurrent requests up to this rate: "
+        "the throughput of your business phone number (80 by default on WhatsApp's "
+        "Cloud API, up to 1,000 once Meta raised it).",
+    )
     mkt_fcm_service_account = fields.Char(
         "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
         help="The service account key (JSON) of the Firebase project the apps use.",
@@ -98,6 +105,14 @@ class ResConfigSettings(models.TransientModel):
             if not 1 <= settings.mkt_queue_workers <= 4:
                 raise ValidationError(self.env._(
                     "The queue runs with 1 to 4 parallel workers."
+                ))
+
+    @api.constrains("mkt_whatsapp_rate")
+    def _check_mkt_whatsapp_rate(self):
+        for settings in self:
+            if settings.mkt_whatsapp_rate < 1:
+                raise ValidationError(self.env._(
+                    "WhatsApp needs a sending rate of at least one message per second."
                 ))
 
     @api.constrains("mkt_push_max_devices")

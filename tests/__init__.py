@@ -13,8 +13,10 @@ from . import test_optin
 from . import test_tour
 from . import test_integrity
 from . import test_results
+from . import test_campaign_report
 from . import test_pos_send
 from . import test_whatsapp
+from . import test_whatsapp_rate
 from . import test_push
 from . import test_templates
 from . import test_workers

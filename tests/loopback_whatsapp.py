@@ -14,7 +14,9 @@ Endpoints:
 - POST /v21.0/<phone number id>/messages: a template message; answers a
   wamid, or the Graph API error for numbers in ``undeliverable`` (131026,
   final) and, once per number in ``throttle_once``, a 429 (130429, retry).
-Every call must carry ``Authorization: Bearer <token>``.
+Every call must carry ``Authorization: Bearer <token>``. Connections are kept
+alive (HTTP/1.1); ``connections`` counts them, ``sent_at`` holds when each
+message was accepted.
 
 Run as a script it is the WhatsApp sandbox of ``scripts/run``: templates are
 approved when their status is first read, and every message sent is written
@@ -26,6 +28,7 @@ to ``--outdir`` as a JSON file::
 import argparse
 import json
 import os
+import time
 from urllib.parse import parse_qs, urlparse
 
 try:
@@ -38,6 +41,13 @@ VERSION = "v21.0"
 
 class _Handler(LoopbackJSONHandler):
     server_version = "LoopbackGraph/1.0"
+    # keep-alive: a client's session sends many requests on one connection
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        with self.server.owner.lock:
+            self.server.owner.connections += 1
 
     def _error(self, status, code, message):
         self._reply(status, {"error": {"message": message, "type": "OAuthException",
@@ -73,13 +83,16 @@ class _Handler(LoopbackJSONHandler):
         return self._reply(200, {"data": data})
 
     def do_POST(self):
+        # the body is read first: on a kept-alive connection the next
+        # request starts right after it
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
         if not self._authorized():
             return
         node, edge = self._path()
         owner = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
         try:
-            payload = json.loads(self.rfile.read(length) or b"{}")
+            payload = json.loads(body or b"{}")
         except ValueError:
             return self._error(400, 100, "Invalid JSON")
         with owner.lock:
@@ -120,6 +133,7 @@ class _Handler(LoopbackJSONHandler):
         owner.counter += 1
         wamid = f"wamid.loopback{owner.counter:06d}"
         owner.messages.append({"id": wamid, "to": to, "template": template})
+        owner.sent_at.append(time.clock_gettime(time.CLOCK_MONOTONIC))
         if owner.outdir:
             with open(os.path.join(owner.outdir, f"{wamid}.json"), "w") as fh:
                 json.dump(owner.messages[-1], fh, indent=2)
@@ -147,6 +161,8 @@ class LoopbackWhatsAppServer(LoopbackHTTPServer):
         self.undeliverable = set()
         self.throttle_once = set()
         self.counter = 0
+        self.connections = 0     # TCP connections accepted
+        self.sent_at = []        # CLOCK_MONOTONIC of each message accepted
 
     @property
     def endpoint(self):

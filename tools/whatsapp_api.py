@@ -2,9 +2,21 @@
 ``addons/sms/tools/sms_api.py`` is: configuration, HTTP session, errors.
 
 The endpoint is a setting (``mkt_campaign.whatsapp_endpoint``): tests and the
-demo database point it at a loopback server."""
+demo database point it at a loopback server.
+
+Messages of a batch go out with concurrent requests over the client's
+keep-alive session, paced to the number's rate (``mkt_campaign.whatsapp_rate``,
+80 messages/s by default, WhatsApp's standard throughput of a business
+number): a token bucket shared by every client of this process and number, so
+that consecutive batches keep to the rate too."""
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from odoo.exceptions import UserError
 
@@ -15,6 +27,77 @@ DEFAULT_ENDPOINT = "https://graph.facebook.com/v21.0"
 # outages (the others, e.g. 131026 undeliverable, are final)
 TRANSIENT_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131048, 131056}
 TIMEOUT = 30
+DEFAULT_RATE = 80
+# requests in flight at once: enough to keep the rate over a slow network
+# (a Graph API call takes ~0.1-0.4 s: rate × latency), never more than this
+MAX_CONCURRENCY = 32
+
+
+def _clock():
+    """Monotonic seconds; CLOCK_MONOTONIC directly where it exists, which
+    tests that freeze the time (freezegun patches time.monotonic) leave
+    running: the pacing is real time."""
+    if hasattr(time, "clock_gettime"):
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+    return time.monotonic()
+
+
+class RateLimiter:
+    """A token bucket, shared by threads: ``rate`` calls a second, and after
+    a pause bursts of at most ``burst`` (a tenth of a second's worth), which
+    lets the sending catch up on the queue's own work between chunks without
+    ever going above the rate for long."""
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+        self.burst = max(1.0, self.rate / 10)
+        self.tokens = 1.0
+        self.stamp = _clock()
+        self.lock = threading.Lock()
+
+    def acquire(self):
+        """Wait for the caller's turn. Each call reserves one token (the
+        bucket may go into debt) and sleeps until that token exists."""
+        with self.lock:
+            now = _clock()
+            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+            self.stamp = now
+            self.tokens -= 1
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+# per process: the limiter of each sending number, the session of each
+# endpoint and token
+_limiters = {}
+_sessions = {}
+_registry_lock = threading.Lock()
+
+
+def get_session(endpoint, token):
+    """The process's HTTP session of one endpoint and token: connections
+    stay open from one batch to the next, one per request in flight
+    (urllib3's pool is thread-safe)."""
+    with _registry_lock:
+        session = _sessions.get((endpoint, token))
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {token}"
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_CONCURRENCY)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            _sessions[(endpoint, token)] = session
+        return session
+
+
+def get_limiter(key, rate):
+    """The process's limiter of one sending number (``key``) at ``rate``."""
+    with _registry_lock:
+        limiter = _limiters.get(key)
+        if limiter is None or limiter.rate != rate:
+            limiter = _limiters[key] = RateLimiter(rate)
+        return limiter
 
 
 class WhatsAppError(Exception):
@@ -25,8 +108,8 @@ class WhatsAppError(Exception):
 
 
 class WhatsAppApi(ApiClient):
-    """One client per batch of calls: the requests share one keep-alive HTTP
-    session, closed by ``close()`` (or at the end of a ``with`` block).
+    """One client per batch of calls: the requests share the process's
+    keep-alive HTTP session of the endpoint (``get_session``).
     Raises ``UserError`` when WhatsApp is not configured."""
 
     def _get_config(self):
@@ -37,7 +120,14 @@ class WhatsAppApi(ApiClient):
             "token": params.get_param("mkt_campaign.whatsapp_token"),
             "phone_number_id": params.get_param("mkt_campaign.whatsapp_phone_number_id"),
             "account_id": params.get_param("mkt_campaign.whatsapp_account_id"),
+            "rate": DEFAULT_RATE,
         }
+        try:
+            config["rate"] = max(
+                1, int(params.get_param("mkt_campaign.whatsapp_rate") or DEFAULT_RATE)
+            )
+        except ValueError:
+            pass
         missing = [label for key, label in (
             ("token", self.env._("access token")),
             ("phone_number_id", self.env._("phone number ID")),
@@ -52,38 +142,61 @@ class WhatsAppApi(ApiClient):
 
     @property
     def session(self):
+        """The process's keep-alive session of this endpoint and token, kept
+        across batches (its connections too); ``close()`` leaves it open."""
         if self._session is None:
-            self._session = requests.Session()
-            self._session.headers["Authorization"] = f"Bearer {self.config['token']}"
+            self._session = get_session(self.config["endpoint"], self.config["token"])
         return self._session
 
-    def call(self, method, path, payload=None, params=None):
-        """One Graph API request; returns the decoded JSON answer or raises
-        ``WhatsAppError`` (``transient`` when worth another attempt later)."""
-        url = f"{self.config['endpoint']}/{path}"
-        try:
-            response = self.session.request(
-                method, url, json=payload, params=params, timeout=TIMEOUT
-            )
-        except requests.RequestException as error:
-            raise WhatsAppError(
-                self.env._("WhatsApp API unreachable: %(error)s", error=error), transient=True
-            ) from error
+    def close(self):
+        self._session = None
+
+    def _request(self, method, path, payload=None, params=None):
+        """The HTTP exchange alone (safe in a thread: no database, no
+        translation): (status, decoded JSON or {}, text, reason)."""
+        response = self.session.request(
+            method, f"{self.config['endpoint']}/{path}", json=payload, params=params,
+            timeout=TIMEOUT,
+        )
         try:
             data = response.json()
         except ValueError:
             data = {}
-        if response.status_code >= 400 or (isinstance(data, dict) and "error" in data):
+        return response.status_code, data, response.text, response.reason
+
+    def _answer(self, result):
+        """The decoded answer of a ``_request`` result (or the exception it
+        raised), or ``WhatsAppError`` (``transient`` when worth another
+        attempt later)."""
+        if isinstance(result, requests.RequestException):
+            return WhatsAppError(
+                self.env._("WhatsApp API unreachable: %(error)s", error=result), transient=True
+            )
+        status, data, text, reason = result
+        if status >= 400 or (isinstance(data, dict) and "error" in data):
             error = data.get("error") or {} if isinstance(data, dict) else {}
             code = error.get("code")
-            transient = (response.status_code >= 500 or response.status_code == 429
-                         or code in TRANSIENT_CODES)
-            raise WhatsAppError(self.env._(
+            transient = status >= 500 or status == 429 or code in TRANSIENT_CODES
+            return WhatsAppError(self.env._(
                 "WhatsApp API error %(code)s: %(message)s",
-                code=code or response.status_code,
-                message=error.get("message") or response.text[:200] or response.reason,
+                code=code or status,
+                message=error.get("message") or text[:200] or reason,
             ), transient=transient, code=code)
         return data
+
+    def call(self, method, path, payload=None, params=None):
+        """One Graph API request; returns the decoded JSON answer or raises
+        ``WhatsAppError`` (``transient`` when worth another attempt later)."""
+        try:
+            result = self._request(method, path, payload, params)
+        except requests.RequestException as error:
+            result = error
+        answer = self._answer(result)
+        if isinstance(answer, WhatsAppError):
+            if isinstance(result, Exception):
+                raise answer from result
+            raise answer
+        return answer
 
     # ------------------------------------------------------------------
     # Endpoints
@@ -94,6 +207,37 @@ class WhatsAppApi(ApiClient):
         WhatsApp gave it (wamid), or None."""
         data = self.call("POST", f"{self.config['phone_number_id']}/messages", payload)
         return (data.get("messages") or [{}])[0].get("id")
+
+    def send_messages(self, payloads):
+        """Send template messages at the number's rate with concurrent
+        requests; returns, in the order of ``payloads``, each message's wamid
+        (or None) or the ``WhatsAppError`` it met. Each payload is sent once:
+        nothing is retried here (a timed-out request may have been delivered);
+        the queue retries transient errors later."""
+        if not payloads:
+            return []
+        path = f"{self.config['phone_number_id']}/messages"
+        rate = self.config["rate"]
+        limiter = get_limiter((self.config["endpoint"], self.config["phone_number_id"]), rate)
+        self.session  # noqa: B018 - made here once, not by the threads
+
+        def send(payload):
+            limiter.acquire()
+            try:
+                return self._request("POST", path, payload)
+            except requests.RequestException as error:
+                return error
+
+        workers = min(len(payloads), MAX_CONCURRENCY, max(4, math.ceil(rate / 4)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mkt-whatsapp") as pool:
+            results = list(pool.map(send, payloads))
+        answers = []
+        for result in results:
+            answer = self._answer(result)
+            if not isinstance(answer, WhatsAppError):
+                answer = (answer.get("messages") or [{}])[0].get("id")
+            answers.append(answer)
+        return answers
 
     def submit_template(self, values):
         """Submit a message template for approval; returns WhatsApp's answer
