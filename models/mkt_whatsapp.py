@@ -374,6 +374,11 @@ class MktWhatsAppTemplate(models.Model):
             client = WhatsAppApi(self.env)
         except UserError as error:
             return dict.fromkeys(traces, ("failed", str(error)))
+        # the number's rate is shared by the queue's parallel jobs (Settings >
+        # Parallel Queue Workers; each job runs in one process at a time):
+        # each process paces to its share
+        jobs = len(self.env["mkt.trace"]._queue_crons().filtered("active")) or 1
+        client.config["rate"] = max(1, client.config["rate"] / jobs)
         Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
         records = {r.id: r for r in Model.browse(traces.mapped("res_id"))}
         numbers = {trace: template._get_number(records[trace.res_id]) for trace in traces}

@@ -60,14 +60,14 @@ class MktCampaignReport(models.Model):
                        t.state,
                        c.company_id,
                        c.utm_campaign_id,
-                       count(*) AS trace_count,
+                       count(*)::int AS trace_count,
                        count(*) FILTER (WHERE t.state = 'processed'
                                           AND a.activity_type IN ('email', 'sms', 'whatsapp', 'push'))
-                           AS sent_count,
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed') AS opened_count,
-                       count(t.click_datetime) FILTER (WHERE t.state = 'processed') AS clicked_count,
-                       count(t.reply_datetime) FILTER (WHERE t.state = 'processed') AS replied_count,
-                       count(t.bounce_datetime) FILTER (WHERE t.state = 'processed') AS bounced_count
+                           ::int AS sent_count,
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed')::int AS opened_count,
+                       count(t.click_datetime) FILTER (WHERE t.state = 'processed')::int AS clicked_count,
+                       count(t.reply_datetime) FILTER (WHERE t.state = 'processed')::int AS replied_count,
+                       count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')::int AS bounced_count
                   FROM mkt_trace t
                   JOIN mkt_activity a ON a.id = t.activity_id
                   JOIN mkt_campaign c ON c.id = t.campaign_id
