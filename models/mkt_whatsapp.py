@@ -321,7 +321,12 @@ class MktWhatsAppTemplate(models.Model):
     def _read_path(record, path):
         value = record
         for part in path.split("."):
-            value = value[:1][part] if isinstance(value, models.BaseModel) else False
+            if not isinstance(value, models.BaseModel):
+                value = False
+                break
+            # a single record is read as is: a slice would lose the prefetch
+            # of the batch (one query per record)
+            value = (value if len(value) <= 1 else value[:1])[part]
         if isinstance(value, models.BaseModel):
             return value[:1].display_name or ""
         return "" if value is False or value is None else str(value)

@@ -13,7 +13,7 @@ class TestWhatsAppRate(WhatsAppMixin, MktCampaignCommon):
     connections, at most at the number's rate, each message once."""
 
     N = 200
-    RATE = 400
+    RATE = 100
 
     @classmethod
     def setUpClass(cls):
@@ -34,8 +34,6 @@ class TestWhatsAppRate(WhatsAppMixin, MktCampaignCommon):
         # the crowd only: the shared fixture's contacts have their own test
         campaign.domain = repr([("id", "in", self.crowd.ids)])
         self._launch(campaign)
-        # a pause longer than a burst: the limiter starts with an empty bucket
-        time.sleep(0.2)
         start = time.clock_gettime(time.CLOCK_MONOTONIC)
         self._run_queue(T0)
         elapsed = time.clock_gettime(time.CLOCK_MONOTONIC) - start
@@ -47,15 +45,17 @@ class TestWhatsAppRate(WhatsAppMixin, MktCampaignCommon):
         self.assertEqual(max(sent_to.values()), 1, "nobody got it twice")
         self.assertEqual(len(set(traces.mapped("whatsapp_message_id"))), self.N)
 
-        # the rate: after a burst of at most a tenth of a second's worth,
-        # any run of messages is paced (a margin for the loopback's jitter)
-        burst = self.RATE // 10
-        self.assertGreaterEqual(elapsed, (self.N - burst) / self.RATE * 0.95)
+        # the rate: never more than RATE messages in one second. The second
+        # hundred cannot start before a second after the first message; a
+        # margin for arrivals bunched by a loaded machine
+        self.assertGreaterEqual(elapsed, 1.0)
         stamps = sorted(self.wa.sent_at)
-        window = 80
-        shortest = min(stamps[i + burst + window] - stamps[i]
-                       for i in range(len(stamps) - burst - window))
-        self.assertGreaterEqual(shortest, window / self.RATE * 0.75)
+        busiest, first = 0, 0
+        for last, stamp in enumerate(stamps):
+            while stamp - stamps[first] >= 1.0:
+                first += 1
+            busiest = max(busiest, last - first + 1)
+        self.assertLessEqual(busiest, self.RATE * 1.25)
         # concurrent requests on kept-alive connections, not one per message
         self.assertLessEqual(self.wa.connections, 32)
         campaign.invalidate_recordset()

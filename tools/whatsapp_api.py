@@ -4,12 +4,13 @@
 The endpoint is a setting (``mkt_campaign.whatsapp_endpoint``): tests and the
 demo database point it at a loopback server.
 
-Messages of a batch go out with concurrent requests over the client's
+Messages of a batch go out with concurrent requests over the process's
 keep-alive session, paced to the number's rate (``mkt_campaign.whatsapp_rate``,
 80 messages/s by default, WhatsApp's standard throughput of a business
-number): a token bucket shared by every client of this process and number, so
+number): one limiter shared by every client of this process and number, so
 that consecutive batches keep to the rate too."""
 
+import collections
 import math
 import threading
 import time
@@ -43,28 +44,46 @@ def _clock():
 
 
 class RateLimiter:
-    """A token bucket, shared by threads: ``rate`` calls a second, and after
-    a pause bursts of at most ``burst`` (a tenth of a second's worth), which
-    lets the sending catch up on the queue's own work between chunks without
-    ever going above the rate for long."""
+    """At most ``rate`` calls in any one second, shared by threads. Each call
+    first reserves a turn (the first moment that keeps the last ``rate``
+    turns more than a second apart, and no sooner than half an interval after
+    the previous one), then checks the same against the moments calls really
+    left, should a thread have woken late. After a pause (the queue's own
+    work between chunks) the sending catches up at up to twice the pace,
+    never above ``rate`` a second."""
 
     def __init__(self, rate):
-        self.rate = float(rate)
-        self.burst = max(1.0, self.rate / 10)
-        self.tokens = 1.0
-        self.stamp = _clock()
+        self.rate = rate
+        self.size = max(1, int(rate))
+        self.spacing = 1.0 / (2 * max(rate, 1))
+        self.turns = collections.deque(maxlen=self.size)
+        self.sent = collections.deque(maxlen=self.size)
         self.lock = threading.Lock()
 
+    def _earliest(self, moments, now):
+        if not moments:
+            return now
+        earliest = max(now, moments[-1] + self.spacing)
+        if len(moments) == self.size:
+            earliest = max(earliest, moments[0] + 1.0)
+        return earliest
+
     def acquire(self):
-        """Wait for the caller's turn. Each call reserves one token (the
-        bucket may go into debt) and sleeps until that token exists."""
+        """Wait for the caller's turn."""
         with self.lock:
             now = _clock()
-            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
-            self.stamp = now
-            self.tokens -= 1
-            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
-        if wait > 0:
+            turn = self._earliest(self.turns, now)
+            self.turns.append(turn)
+        if turn > now:
+            time.sleep(turn - now)
+        while True:
+            with self.lock:
+                now = _clock()
+                # only the one-second window: the spacing is the turns' business
+                wait = self.sent[0] + 1.0 - now if len(self.sent) == self.size else 0.0
+                if wait <= 0:
+                    self.sent.append(now)
+                    return
             time.sleep(wait)
 
 
