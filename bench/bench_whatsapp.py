@@ -15,7 +15,8 @@ What it does, in one run:
    the end) with ``mkt_campaign.whatsapp_rate`` = ``--rate`` (default: the
    setting, 80), and a template approved there;
 1. a campaign with one WhatsApp step on those contacts, launched (not timed);
-2. ``mkt.trace._cron_execute_activities()`` until nothing is due: messages/s
+2. ``mkt.trace._cron_execute_activities()`` until nothing is due
+   (bench_workers.drain_queue): messages/s
    end to end, and the rate the API saw (first to last message accepted,
    and the busiest second);
 3. checks that every contact got exactly one message and that every step
@@ -47,6 +48,7 @@ def _load(name, path):
 
 
 bc = _load("mkt_bench_campaign", HERE / "bench_campaign.py")
+bw = _load("mkt_bench_workers", HERE / "bench_workers.py")
 
 
 def api_process(conn):
@@ -171,15 +173,8 @@ def main(argv=None):
                 campaign.action_start()
                 cr.commit()
 
-                Trace = env["mkt.trace"]
                 t0 = time.perf_counter()
-                calls = 0
-                while True:
-                    Trace._cron_execute_activities()
-                    calls += 1
-                    cr.commit()
-                    if not Trace._count_due():
-                        break
+                calls = bw.drain_queue(env)
                 seconds = time.perf_counter() - t0
                 stats = api.stats()
                 cr.execute("""SELECT state, count(*), count(DISTINCT whatsapp_message_id)

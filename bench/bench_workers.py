@@ -54,6 +54,19 @@ bc = load_bench_campaign()
 # a worker process
 # ----------------------------------------------------------------------
 
+def drain_queue(env):
+    """Run the queue's cron method, committing, until nothing is due;
+    returns how many runs it took."""
+    Trace = env["mkt.trace"]
+    calls = 0
+    while True:
+        Trace._cron_execute_activities()
+        calls += 1
+        env.cr.commit()
+        if not Trace._count_due():
+            return calls
+
+
 def worker(config, dbname, log_level):
     """One Odoo worker: load the registry, say 'ready', wait for 'go' on
     stdin, then run the queue's cron method until nothing is due."""
@@ -75,13 +88,7 @@ def worker(config, dbname, log_level):
         if sys.stdin.readline().strip() != "go":
             return
         t0 = time.perf_counter()
-        calls = 0
-        while True:
-            Trace._cron_execute_activities()
-            calls += 1
-            cr.commit()
-            if not Trace._count_due():
-                break
+        calls = drain_queue(env)
         print(f"done {calls} {time.perf_counter() - t0:.3f}", flush=True)
 
 
