@@ -36,6 +36,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "data/ir_cron_data.xml",
         "data/ir_cron_queue_workers_data.xml",
         "data/mail_activity_type_data.xml",
+        "data/mkt_campaign_phase_data.xml",
         "views/mkt_trace_views.xml",
         "views/mkt_participant_views.xml",
         "views/mkt_activity_views.xml",
@@ -50,7 +51,10 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "wizard/mkt_pos_send_views.xml",
         "wizard/mkt_campaign_template_views.xml",
         "wizard/mkt_campaign_refuse_views.xml",
+        "wizard/mkt_campaign_rebuild_views.xml",
+        "wizard/mkt_participant_message_views.xml",
         "views/mkt_campaign_management_views.xml",
+        "views/mkt_campaign_phase_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [
