@@ -185,6 +185,14 @@ class MktCampaign(models.Model):
             moved._run_phase_entry_actions()
         return res
 
+    def action_start(self):
+        res = super().action_start()
+        # a phase may move on at launch: no need to wait for the hourly run
+        cron = self.env.ref("mkt_campaign.ir_cron_phase_transitions", raise_if_not_found=False)
+        if cron:
+            cron._trigger()
+        return res
+
     @api.model
     def _check_engine_fields(self, vals):
         super()._check_engine_fields(vals)

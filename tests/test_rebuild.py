@@ -131,6 +131,24 @@ class TestRebuildQueue(MktCampaignCommon):
         others = steps["reminder"].trace_ids - failed
         self.assertEqual(set(others.mapped("state")), {"processed"}, "processed ones stay")
 
+    @users("mkt_user")
+    def test_campaign_user_rebuilds(self):
+        """Campaign users run campaigns: they rebuild the queue too (the
+        manager changed the workflow), and the chatter names them."""
+        campaign, steps = self._campaign()
+        steps["reminder"].interval_number = 2
+        campaign = campaign.with_user(self.env.user)
+        self.assertTrue(campaign.queue_outdated)
+        action = campaign.action_rebuild_queue()
+        self.assertEqual(action["res_model"], "mkt.campaign.rebuild")
+        self._rebuild(campaign)
+        self.assertFalse(campaign.queue_outdated)
+        for trace in steps["reminder"].sudo().trace_ids:
+            self.assertEqual(trace.schedule_date, trace.parent_id.processed_date + 2 * D)
+        note = campaign.sudo().message_ids[0]
+        self.assertIn("Queue rebuilt by Ursula Campaign User", note.body)
+        self.assertEqual(note.author_id, self.env.user.partner_id)
+
     def test_only_running_campaign(self):
         campaign, _steps = self._create_campaign([("welcome", {})])
         with self.assertRaises(UserError):
