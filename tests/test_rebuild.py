@@ -97,7 +97,7 @@ class TestRebuildQueue(MktCampaignCommon):
     def test_new_first_step_and_completed_participants(self):
         """A first step added later reaches the participants, including those
         who had completed the workflow (who run again)."""
-        campaign, steps = self._create_campaign([("welcome", {})], domain=self.mail_domain)
+        campaign, _steps = self._create_campaign([("welcome", {})], domain=self.mail_domain)
         self._launch(campaign)
         self._run_queue(T0)
         self.assertEqual(set(campaign.participant_ids.mapped("state")), {"completed"})

@@ -43,7 +43,7 @@ class TestSendNow(MktCampaignCommon):
 
     def test_send_now_respects_consent(self):
         self.alice.mkt_optin_date = T0 - D
-        campaign, steps = self._campaign(require_optin=True)
+        _campaign, steps = self._campaign(require_optin=True)
         welcome = steps["welcome"]
         chosen = self._traces(welcome, self.alice) | self._traces(welcome, self.bob)
         action = self._send_now(chosen)
@@ -81,7 +81,7 @@ class TestSendNow(MktCampaignCommon):
         self.assertEqual(trace.state, "processed")
 
     def test_send_now_refused(self):
-        campaign, steps = self._campaign()
+        _campaign, steps = self._campaign()
         self._run_queue(T0 + 2 * D)
         with self.assertRaises(UserError):
             self._send_now(steps["welcome"].trace_ids, when=T0 + 2 * D)
