@@ -33,5 +33,8 @@ def uninstall_hook(env):
             actions.ids,
         ))
         actions.unlink()
+    # campaigns hold their phase with ondelete='restrict': the phases of the
+    # data file are deleted before the campaigns' table is dropped
+    env.cr.execute("UPDATE mkt_campaign SET phase_id = NULL WHERE phase_id IS NOT NULL")
     settings = env["ir.config_parameter"].search([("key", "=like", "mkt_campaign.%")])
     settings.filtered(lambda param: param.key.startswith("mkt_campaign.")).unlink()

@@ -27,3 +27,6 @@ from . import mkt_campaign_approval
 from . import mkt_campaign_budget
 from . import mkt_campaign_exit
 from . import mkt_campaign_mailing_list
+from . import mkt_campaign_phase
+from . import mkt_campaign_rebuild
+from . import mkt_campaign_send_now

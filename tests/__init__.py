@@ -34,3 +34,6 @@ from . import test_mailing_list
 from . import test_lifecycle
 from . import test_pause
 from . import test_fast_email
+from . import test_phases
+from . import test_rebuild
+from . import test_send_now

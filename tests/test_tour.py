@@ -1,3 +1,5 @@
+from dateutil.relativedelta import relativedelta
+
 from odoo import Command
 from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 from odoo.tests import HttpCase, tagged
@@ -46,6 +48,41 @@ class TestCampaignTour(HttpCase):
         self.assertEqual((step.name, step.activity_type), ("Text reminder", "sms"))
         self.assertEqual(step.mailing_id.body_plaintext,
                          "Hello {{ object.name }}, the spring sale ends tonight")
+
+
+    def test_rebuild_and_message_participants(self):
+        """On a running campaign whose workflow changed, the form's banner
+        rebuilds the queue; the participants list messages a participant; the
+        queue sends a step now."""
+        alice, bob = self.env["res.partner"].create([
+            {"name": "Tour Alice", "email": "tour.alice@example.com"},
+            {"name": "Tour Bob", "email": "tour.bob@example.com"},
+        ])
+        campaign = self.env["mkt.campaign"].create({
+            "name": "Tour Manual", "model_id": self.env["ir.model"]._get_id("res.partner"),
+            "domain": repr([("id", "in", (alice | bob).ids)]),
+            "activity_ids": [Command.create({
+                "name": "Welcome", "subject": "Welcome", "body_html": "<p>Welcome</p>",
+                "interval_number": 2, "interval_type": "days",
+            })],
+        })
+        campaign.action_start()
+        campaign.activity_ids.interval_number = 3
+        self.assertTrue(campaign.queue_outdated)
+        self.start_tour(f"/odoo/action-mkt_campaign.mkt_campaign_action/{campaign.id}",
+                        "mkt_campaign_manual_sending", login="admin")
+        self.assertFalse(campaign.queue_outdated)
+        welcome = campaign.activity_ids.trace_ids
+        for trace in welcome.filtered(lambda t: t.res_id == alice.id):
+            self.assertEqual(trace.schedule_date, trace.participant_id.enrolled_date
+                             + relativedelta(days=3))
+        one_off = campaign.one_off_activity_ids
+        self.assertEqual(one_off.trace_ids.mapped("res_id"), alice.ids)
+        self.assertEqual(one_off.mailing_id.subject, "Your gift, {{ object.name }}")
+        bob_welcome = welcome.filtered(lambda t: t.res_id == bob.id)
+        self.assertTrue(bob_welcome.is_confirmed)
+        self.assertLess(bob_welcome.schedule_date, bob_welcome.participant_id.enrolled_date
+                        + relativedelta(days=1), "Send Now: due now")
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
