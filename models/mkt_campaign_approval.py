@@ -13,7 +13,7 @@ APPROVAL_KEEPS = {
     "budget", "budget_pause", "budget_paused", "budget_notified_80", "budget_notified_100",
     "cost_ids", "cost_per_email", "cost_per_sms", "cost_per_whatsapp", "cost_per_push",
     "target_lead_count", "target_conversion_rate", "target_revenue", "target_roi",
-    "attribution_days",
+    "attribution_days", "phase_id", "phase_date", "end_date", "queue_outdated",
 }
 
 
