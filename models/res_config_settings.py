@@ -51,6 +51,9 @@ class ResConfigSettings(models.TransientModel):
         help="Checks the signature (X-Hub-Signature-256) of the webhook's calls. Without "
         "it the webhook is closed: read receipts and replies are refused.",
     )
+    pos_mkt_receipt_contacts = fields.Boolean(
+        related="pos_config_id.mkt_receipt_contacts", readonly=False,
+    )
     mkt_fcm_service_account = fields.Char(
         "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
         help="The service account key (JSON) of the Firebase project the apps use.",

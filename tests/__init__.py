@@ -32,3 +32,5 @@ from . import test_mailing_list
 from . import test_lifecycle
 from . import test_pause
 from . import test_fast_email
+from . import test_sms
+from . import test_pos_tour
