@@ -28,7 +28,9 @@ class MailingMailing(models.Model):
         by_res_id = {trace.res_id: trace for trace in traces}
         try:
             with self.env.cr.savepoint():
-                composer = self.env["sms.composer"].sudo().with_context(active_id=False).create(
+                # the mailing's environment: the campaign's context (opt-out
+                # lists, no "already sent" scan) reaches the composer
+                composer = mailing.env["sms.composer"].with_context(active_id=False).create(
                     # the campaign sends the SMS itself, below, to know the outcome
                     mailing._send_sms_get_composer_values(list(by_res_id)) | {
                         "mass_force_send": False,

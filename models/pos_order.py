@@ -50,7 +50,9 @@ class PosOrder(models.Model):
         return super().action_send_receipt(email, ticket_image, basic_image)
 
     def action_sent_message_on_sms(self, phone, _, basic_image=False):
-        if self and self.config_id.mkt_receipt_contacts and phone:
+        config = self.config_id
+        if self and phone and config.mkt_receipt_contacts and config.module_pos_sms \
+                and config.sms_receipt_template_id:
             phone = self._mkt_store_receipt_contact(phone=phone)
         return super().action_sent_message_on_sms(phone, _, basic_image=basic_image)
 

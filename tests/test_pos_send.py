@@ -168,7 +168,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         with self.assertRaises(RedirectWarning) as error:
             action.with_context(active_model="pos.order", active_ids=self.rita_1.ids).run()
         self.assertIn("not approved (anymore)", str(error.exception.args[0]))
-        self.assertEqual(error.exception.args[1:], (
+        self.assertEqual(error.exception.args[1:3], (
             self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
         ), "its button opens the WhatsApp templates")
         template.action_disallow_multi()
@@ -334,7 +334,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         ).create({"name": "No template", "channel": "whatsapp"})
         with self.assertRaises(RedirectWarning) as error:
             wizard.action_send()
-        self.assertEqual(error.exception.args[1:], (
+        self.assertEqual(error.exception.args[1:3], (
             self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
         ))
 

@@ -13,6 +13,7 @@ class TestPosOrderWhatsAppTour(WhatsAppMixin, TestPoSCommon, HttpCase):
         template of POS orders is chosen, previewed for that order and sent to
         its customer by a one-step campaign."""
         self._start_whatsapp()
+        self.env.user.group_ids |= self.env.ref("mkt_campaign.group_mkt_campaign_manager")
         config = self.basic_config
         config.open_ui()
         session = config.current_session_id

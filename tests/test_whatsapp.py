@@ -176,9 +176,10 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self._launch(campaign)
         self._run_queue(T0)
         hello = steps["hello"]
-        self.assertEqual(set(self._trace_states(hello).values()), {"processed"})
         by_partner = {self.env["res.partner"].browse(t.res_id): t for t in hello.trace_ids}
         alice, bob, carol = by_partner[self.alice], by_partner[self.bob], by_partner[self.carol]
+        self.assertEqual(set((alice | bob | carol).mapped("state")), {"processed"})
+        sent = campaign.sent_whatsapp_count
 
         def webhook(*statuses):
             self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [
@@ -207,7 +208,7 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self.assertEqual(carol.state, "processed")
         self.assertTrue(carol.open_datetime)
         campaign.invalidate_recordset()
-        self.assertEqual(campaign.sent_whatsapp_count, len(hello.trace_ids) - 1)
+        self.assertEqual(campaign.sent_whatsapp_count, sent - 1, "Bob's is not counted as sent")
 
     def test_launch_refuses_unapproved_template(self):
         template = self.env["mkt.whatsapp.template"].create({

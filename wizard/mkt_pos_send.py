@@ -100,10 +100,13 @@ class MktPosSend(models.TransientModel):
         """The first recipient's record (customer or order), False if none."""
         customers, _to_create, _missing = self._get_customers(dry_run=True)
         if self.target_model == "pos.order":
-            return self._get_orders().filtered(
+            # the latest selected order of a customer, as sent (action_send)
+            record = self._get_orders().sorted(lambda o: o._origin.id, reverse=True).filtered(
                 lambda o: o.partner_id and o.partner_id in customers
             )[:1]
-        return customers[:1]
+        else:
+            record = customers[:1]
+        return record._origin  # the dialog's records are new ones (onchange)
 
     def _render_preview(self):
         """The message rendered for the first recipient, with the user's

@@ -24,7 +24,7 @@ registry.category("web_tour.tours").add("mkt_campaign_pos_order_whatsapp", {
             run: "edit Order ready",
         },
         {
-            trigger: '.modal .o-autocomplete--dropdown-item a:contains("Order ready")',
+            trigger: '.modal .o-autocomplete--dropdown-item:contains("Order ready")',
             run: "click",
         },
         {
