@@ -62,7 +62,8 @@ class MktPosSend(models.TransientModel):
         help="The message as the first recipient receives it.",
     )
     subject = fields.Char()
-    body_html = fields.Html("Body", sanitize_style=True)
+    # as mail.template: placeholders (<t t-out="object.name"/>) are kept
+    body_html = fields.Html("Body", sanitize="email_outgoing")
     body_plaintext = fields.Text("SMS Text")
     create_customers = fields.Boolean(
         "Create Missing Customers", default=True,
