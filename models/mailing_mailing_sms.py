@@ -39,7 +39,7 @@ class MailingMailing(models.Model):
                 composer._action_send_sms()
         except TransientDbError:
             raise  # another worker's update: the chunk goes back to the queue
-        except Exception as e:  # noqa: BLE001 - the reason is kept on every step
+        except Exception as e:  # the reason is kept on every step
             _logger.exception("mkt_campaign: SMS step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in traces}
         self._mkt_link_traces(by_res_id, activity.campaign_id.model_name)

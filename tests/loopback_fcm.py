@@ -23,10 +23,9 @@ as a JSON file::
 """
 
 import argparse
-import os
-
 import base64
 import json
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -186,14 +185,7 @@ def main():
         with open(args.account_file, "w", encoding="utf-8") as f:
             f.write(server.service_account())
         os.chmod(args.account_file, 0o600)
-    if args.port_file:
-        with open(args.port_file, "w", encoding="utf-8") as f:
-            f.write(server.base_url.rsplit(":", 1)[1])
-    print(f"Push sandbox on {server.endpoint}", flush=True)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.stop()
+    server.serve_sandbox(args.port_file, f"Push sandbox on {server.endpoint}")
 
 
 if __name__ == "__main__":

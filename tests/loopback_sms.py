@@ -137,16 +137,15 @@ class LoopbackSmsServer(LoopbackHTTPServer):
         request = urllib.request.Request(
             webhook_url, data=body, headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"{}")
 
 
 def loopback_iap_jsonrpc(server):
     """``iap_tools.iap_jsonrpc`` for the tests: the same JSON-RPC call and
     errors, to ``server`` only (Odoo refuses any IAP call under tests)."""
-    import requests  # noqa: PLC0415 - Odoo's dependency, only in the tests
-
-    from odoo import exceptions  # noqa: PLC0415
+    import requests
+    from odoo import exceptions
 
     def iap_jsonrpc(url, method="call", params=None, timeout=15):
         if not url.startswith(server.endpoint + "/"):
@@ -173,7 +172,7 @@ def loopback_iap_jsonrpc(server):
 def patch_iap(server):
     """A patcher (``with`` or ``startClassPatcher``) routing Odoo's IAP calls
     to ``server``."""
-    from unittest.mock import patch  # noqa: PLC0415
+    from unittest.mock import patch
 
     return patch("odoo.addons.iap.tools.iap_tools.iap_jsonrpc",
                  side_effect=loopback_iap_jsonrpc(server))
@@ -187,16 +186,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     server = LoopbackSmsServer(port=args.port, outdir=args.outdir, auto_deliver=True).start()
-    port = server._httpd.server_address[1]
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w", encoding="utf-8") as f:
-            f.write(str(port))
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"SMS sandbox on 127.0.0.1:{port}, messages in {args.outdir}", flush=True)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.stop()
+    server.serve_sandbox(args.port_file,
+                         f"SMS sandbox on {server.endpoint}, messages in {args.outdir}")
 
 
 if __name__ == "__main__":

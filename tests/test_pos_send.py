@@ -273,7 +273,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(form.subject, "Your order {{ object.name }}")
         self.assertEqual(form.target_model, "pos.order")
         self.assertIn("Preview for", form.preview)
-        self.assertIn("Your order %s" % self.rita_2.name, form.preview,
+        self.assertIn(f"Your order {self.rita_2.name}", form.preview,
                       "rendered for the customer's latest order")
         self.assertIn("Dear Rita Regular, thanks.", form.preview)
         form.save().action_send()

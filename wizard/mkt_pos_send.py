@@ -1,7 +1,6 @@
 import re
 
-from markupsafe import Markup, escape
-
+from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import email_normalize
@@ -146,7 +145,7 @@ class MktPosSend(models.TransientModel):
                 text = template.body or ""
                 for variable in template.variable_ids:
                     text = text.replace(
-                        "{{%s}}" % variable.index, template._read_path(record, variable.field_path)
+                        f"{{{{{variable.index}}}}}", template._read_path(record, variable.field_path)
                     )
                 content = Markup("<p style='white-space: pre-wrap'>%s</p>") % text
         except Exception as e:  # noqa: BLE001 - shown to the user instead of the preview
