@@ -22,6 +22,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "mass_mailing_crm",
         "crm",
         "point_of_sale",
+        "pos_sms",
         "sale",
         "link_tracker",
         "utm",

@@ -14,12 +14,15 @@ from . import mailing_contact
 from . import models
 from . import res_config_settings
 from . import mailing_mailing
+from . import mailing_mailing_sms
 from . import mailing_trace
+from . import sms_tracker
 from . import mkt_purchase_mixin
 from . import res_partner
 from . import crm_lead
 from . import sale_order
 from . import sale_order_line
+from . import pos_config
 from . import pos_order
 from . import pos_order_line
 from . import mkt_event

@@ -86,8 +86,6 @@ class MailingMailing(models.Model):
         auto-committed: the campaign batch owns the transaction, so a failure
         rolls back to its savepoint and nothing half-done is kept."""
         self.ensure_one()
-        if self.mailing_type == "sms":
-            return self.action_send_sms(res_ids=res_ids)
         mailing = self._mkt_mailing_in_user_context()
         composer = mailing._mkt_composer(res_ids)
         mails, _messages = composer._action_send_mail(auto_commit=False)
@@ -149,6 +147,8 @@ class MailingMailing(models.Model):
         to the records of ``traces`` through Email/SMS Marketing: blacklist,
         opt-out, link tracking and statistics come with it. The messages of
         the chunk go out at once, without waiting for the mail queue cron."""
+        if self.mailing_type == "sms":
+            return self._mkt_execute_sms(traces)  # mailing_mailing_sms.py
         activity = traces.activity_id
         channel = "sms" if self.mailing_type == "sms" else "mail"
         if channel == "mail" and not self._mkt_fast_email_unsupported():
@@ -546,26 +546,6 @@ class MailingMailing(models.Model):
         if lists:
             opt_out = set(opt_out) | lists._mailing_get_opt_out_list(self)
         return opt_out
-
-    def _get_opt_out_list_sms(self):
-        opt_out = super()._get_opt_out_list_sms()
-        lists = self.mkt_activity_id.campaign_id.mailing_list_ids
-        if not lists:
-            return opt_out
-        if self.mailing_model_real == "mailing.contact":
-            return opt_out + lists._mailing_get_opt_out_list_sms(self)
-        # other targets matched the lists by address
-        emails = lists._mailing_get_opt_out_list(self)
-        Model = self.env[self.mailing_model_real]
-        field = Model._fields.get("email_normalized")
-        if emails and field and field.store:
-            opt_out = opt_out + Model.search([("email_normalized", "in", list(emails))]).ids
-        return opt_out
-
-    def _get_seen_list_sms(self):
-        if self.env.context.get("mkt_campaign_send"):
-            return [], []
-        return super()._get_seen_list_sms()
 
     def _mkt_check_content(self, activity):
         """Refuse a step whose message cannot be sent: no content, or

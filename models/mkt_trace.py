@@ -700,6 +700,25 @@ class MktTrace(models.Model):
             self.participant_id._reopen()
         self.invalidate_recordset(["child_ids"])
 
+    def _fail_after_sending(self, reason):
+        """The provider accepted the message of these steps, then reported
+        it undelivered (SMS delivery report, WhatsApp 'failed' status): the
+        step fails (it is no longer counted as sent) and its follow-ups are
+        canceled. A step whose message was opened, clicked or replied to was
+        delivered: a late or repeated report never moves it backwards."""
+        failed = self.filtered(
+            lambda t: t.state == "processed"
+            and not (t.open_datetime or t.click_datetime or t.reply_datetime)
+        )
+        if not failed:
+            return failed
+        failed._set_state("failed", reason)
+        failed.child_ids.filtered(lambda c: c.state == "scheduled")._set_state(
+            "canceled", self.env._("The parent message could not be delivered.")
+        )
+        failed.participant_id._update_completion()
+        return failed
+
     # ------------------------------------------------------------------
     # Tracking events (called by mailing.trace)
     # ------------------------------------------------------------------

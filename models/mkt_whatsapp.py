@@ -2,7 +2,7 @@ import logging
 import re
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, RedirectWarning, UserError, ValidationError
 from odoo.orm.models import NO_ACCESS
 from odoo.tools import SQL
 
@@ -273,12 +273,22 @@ class MktWhatsAppTemplate(models.Model):
                 "code": f"action = env['mkt.whatsapp.template'].browse({template.id})"
                         "._send_to_records(records)",
             })
-        return True
+        # the web client caches the Actions menus: reload it so that the new
+        # entry is there at once
+        return {"type": "ir.actions.client", "tag": "reload"}
 
     def action_disallow_multi(self):
         self.check_access("write")
         self.multi_action_id.sudo().unlink()
-        return True
+        return {"type": "ir.actions.client", "tag": "reload"}
+
+    @api.model
+    def _raise_configure_templates(self, message):
+        """``message`` with a Configure Templates button opening the templates."""
+        raise RedirectWarning(
+            message, self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id,
+            self.env._("Configure Templates"),
+        )
 
     def _send_to_records(self, records):
         """Send this template to ``records`` now: a one-step campaign launched
@@ -287,7 +297,7 @@ class MktWhatsAppTemplate(models.Model):
         self.ensure_one()
         template = self.sudo()
         if not template.exists() or template.status != "approved":
-            raise UserError(self.env._(
+            self._raise_configure_templates(self.env._(
                 "This WhatsApp template is not approved (anymore): configure it in "
                 "Marketing > Configuration > WhatsApp Templates."
             ))
@@ -461,14 +471,8 @@ class MktWhatsAppTemplate(models.Model):
         # A message already read or replied to was delivered: a late or
         # repeated status never moves it backwards.
         for trace, reason in failed.items():
-            if trace.state != "processed" or trace.open_datetime or trace.reply_datetime \
-                    or trace in read or trace in replied:
-                continue
-            trace._set_state("failed", reason)
-            trace.child_ids.filtered(lambda c: c.state == "scheduled")._set_state(
-                "canceled", self.env._("The parent message could not be delivered.")
-            )
-            trace.participant_id._update_completion()
+            if trace not in read and trace not in replied:
+                trace._fail_after_sending(reason)
         # one event call per kind for the whole payload (WhatsApp batches them)
         read._process_event("open", "whatsapp")
         replied._process_event("reply", "whatsapp")

@@ -1,4 +1,6 @@
 from odoo import models
+from odoo.exceptions import UserError
+from odoo.tools import email_normalize
 
 
 class PosOrder(models.Model):
@@ -37,3 +39,55 @@ class PosOrder(models.Model):
             ),
         }
         return action
+
+    # ------------------------------------------------------------------
+    # Receipts feed the contacts (Point of Sale setting)
+    # ------------------------------------------------------------------
+
+    def action_send_receipt(self, email, ticket_image, basic_image):
+        if self.config_id.mkt_receipt_contacts:
+            email = self._mkt_store_receipt_contact(email=email)
+        return super().action_send_receipt(email, ticket_image, basic_image)
+
+    def action_sent_message_on_sms(self, phone, _, basic_image=False):
+        config = self.config_id
+        if self and phone and config.mkt_receipt_contacts and config.module_pos_sms \
+                and config.sms_receipt_template_id:
+            phone = self._mkt_store_receipt_contact(phone=phone)
+        return super().action_sent_message_on_sms(phone, _, basic_image=basic_image)
+
+    def _mkt_store_receipt_contact(self, email=None, phone=None):
+        """Keep the e-mail or number a receipt is sent to on the order and,
+        where it has none, on its customer: e-mails normalised, numbers in
+        E.164 read with the shop's country. An invalid one is refused before
+        anything is stored or sent. Returns the normalised value."""
+        self.ensure_one()
+        if email is not None:
+            value = email_normalize(email or "")
+            if not value:
+                raise UserError(self.env._(
+                    "%(email)s is not a valid e-mail address: the receipt was not sent.",
+                    email=email or "",
+                ))
+            order_field, partner_field = "email", "email"
+        else:
+            value = self._phone_format(
+                number=phone, country=self.company_id.country_id, force_format="E164",
+                raise_exception=False,
+            )
+            if not value:
+                raise UserError(self.env._(
+                    "%(number)s is not a valid phone number for %(country)s: the receipt "
+                    "was not sent.",
+                    number=phone, country=self.company_id.country_id.name or "",
+                ))
+            order_field, partner_field = "mobile", "phone"
+        self[order_field] = value
+        partner = self.partner_id
+        # sudo: POS users may not edit contacts; only an empty field of the
+        # order's own customer, in the user's companies, is completed
+        if partner and not partner[partner_field] and (
+            not partner.company_id or partner.company_id in self.env.companies
+        ):
+            partner.sudo()[partner_field] = value
+        return value

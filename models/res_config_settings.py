@@ -58,6 +58,9 @@ class ResConfigSettings(models.TransientModel):
         "the throughput of your business phone number (80 by default on WhatsApp's "
         "Cloud API, up to 1,000 once Meta raised it).",
     )
+    pos_mkt_receipt_contacts = fields.Boolean(
+        related="pos_config_id.mkt_receipt_contacts", readonly=False,
+    )
     mkt_fcm_service_account = fields.Char(
         "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
         help="The service account key (JSON) of the Firebase project the apps use.",

@@ -377,6 +377,39 @@ mkt_stop_whatsapp_sandbox() {
     rm -f "$LOCAL/whatsapp.pid" "$LOCAL/whatsapp.port"
 }
 
+# A loopback sandbox run by scripts/run, one of tests/loopback_*.py: NAME
+# (sms, push) SCRIPT [its arguments]; it writes its port to $LOCAL/NAME.port,
+# read into SANDBOX_PORT. A sandbox still running is reused.
+mkt_start_sandbox() {
+    local name="$1" script="$2" pid
+    shift 2
+    if [ -f "$LOCAL/$name.pid" ] && kill -0 "$(cat "$LOCAL/$name.pid")" 2>/dev/null \
+            && [ -s "$LOCAL/$name.port" ]; then
+        SANDBOX_PORT="$(cat "$LOCAL/$name.port")"
+        return 0
+    fi
+    rm -f "$LOCAL/$name.port"
+    setsid "$PYTHON" "$ROOT/tests/$script" --port 0 --port-file "$LOCAL/$name.port" "$@" \
+        >> "$LOCAL/logs/$name-sandbox.log" 2>&1 < /dev/null &
+    pid=$!
+    echo "$pid" > "$LOCAL/$name.pid"
+    mkt_wait_port_file "$pid" "$LOCAL/$name.port" \
+        || { tail -n 20 "$LOCAL/logs/$name-sandbox.log" >&2 || true; mkt_die "the $name sandbox did not start"; }
+    SANDBOX_PORT="$(cat "$LOCAL/$name.port")"
+}
+
+# mkt_stop_sandbox NAME SCRIPT: stops it if its pid still runs SCRIPT
+mkt_stop_sandbox() {
+    local name="$1" script="$2" pid
+    [ -f "$LOCAL/$name.pid" ] || return 0
+    pid="$(cat "$LOCAL/$name.pid")"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q "$script" "/proc/$pid/cmdline" 2>/dev/null; then
+        mkt_log "stopping the $name sandbox (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$LOCAL/$name.pid" "$LOCAL/$name.port"
+}
+
 mkt_stop_catcher() {
     local pid i
     [ -f "$LOCAL/mail-catcher.pid" ] || return 0

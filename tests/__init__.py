@@ -37,3 +37,5 @@ from . import test_fast_email
 from . import test_phases
 from . import test_rebuild
 from . import test_send_now
+from . import test_sms
+from . import test_pos_tour

@@ -6,6 +6,7 @@ from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.mass_mailing.tests.common import MassMailCommon
 from odoo.tests import freeze_time
 
+from .loopback_sms import LoopbackSmsServer, patch_iap
 from .loopback_smtp import LoopbackSMTPServer
 
 # a fixed clock for the tests that move time: delays are computed from it
@@ -30,6 +31,11 @@ class MktCampaignCommon(MassMailCommon):
         # attachments, archives, thread replies); the batch-native path has
         # its own tests (test_fast_email.py, test_email_e2e.py)
         cls.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "0")
+        # SMS go to a loopback SMS gateway speaking IAP's API (Odoo's 'sms.endpoint')
+        cls.sms_gateway = LoopbackSmsServer().start()
+        cls.addClassCleanup(cls.sms_gateway.stop)
+        cls.env["ir.config_parameter"].sudo().set_param("sms.endpoint", cls.sms_gateway.endpoint)
+        cls.startClassPatcher(patch_iap(cls.sms_gateway))
         cls.user_mkt_user = mail_new_test_user(
             cls.env, login="mkt_user", name="Ursula Campaign User",
             email="ursula.user@example.com",
@@ -62,6 +68,10 @@ class MktCampaignCommon(MassMailCommon):
         )
         cls.partner_model = cls.env["ir.model"]._get("res.partner")
         cls.audience_domain = repr([("category_id", "in", cls.tag.ids)])
+
+    def setUp(self):
+        super().setUp()
+        self.sms_gateway.reset()
 
     # ------------------------------------------------------------------
     # Builders

@@ -12,10 +12,20 @@ library and cryptography (an Odoo requirement) only; 127.0.0.1 only.
 - POST /v1/projects/<project>/messages:send with the access token: a
   notification to one device token; tokens in ``unregistered`` answer 404
   UNREGISTERED, tokens in ``unavailable_once`` a 503 UNAVAILABLE once.
+
+Run as a script it is the push sandbox of ``scripts/run``: it writes the
+service account Odoo signs in with to ``--account-file`` (its key kept in
+``--key-file`` across restarts) and every notification sent to ``--outdir``
+as a JSON file::
+
+    python3 tests/loopback_fcm.py --port 0 --outdir .local/push --port-file F \
+        --account-file .local/push-account.json --key-file .local/push-key.pem
 """
 
+import argparse
 import base64
 import json
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -23,7 +33,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
+try:
+    from .loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
+except ImportError:  # run as a script
+    from loopback_http import LoopbackHTTPServer, LoopbackJSONHandler
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
@@ -93,17 +106,24 @@ class _Handler(LoopbackJSONHandler):
         name = f"projects/{owner.project_id}/messages/0:{owner.counter}"
         owner.messages.append({"name": name, "token": device, "notification": notification,
                                "data": message.get("data") or {}})
+        if owner.outdir:
+            with open(os.path.join(owner.outdir, f"{owner.counter:06d}.json"), "w",
+                      encoding="utf-8") as f:
+                json.dump(owner.messages[-1], f, ensure_ascii=False, indent=1)
         return self._reply(200, {"name": name})
 
 
 class LoopbackFCMServer(LoopbackHTTPServer):
     handler_class = _Handler
 
-    def __init__(self, project_id="loopback-project"):
-        super().__init__()
+    def __init__(self, project_id="loopback-project", port=0, outdir=None, private_key=None):
+        super().__init__(port)
         self.project_id = project_id
+        self.outdir = outdir
         self.client_email = f"marketing@{project_id}.iam.gserviceaccount.com"
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.private_key = private_key or rsa.generate_private_key(
+            public_exponent=65537, key_size=2048
+        )
         self.public_key = self.private_key.public_key()
         self.messages = []
         self.access_tokens = set()
@@ -129,3 +149,44 @@ class LoopbackFCMServer(LoopbackHTTPServer):
             "private_key_id": "loopback", "private_key": pem,
             "client_email": self.client_email, "token_uri": self.token_uri,
         })
+
+
+def _load_or_create_key(path):
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return serialization.load_pem_private_key(f.read(), password=None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if path:
+        with open(path, "wb") as f:
+            f.write(key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ))
+        os.chmod(path, 0o600)
+    return key
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Loopback Firebase Cloud Messaging sandbox")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--project-id", default="mkt-demo")
+    parser.add_argument("--outdir", help="write each notification sent as a JSON file here")
+    parser.add_argument("--port-file", help="write the port listened on to this file")
+    parser.add_argument("--account-file", help="write the service account JSON here")
+    parser.add_argument("--key-file", help="the service account's key, kept across restarts")
+    args = parser.parse_args()
+    if args.outdir:
+        os.makedirs(args.outdir, exist_ok=True)
+    server = LoopbackFCMServer(
+        project_id=args.project_id, port=args.port, outdir=args.outdir,
+        private_key=_load_or_create_key(args.key_file),
+    ).start()
+    if args.account_file:
+        with open(args.account_file, "w", encoding="utf-8") as f:
+            f.write(server.service_account())
+        os.chmod(args.account_file, 0o600)
+    server.serve_sandbox(args.port_file, f"Push sandbox on {server.endpoint}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ stdlib server on 127.0.0.1 whose handler reaches its owner as
 ``self.server.owner``."""
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -52,3 +53,17 @@ class LoopbackHTTPServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._thread.join(5)
+
+    def serve_sandbox(self, port_file, banner):
+        """Script mode (the sandboxes of scripts/run): once listening, write
+        the port to ``port_file`` (atomically: scripts/run waits for it), then
+        serve until interrupted."""
+        if port_file:
+            with open(port_file + ".tmp", "w", encoding="utf-8") as f:
+                f.write(str(self._httpd.server_address[1]))
+            os.replace(port_file + ".tmp", port_file)
+        print(banner, flush=True)
+        try:
+            self.wait()
+        except KeyboardInterrupt:
+            self.stop()

@@ -1,7 +1,7 @@
 from odoo import Command
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.point_of_sale.tests.common import TestPoSCommon
-from odoo.exceptions import UserError
+from odoo.exceptions import RedirectWarning, UserError
 from odoo.tests import Form, tagged
 
 from .common import MktCampaignCommon
@@ -148,7 +148,9 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
             model_id=self.env["ir.model"]._get_id("pos.order"), phone_field="partner_id.phone",
             variable_ids=[(0, 0, {"index": 1, "field_path": "partner_id.name"})],
         )
-        template.action_allow_multi()
+        self.assertEqual(template.action_allow_multi(),
+                         {"type": "ir.actions.client", "tag": "reload"},
+                         "the client reloads: the entry is in the Actions menu at once")
         action = template.multi_action_id
         self.assertEqual((action.binding_model_id.model, action.name),
                          ("pos.order", "WhatsApp: Order follow-up"))
@@ -163,9 +165,12 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
                          "Rita Regular")
 
         template.body = "Changed {{1}}"   # back to draft: the action refuses to send
-        with self.assertRaises(UserError) as error:
+        with self.assertRaises(RedirectWarning) as error:
             action.with_context(active_model="pos.order", active_ids=self.rita_1.ids).run()
-        self.assertIn("not approved (anymore)", str(error.exception))
+        self.assertIn("not approved (anymore)", str(error.exception.args[0]))
+        self.assertEqual(error.exception.args[1:3], (
+            self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
+        ), "its button opens the WhatsApp templates")
         template.action_disallow_multi()
         self.assertFalse(action.exists())
 
@@ -238,3 +243,146 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(customer.name, "Walkin Buyer")
         self.assertEqual(customer.email, "walkin.buyer@example.com")
         self.assertEqual(customer.phone, "+32470333333")
+
+    # ------------------------------------------------------------------
+    # The composer: order templates, preview, Save as Template (issue 11)
+    # ------------------------------------------------------------------
+
+    def test_composer_offers_order_templates_with_preview(self):
+        """E-mail templates of POS orders are offered beside the contacts'
+        ones; the preview shows the message rendered for the first customer's
+        order, and the e-mail sent renders on each customer's order."""
+        order_model = self.env["ir.model"]._get_id("pos.order")
+        order_template = self.env["mail.template"].create({
+            "name": "Thanks for your order", "model_id": order_model,
+            "subject": "Your order {{ object.name }}",
+            "body_html": "<p>Dear <t t-out=\"object.partner_id.name\"/>, thanks.</p>",
+        })
+        contact_template = self.env["mail.template"].create({
+            "name": "Newsletter", "model_id": self.env["ir.model"]._get_id("res.partner"),
+            "subject": "News", "body_html": "<p>News</p>",
+        })
+        offered = self.env["mail.template"].search(
+            self.env["mkt.pos.send"]._fields["template_id"].domain
+        )
+        self.assertIn(order_template, offered)
+        self.assertIn(contact_template, offered)
+
+        form = self._wizard(self.rita_1 | self.rita_2, name="Order thanks")
+        form.template_id = order_template
+        self.assertEqual(form.subject, "Your order {{ object.name }}")
+        self.assertEqual(form.target_model, "pos.order")
+        self.assertIn("Preview for", form.preview)
+        self.assertIn(f"Your order {self.rita_2.name}", form.preview,
+                      "rendered for the customer's latest order")
+        self.assertIn("Dear Rita Regular, thanks.", form.preview)
+        form.save().action_send()
+        campaign = self.env["mkt.campaign"].search([("name", "=", "Order thanks")])
+        self.assertEqual(campaign.model_name, "pos.order")
+        self.assertEqual(campaign.participant_ids.mapped("res_id"), self.rita_2.ids,
+                         "Rita once, on her latest order")
+        self._run_queue()
+        self.assertEqual(len(self._mails), 1)
+        self.assertIn("Dear Rita Regular, thanks.", self._mails[0]["body"])
+
+    def test_save_as_template(self):
+        form = self._wizard(self.rita_1, name="Save it", subject="Spring {{ object.name }}",
+                            body_html="<p>Spring is in store.</p>")
+        self.assertIn("Spring Rita Regular", form.preview)
+        wizard = form.save()
+        action = wizard.action_save_as_template()
+        self.assertEqual((action["res_model"], action["res_id"]), ("mkt.pos.send", wizard.id))
+        template = wizard.template_id
+        self.assertEqual((template.name, template.model, template.subject),
+                         ("Spring {{ object.name }}", "res.partner", "Spring {{ object.name }}"))
+        self.assertIn("Spring is in store.", template.body_html)
+        # offered (and inserted) next time
+        form = self._wizard(self.rita_2, name="Again")
+        form.template_id = template
+        self.assertEqual(form.subject, "Spring {{ object.name }}")
+        self.assertIn("Spring is in store.", form.body_html)
+
+    def test_whatsapp_icon_previews_for_the_order(self):
+        """The WhatsApp icon of the order form: approved templates of POS
+        orders and of contacts are offered, the preview renders for that order."""
+        self._start_whatsapp()
+        order_template = self._approved_template(
+            name="Order ready", template_name="order_ready",
+            model_id=self.env["ir.model"]._get_id("pos.order"), phone_field="partner_id.phone",
+            body="Hi {{1}}, order {{2}} is ready.",
+            variable_ids=[(0, 0, {"index": 1, "field_path": "partner_id.name"}),
+                          (0, 0, {"index": 2, "field_path": "name"})],
+        )
+        contact_template = self._approved_template(name="Hello", template_name="hello")
+        offered = self.env["mkt.whatsapp.template"].search(
+            self.env["mkt.pos.send"]._fields["whatsapp_template_id"].domain
+        )
+        self.assertEqual(offered & (order_template | contact_template),
+                         order_template | contact_template)
+        action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_whatsapp()
+        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
+            action["context"]))
+        form.whatsapp_template_id = order_template
+        self.assertIn(f"Hi Rita Regular, order {self.rita_1.name} is ready.", form.preview)
+        form.save().action_send()
+        self._run_queue()
+        self.assertEqual([m["to"] for m in self.wa.messages], ["+32470111111"])
+
+    def test_whatsapp_without_approved_template(self):
+        """No approved template: the error's Configure Templates button opens them."""
+        self.assertFalse(self.env["mkt.whatsapp.template"].search([("status", "=", "approved")]))
+        wizard = self.env["mkt.pos.send"].with_context(
+            active_model="pos.order", active_ids=self.rita_1.ids,
+        ).create({"name": "No template", "channel": "whatsapp"})
+        with self.assertRaises(RedirectWarning) as error:
+            wizard.action_send()
+        self.assertEqual(error.exception.args[1:3], (
+            self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
+        ))
+
+    # ------------------------------------------------------------------
+    # Receipts feed the contacts
+    # ------------------------------------------------------------------
+
+    def test_receipts_feed_the_contacts(self):
+        """With the shop's setting on, the e-mail or number a receipt is sent to
+        is kept on the order and, where empty, on its customer; numbers in E.164
+        with the shop's country; an invalid one is refused, nothing stored."""
+        self.env.company.country_id = self.env.ref("base.be")
+        settings = self.env["res.config.settings"].create(
+            {"pos_config_id": self.basic_config.id, "pos_mkt_receipt_contacts": True}
+        )
+        settings.execute()
+        self.assertTrue(self.basic_config.mkt_receipt_contacts)
+        customer = self.env["res.partner"].create({"name": "Sam Silent"})
+        order = self._order(customer)
+        self.basic_config.sudo().write({
+            "module_pos_sms": True,
+            "sms_receipt_template_id": self.env.ref("pos_sms.sms_template_data_point_of_sale").id,
+        })
+        order.with_user(self.pos_clerk).action_sent_message_on_sms("0470 44 44 44", False)
+        self.assertEqual(order.mobile, "+32470444444")
+        self.assertEqual(customer.phone, "+32470444444")
+        with self.mock_mail_gateway():
+            order.with_user(self.pos_clerk).action_send_receipt(
+                "Sam.Silent@Example.com", False, False
+            )
+        self.assertEqual(order.email, "sam.silent@example.com")
+        self.assertEqual(customer.email, "sam.silent@example.com")
+
+        # a customer's own details are kept; an invalid number stores nothing
+        other = self._order(self.rita)
+        other.with_user(self.pos_clerk).action_sent_message_on_sms("0470 55 55 55", False)
+        self.assertEqual(other.mobile, "+32470555555")
+        self.assertEqual(self.rita.phone, "+32470111111")
+        with self.assertRaises(UserError) as error:
+            other.with_user(self.pos_clerk).action_sent_message_on_sms("12", False)
+        self.assertIn("not a valid phone number", str(error.exception))
+        self.assertEqual(other.mobile, "+32470555555")
+
+        # setting off: Odoo's behaviour, nothing completed
+        self.basic_config.mkt_receipt_contacts = False
+        quiet = self.env["res.partner"].create({"name": "Quinn Quiet"})
+        order = self._order(quiet)
+        order.action_sent_message_on_sms("0470 66 66 66", False)
+        self.assertFalse(quiet.phone)

@@ -457,13 +457,17 @@ class TestPosContentRights(ContentSecurityMixin, MktCampaignCommon, TestPoSCommo
         self.assertFalse(self.env["mkt.campaign"].sudo().search(
             [("name", "in", ["Attack", PAYLOAD % me.id])]))
 
-        # code in the body: the dialog's HTML sanitizer drops it, nothing runs
+        # code in the body (kept as a mail template keeps its placeholders):
+        # the preview does not run it, sending is refused, nothing runs
         wizard = self._wizard(self.rita_order, name="Body attack", subject="Hi",
                               body_html="<p>Hi</p>" + QWEB_PAYLOAD % me.id)
-        self.assertNotIn("group_system", wizard.body_html or "")
-        wizard.action_send()
+        self.assertIn("does not render", wizard.preview)
+        self.assertNoEscalation(me, groups)
+        with self.assertRefused(AccessError, "Mail Template Editor"):
+            wizard.action_send()
         self._run_queue()
         self.assertNoEscalation(me, groups)
+        self.assertFalse(self.env["mkt.campaign"].sudo().search([("name", "=", "Body attack")]))
 
         # a simple placeholder still works for the cashier, and the walk-in
         # gets a customer in the order's company

@@ -49,7 +49,6 @@ class TestCampaignTour(HttpCase):
         self.assertEqual(step.mailing_id.body_plaintext,
                          "Hello {{ object.name }}, the spring sale ends tonight")
 
-
     def test_rebuild_and_message_participants(self):
         """On a running campaign whose workflow changed, the form's banner
         rebuilds the queue; the participants list messages a participant; the
@@ -85,19 +84,17 @@ class TestCampaignTour(HttpCase):
                         + relativedelta(days=1), "Send Now: due now")
 
 
-@tagged("post_install", "-at_install", "mkt_campaign")
-class TestPosOrderTour(TestPoSCommon, HttpCase):
 
-    def test_pos_order_form_email(self):
-        """From a POS order's Extra Info tab, a marketing e-mail goes to its
-        customer: the composer opens for that order, the message is sent by a
-        one-step campaign."""
+class PosOrderTourMixin:
+
+    def _tour_order(self, customer, groups=()):
+        """An order of ``customer`` in an open session of the test shop, and
+        the admin (who runs the tour) working in the shop's company as a POS
+        manager (and ``groups``)."""
         config = self.basic_config
         config.open_ui()
         session = config.current_session_id
         session.set_opening_control(0, None)
-        customer = self.env["res.partner"].create(
-            {"name": "Tour Customer", "email": "tour.customer@example.com"})
         product = self.env["product.product"].create({
             "name": "Tour pot", "type": "consu", "available_in_pos": True,
             "taxes_id": [Command.clear()],
@@ -111,12 +108,25 @@ class TestPosOrderTour(TestPoSCommon, HttpCase):
                 "price_subtotal": 10, "price_subtotal_incl": 10, "tax_ids": [],
             })],
         })
-        # the shop is the test company's: the admin works in it
         company = self.env.company
         self.env.ref("base.user_admin").write({
-            "group_ids": [Command.link(self.env.ref("point_of_sale.group_pos_manager").id)],
+            "group_ids": [Command.link(self.env.ref(group).id)
+                          for group in ("point_of_sale.group_pos_manager", *groups)],
             "company_ids": [Command.link(company.id)], "company_id": company.id,
         })
+        return order
+
+
+@tagged("post_install", "-at_install", "mkt_campaign")
+class TestPosOrderTour(PosOrderTourMixin, TestPoSCommon, HttpCase):
+
+    def test_pos_order_form_email(self):
+        """From a POS order's Extra Info tab, a marketing e-mail goes to its
+        customer: the composer opens for that order, the message is sent by a
+        one-step campaign."""
+        customer = self.env["res.partner"].create(
+            {"name": "Tour Customer", "email": "tour.customer@example.com"})
+        order = self._tour_order(customer)
         self.start_tour(f"/odoo/action-point_of_sale.action_pos_pos_form/{order.id}",
                         "mkt_campaign_pos_order_email", login="admin")
         campaign = self.env["mkt.campaign"].sudo().search([("name", "ilike", "Tour Customer")])

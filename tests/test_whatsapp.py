@@ -164,6 +164,52 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         campaign.invalidate_recordset()
         self.assertEqual(campaign.sent_whatsapp_count, 1, "an undelivered message is not sent")
 
+    def test_webhook_statuses_out_of_order(self):
+        """WhatsApp's statuses come late, twice or out of order: delivered
+        after read, failed repeated, read after failed, failed with read in the
+        same payload. A step never moves backwards: a read message stays
+        processed and read, a failed one stays failed with its first reason."""
+        template = self._approved_template()
+        campaign, steps = self._create_campaign([
+            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+        ])
+        self._launch(campaign)
+        self._run_queue(T0)
+        hello = steps["hello"]
+        by_partner = {self.env["res.partner"].browse(t.res_id): t for t in hello.trace_ids}
+        alice, bob, carol = by_partner[self.alice], by_partner[self.bob], by_partner[self.carol]
+        self.assertEqual(set((alice | bob | carol).mapped("state")), {"processed"})
+        sent = campaign.sent_whatsapp_count
+
+        def webhook(*statuses):
+            self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [
+                {"value": {"statuses": [{"id": trace.whatsapp_message_id, "status": status,
+                                         "errors": [{"title": title}] if title else []}
+                                        for trace, status, title in statuses]}},
+            ]}]})
+            self.env.invalidate_all()
+
+        # Alice: read, then a late 'delivered' and 'sent'
+        webhook((alice, "read", None))
+        read_at = alice.open_datetime
+        self.assertTrue(read_at)
+        webhook((alice, "delivered", None), (alice, "sent", None))
+        self.assertEqual((alice.state, alice.open_datetime), ("processed", read_at))
+        # Bob: failed, repeated with another reason, then 'delivered' and 'read'
+        webhook((bob, "failed", "Message undeliverable"))
+        self.assertEqual(bob.state, "failed")
+        reason = bob.error_message
+        self.assertIn("Message undeliverable", reason)
+        webhook((bob, "failed", "Other reason"), (bob, "delivered", None), (bob, "read", None))
+        self.assertEqual((bob.state, bob.error_message), ("failed", reason))
+        self.assertFalse(bob.open_datetime)
+        # Carol: read and failed in one payload (failed first): she read it
+        webhook((carol, "failed", "Late failure"), (carol, "read", None))
+        self.assertEqual(carol.state, "processed")
+        self.assertTrue(carol.open_datetime)
+        campaign.invalidate_recordset()
+        self.assertEqual(campaign.sent_whatsapp_count, sent - 1, "Bob's is not counted as sent")
+
     def test_launch_refuses_unapproved_template(self):
         template = self.env["mkt.whatsapp.template"].create({
             "name": "Draft one", "template_name": "draft_one", "body": "Hi"})

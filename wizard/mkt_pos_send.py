@@ -1,8 +1,13 @@
 import re
 
+from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import email_normalize
+
+# the models whose templates the composer offers: the customers' and the orders'
+TEMPLATE_MODELS = ["res.partner", "pos.order"]
+APPROVED_WHATSAPP = [("status", "=", "approved"), ("model", "in", TEMPLATE_MODELS)]
 
 
 class MktPosSend(models.TransientModel):
@@ -36,17 +41,28 @@ class MktPosSend(models.TransientModel):
     )
     template_id = fields.Many2one(
         "mail.template", "Start From Template",
-        domain=[("model", "=", "res.partner")],
-        help="Copies the template's subject and body, to adapt before sending.",
+        domain=[("model", "in", TEMPLATE_MODELS)],
+        help="Inserts the template's subject and body, to adapt before sending. A "
+        "template of POS orders renders on each customer's order.",
     )
     whatsapp_template_id = fields.Many2one(
         "mkt.whatsapp.template", "WhatsApp Template",
-        domain=[("status", "=", "approved"), ("model", "=", "res.partner")],
-        help="An approved WhatsApp template for contacts (Marketing > Configuration > "
-        "WhatsApp Templates).",
+        domain=APPROVED_WHATSAPP,
+        help="An approved WhatsApp template for contacts or POS orders (Marketing > "
+        "Configuration > WhatsApp Templates).",
+    )
+    target_model = fields.Char(
+        compute="_compute_target_model",
+        help="What the message renders on: the customer, or their order for a template "
+        "of POS orders.",
+    )
+    preview = fields.Html(
+        compute="_compute_preview", sanitize=True,
+        help="The message as the first recipient receives it.",
     )
     subject = fields.Char()
-    body_html = fields.Html("Body", sanitize_style=True)
+    # as mail.template: placeholders (<t t-out="object.name"/>) are kept
+    body_html = fields.Html("Body", sanitize="email_outgoing")
     body_plaintext = fields.Text("SMS Text")
     create_customers = fields.Boolean(
         "Create Missing Customers", default=True,
@@ -65,6 +81,80 @@ class MktPosSend(models.TransientModel):
         if self.template_id:
             self.subject = self.template_id.subject
             self.body_html = self.template_id.body_html
+
+    @api.depends("channel", "template_id", "whatsapp_template_id")
+    def _compute_target_model(self):
+        for wizard in self:
+            template = wizard.template_id if wizard.channel == "email" else (
+                wizard.whatsapp_template_id if wizard.channel == "whatsapp" else False
+            )
+            wizard.target_model = template and template.model or "res.partner"
+
+    @api.depends("order_ids", "channel", "create_customers", "target_model", "subject",
+                 "body_html", "body_plaintext", "whatsapp_template_id")
+    def _compute_preview(self):
+        for wizard in self:
+            wizard.preview = wizard._render_preview()
+
+    def _preview_record(self):
+        """The first recipient's record (customer or order), False if none."""
+        customers, _to_create, _missing = self._get_customers(dry_run=True)
+        if self.target_model == "pos.order":
+            # the latest selected order of a customer, as sent (action_send)
+            record = self._get_orders().sorted(lambda o: o._origin.id, reverse=True).filtered(
+                lambda o: o.partner_id and o.partner_id in customers
+            )[:1]
+        else:
+            record = customers[:1]
+        return record._origin  # the dialog's records are new ones (onchange)
+
+    def _render_preview(self):
+        """The message rendered for the first recipient, with the user's
+        rights (the template-editor restriction of mail.render.mixin applies)."""
+        self.ensure_one()
+        if self.channel == "email" and not (self.subject or self.body_html):
+            return False
+        if self.channel == "sms" and not self.body_plaintext:
+            return False
+        if self.channel == "whatsapp" and not self.whatsapp_template_id:
+            return False
+        record = self._preview_record()
+        if not record:
+            return Markup("<p class='text-muted'>%s</p>") % self.env._(
+                "No customer of the selected orders can be reached on this channel yet: "
+                "nothing to preview."
+            )
+        Render = self.env["mail.render.mixin"]
+        try:
+            if self.channel == "email":
+                subject = Render._render_template(
+                    self.subject or "", record._name, record.ids, engine="inline_template"
+                )[record.id]
+                body = Render._render_template(
+                    self.body_html or "", record._name, record.ids, engine="qweb",
+                    options={"post_process": True},
+                )[record.id]
+                content = Markup("<p><strong>%s</strong></p>%s") % (subject, Markup(body))
+            elif self.channel == "sms":
+                text = Render._render_template(
+                    self.body_plaintext, record._name, record.ids, engine="inline_template"
+                )[record.id]
+                content = Markup("<p style='white-space: pre-wrap'>%s</p>") % text
+            else:
+                template = self.whatsapp_template_id
+                text = template.body or ""
+                for variable in template.variable_ids:
+                    text = text.replace(
+                        f"{{{{{variable.index}}}}}", template._read_path(record, variable.field_path)
+                    )
+                content = Markup("<p style='white-space: pre-wrap'>%s</p>") % text
+        except Exception as e:  # noqa: BLE001 - shown to the user instead of the preview
+            return Markup("<p class='text-danger'>%s</p>") % self.env._(
+                "The message does not render: %(error)s", error=e
+            )
+        return Markup("<p class='text-muted'>%s</p>%s") % (
+            self.env._("Preview for %(recipient)s", recipient=record.display_name), content,
+        )
 
     @api.depends("order_ids", "channel", "create_customers")
     def _compute_recipients(self):
@@ -196,6 +286,31 @@ class MktPosSend(models.TransientModel):
     # Send
     # ------------------------------------------------------------------
 
+    def action_save_as_template(self):
+        """Keep the e-mail written here as an e-mail template (of the
+        customers, or of the orders when it started from an order template),
+        offered next time in Start From Template."""
+        self.ensure_one()
+        if not (self.subject and self.body_html):
+            raise UserError(self.env._("Write the e-mail's subject and body before saving it."))
+        # created with the user's rights: the template-editor restriction applies
+        template = self.env["mail.template"].create({
+            "name": self.subject,
+            "model_id": self.env["ir.model"]._get_id(self.target_model),
+            "subject": self.subject,
+            "body_html": self.body_html,
+        })
+        self.template_id = template
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+            "name": self.env._("Send Marketing Message"),
+            "context": self.env.context,
+        }
+
     def action_send(self):
         self.ensure_one()
         if self.channel == "email" and not (self.subject and self.body_html):
@@ -203,6 +318,11 @@ class MktPosSend(models.TransientModel):
         if self.channel == "sms" and not (self.body_plaintext or "").strip():
             raise UserError(self.env._("Write the SMS text before sending."))
         if self.channel == "whatsapp" and not self.whatsapp_template_id:
+            if not self.env["mkt.whatsapp.template"].search_count(APPROVED_WHATSAPP, limit=1):
+                self.env["mkt.whatsapp.template"]._raise_configure_templates(self.env._(
+                    "There is no approved WhatsApp template for contacts or POS orders yet: "
+                    "create one and submit it to WhatsApp."
+                ))
             raise UserError(self.env._("Choose the approved WhatsApp template to send."))
         # the selection as stored (sudo: an order the user may not read is not
         # even listed to them) against what the user may read
@@ -234,9 +354,19 @@ class MktPosSend(models.TransientModel):
             and self.subject == self.template_id.subject
         ) else ()
         Campaign = self.env["mkt.campaign"]
+        if self.target_model == "pos.order":
+            # a template of POS orders renders on each customer's latest
+            # selected order, one message per customer
+            records = self.env["pos.order"]
+            for order in self._get_orders().sorted("id", reverse=True):
+                if order.partner_id in customers and order.partner_id not in records.partner_id:
+                    records |= order
+            unique_field = "partner_id"
+        else:
+            records = customers
+            unique_field = "email_normalized" if self.channel == "email" else "phone_sanitized"
         campaign = Campaign._send_now(
-            self.name, customers, step,
-            unique_field="email_normalized" if self.channel == "email" else "phone_sanitized",
+            self.name, records, step, unique_field=unique_field,
             template_fields=template_fields,
         )
         return Campaign._sent_notification(
