@@ -50,7 +50,10 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "wizard/mkt_pos_send_views.xml",
         "wizard/mkt_campaign_template_views.xml",
         "wizard/mkt_campaign_refuse_views.xml",
+        "wizard/mkt_campaign_test_views.xml",
         "views/mkt_campaign_management_views.xml",
+        "views/mkt_campaign_test_views.xml",
+        "views/mkt_activity_schedule_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [

@@ -27,3 +27,7 @@ from . import mkt_campaign_approval
 from . import mkt_campaign_budget
 from . import mkt_campaign_exit
 from . import mkt_campaign_mailing_list
+from . import mkt_activity_schedule
+from . import mkt_trace_test
+from . import mkt_campaign_test
+from . import mkt_campaign_update

@@ -755,7 +755,8 @@ class MktCampaign(models.Model):
         else:
             key_sql = SQL("'id:' || t.id::text")
 
-        begin = self.activity_ids.filtered(lambda a: a.trigger_type == "begin")
+        # first steps: at campaign start, or on a date of the record
+        begin = self.activity_ids.filtered(lambda a: not a.parent_id)
         schedule_values = SQL(", ").join(
             SQL("(%s::int, %s::timestamp)", act.id, act._get_schedule_date(now, self.mode == "test"))
             for act in begin
@@ -804,11 +805,13 @@ class MktCampaign(models.Model):
                    AND NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.res_id = t.id AND %(blocking)s)
+                           AND p.res_id = t.id AND %(blocking)s
+                           AND p.is_record_test IS NOT TRUE)
                    AND NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.unique_key = %(key)s AND %(blocking)s)
+                           AND p.unique_key = %(key)s AND %(blocking)s
+                           AND p.is_record_test IS NOT TRUE)
               ORDER BY %(key)s, t.id
             ), ins AS (
                 INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,

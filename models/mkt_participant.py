@@ -41,6 +41,10 @@ class MktParticipant(models.Model):
         "Left On", readonly=True, help="When the participant completed or left the campaign."
     )
     is_test = fields.Boolean("Test", readonly=True)
+    is_record_test = fields.Boolean(
+        "Test on One Record", readonly=True,
+        help="Created by Launch a Test: its steps run one by one from the test screen.",
+    )
     trace_ids = fields.One2many("mkt.trace", "participant_id", "Steps")
 
     _campaign_res_idx = models.Index("(campaign_id, res_id)")
@@ -72,6 +76,30 @@ class MktParticipant(models.Model):
             "view_mode": "form",
             "views": [(False, "form")],
         }
+
+    def action_open_test(self):
+        """The test screen of a test on one record: its steps as they come due,
+        with ▶ Run and the simulated events."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Test: %(record)s", record=self.record_name or self.display_name),
+            "res_model": "mkt.participant",
+            "res_id": self.id,
+            "view_mode": "form",
+            "views": [(self.env.ref("mkt_campaign.mkt_participant_view_form_test").id, "form")],
+            "target": "current",
+        }
+
+    def action_stop_test(self):
+        """End tests on one record: their pending steps are canceled."""
+        self.campaign_id._check_can_run()
+        tests = self.sudo().filtered(lambda p: p.is_record_test and p.state == "running")
+        tests.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
+            "canceled", self.env._("The test was stopped by %(user)s.", user=self.env.user.name)
+        )
+        tests.write({"state": "canceled", "end_date": fields.Datetime.now()})
+        return True
 
     def action_exclude(self):
         """Take participants out of their campaign for good: their pending steps

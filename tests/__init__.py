@@ -32,3 +32,7 @@ from . import test_mailing_list
 from . import test_lifecycle
 from . import test_pause
 from . import test_fast_email
+from . import test_record_test
+from . import test_update
+from . import test_date_trigger
+from . import test_tour_record_test
