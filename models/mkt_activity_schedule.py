@@ -80,6 +80,7 @@ class MktActivity(models.Model):
                 campaign._get_audience_domain(), limit=1
             )
         except (UserError, ValidationError):
+            # a filter being edited: the preview waits for a valid one
             record = self.env[campaign.model_name]
         if not record:
             return Markup("<p class='text-muted'>%s</p>") % self.env._(

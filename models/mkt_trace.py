@@ -12,7 +12,6 @@ from odoo.tools import SQL, split_every
 
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
-from .mkt_trace_test import NOT_RECORD_TEST
 
 _logger = logging.getLogger(__name__)
 
@@ -37,6 +36,12 @@ EVENT_FIELDS = {
     "reply": "reply_datetime",
     "bounce": "bounce_datetime",
 }
+# the queue condition that leaves the steps of a test on one record to the
+# test screen (▶ Run): the queue never runs them by itself
+NOT_RECORD_TEST = SQL(
+    "(NOT mkt_trace.is_test OR NOT EXISTS (SELECT 1 FROM mkt_participant rtp"
+    " WHERE rtp.id = mkt_trace.participant_id AND rtp.is_record_test))"
+)
 
 
 class MktTrace(models.Model):

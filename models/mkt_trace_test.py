@@ -6,6 +6,8 @@ from odoo import fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from .mkt_trace import NOT_RECORD_TEST
+
 
 # activity type -> (events a recipient may cause, channel name of _process_event)
 SIMULATED_EVENTS = {
@@ -13,12 +15,6 @@ SIMULATED_EVENTS = {
     "sms": (("click",), "sms"),
     "whatsapp": (("open", "reply"), "whatsapp"),
 }
-# the queue condition that leaves the steps of a test on one record to the
-# test screen (▶ Run): the queue never runs them by itself
-NOT_RECORD_TEST = SQL(
-    "(NOT mkt_trace.is_test OR NOT EXISTS (SELECT 1 FROM mkt_participant rtp"
-    " WHERE rtp.id = mkt_trace.participant_id AND rtp.is_record_test))"
-)
 
 
 class MktTrace(models.Model):

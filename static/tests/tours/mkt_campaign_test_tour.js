@@ -15,7 +15,7 @@ registry.category("web_tour.tours").add("mkt_campaign_record_test", {
             run: "edit Bob Tour",
         },
         {
-            trigger: '.o-autocomplete--dropdown-item a:contains("Bob Tour")',
+            trigger: '.o-autocomplete--dropdown-item .dropdown-item:contains("Bob Tour")',
             run: "click",
         },
         {
