@@ -68,6 +68,8 @@ class MktTrace(models.Model):
         claimed = todo.browse([row[0] for row in self.env.cr.fetchall()])
         claimed.invalidate_recordset(["state", "attempts", "processing_date", "send_started"])
         claimed._execute()
+        # the children were inserted in SQL: the test screen lists them
+        traces.participant_id.invalidate_recordset(["trace_ids"])
         return True
 
     def action_simulate(self, event=None):
@@ -113,6 +115,8 @@ class MktTrace(models.Model):
                 if event in ("click", "reply") and "open" in events:
                     trace._process_event("open", channel)
                 trace._process_event(event, channel)
+        # the branches were queued in SQL: the test screen lists them
+        traces.participant_id.invalidate_recordset(["trace_ids"])
         return True
 
     def _simulated_event_labels(self):
@@ -147,7 +151,8 @@ class MktTrace(models.Model):
                 happened[event] |= trace
         for event in ("open", "click"):
             if happened[event]:
-                happened[event]._process_event(event, channel)
+                # the engine's own write, as mailing.trace does for real events
+                happened[event].sudo()._process_event(event, channel)
 
     # ------------------------------------------------------------------
     # Date triggers and expiry
