@@ -94,7 +94,8 @@ class MktParticipant(models.Model):
     def action_stop_test(self):
         """End tests on one record: their pending steps are canceled."""
         self.campaign_id._check_can_run()
-        tests = self.sudo().filtered(lambda p: p.is_record_test and p.state == "running")
+        # a completed test may still get steps from a simulated event: it ends too
+        tests = self.sudo().filtered(lambda p: p.is_record_test and p.state != "canceled")
         tests.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
             "canceled", self.env._("The test was stopped by %(user)s.", user=self.env.user.name)
         )
