@@ -36,3 +36,4 @@ from . import test_record_test
 from . import test_update
 from . import test_date_trigger
 from . import test_tour_record_test
+from . import test_step_content
