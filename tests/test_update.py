@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import freeze_time, tagged
 
 from .common import T0, MktCampaignCommon
@@ -79,3 +79,20 @@ class TestUpdate(MktCampaignCommon):
             self.campaign.with_user(self.user_internal).action_update()
         with self.assertRaises(AccessError):
             self.campaign.with_user(self.user_mkt_manager).write({"needs_update": True})
+
+    def test_update_follows_what_each_participant_did(self):
+        """A new 'not opened' step reaches those who did not open the parent
+        e-mail only; a draft campaign has nothing to update."""
+        welcome = self.steps["welcome"]
+        self._event(welcome, self.alice, "open", T0 + 2 * H)
+        not_opened = self._add_step(self.campaign, "not opened", parent=welcome,
+                                    trigger_type="email_not_open",
+                                    interval_number=2, interval_type="days")
+        with freeze_time(T0 + 3 * H):
+            self.campaign.action_update()
+        self.env.invalidate_all()
+        self.assertEqual(set(not_opened.trace_ids.mapped("res_id")),
+                         {self.bob.id, self.alice_dup.id, self.carol.id})
+        draft, _steps = self._create_campaign([("welcome", {})])
+        with self.assertRaises(UserError):
+            draft.action_update()
