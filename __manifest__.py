@@ -54,9 +54,12 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "wizard/mkt_campaign_refuse_views.xml",
         "wizard/mkt_campaign_rebuild_views.xml",
         "wizard/mkt_participant_message_views.xml",
+        "wizard/mkt_campaign_test_views.xml",
         "views/mkt_campaign_management_views.xml",
         "report/mkt_campaign_report_views.xml",
         "views/mkt_campaign_phase_views.xml",
+        "views/mkt_campaign_test_views.xml",
+        "views/mkt_activity_schedule_views.xml",
         "views/mkt_campaign_menus.xml",
     ],
     "demo": [

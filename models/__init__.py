@@ -33,3 +33,7 @@ from . import mkt_campaign_mailing_list
 from . import mkt_campaign_phase
 from . import mkt_campaign_rebuild
 from . import mkt_campaign_send_now
+from . import mkt_activity_schedule
+from . import mkt_trace_test
+from . import mkt_campaign_test
+from . import mkt_campaign_update

@@ -42,6 +42,10 @@ class MktParticipant(models.Model):
         "Left On", readonly=True, help="When the participant completed or left the campaign."
     )
     is_test = fields.Boolean("Test", readonly=True)
+    is_record_test = fields.Boolean(
+        "Test on One Record", readonly=True,
+        help="Created by Launch a Test: its steps run one by one from the test screen.",
+    )
     trace_ids = fields.One2many("mkt.trace", "participant_id", "Steps")
 
     _campaign_res_idx = models.Index("(campaign_id, res_id)")
@@ -73,6 +77,31 @@ class MktParticipant(models.Model):
             "view_mode": "form",
             "views": [(False, "form")],
         }
+
+    def action_open_test(self):
+        """The test screen of a test on one record: its steps as they come due,
+        with ▶ Run and the simulated events."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Test: %(record)s", record=self.record_name or self.display_name),
+            "res_model": "mkt.participant",
+            "res_id": self.id,
+            "view_mode": "form",
+            "views": [(self.env.ref("mkt_campaign.mkt_participant_view_form_test").id, "form")],
+            "target": "current",
+        }
+
+    def action_stop_test(self):
+        """End tests on one record: their pending steps are canceled."""
+        self.campaign_id._check_can_run()
+        # a completed test may still get steps from a simulated event: it ends too
+        tests = self.sudo().filtered(lambda p: p.is_record_test and p.state != "canceled")
+        tests.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
+            "canceled", self.env._("The test was stopped by %(user)s.", user=self.env.user.name)
+        )
+        tests.write({"state": "canceled", "end_date": fields.Datetime.now()})
+        return True
 
     def action_exclude(self):
         """Take participants out of their campaign for good: their pending steps
@@ -226,7 +255,8 @@ class MktParticipant(models.Model):
         else:
             key_sql = SQL("'id:' || t.id::text")
 
-        begin = campaign.activity_ids.filtered(lambda a: a.trigger_type == "begin")
+        # first steps: at campaign start, or on a date of the record
+        begin = campaign.activity_ids.filtered(lambda a: not a.parent_id)
         schedule_values = SQL(", ").join(
             SQL("(%s::int, %s::timestamp)", act.id,
                 act._get_schedule_date(now, campaign.mode == "test"))
@@ -276,11 +306,13 @@ class MktParticipant(models.Model):
                    AND NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.res_id = t.id AND %(blocking)s)
+                           AND p.res_id = t.id AND %(blocking)s
+                           AND p.is_record_test IS NOT TRUE)
                    AND NOT EXISTS (
                         SELECT 1 FROM mkt_participant p
                          WHERE p.campaign_id = %(campaign)s AND p.is_test = %(is_test)s
-                           AND p.unique_key = %(key)s AND %(blocking)s)
+                           AND p.unique_key = %(key)s AND %(blocking)s
+                           AND p.is_record_test IS NOT TRUE)
               ORDER BY %(key)s, t.id
             ), ins AS (
                 INSERT INTO mkt_participant (campaign_id, res_id, unique_key, record_name,

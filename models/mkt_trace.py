@@ -36,6 +36,12 @@ EVENT_FIELDS = {
     "reply": "reply_datetime",
     "bounce": "bounce_datetime",
 }
+# the queue condition that leaves the steps of a test on one record to the
+# test screen (▶ Run): the queue never runs them by itself
+NOT_RECORD_TEST = SQL(
+    "(NOT mkt_trace.is_test OR NOT EXISTS (SELECT 1 FROM mkt_participant rtp"
+    " WHERE rtp.id = mkt_trace.participant_id AND rtp.is_record_test))"
+)
 
 
 class MktTrace(models.Model):
@@ -193,6 +199,8 @@ class MktTrace(models.Model):
         worker_key = self._lock_worker() if auto_commit else None
         try:
             self._recover_stale(own_key=worker_key)
+            # steps past their expiry are canceled before any is claimed
+            self._expire_overdue()
             if report:
                 cron._commit_progress(remaining=self._count_due() if in_cron else None)
             while True:
@@ -292,6 +300,8 @@ class MktTrace(models.Model):
             # nor one paused by a user (Pause / Resume)
             " AND c.is_paused IS NOT TRUE"
         ))
+        # the steps of a test on one record run from its test screen only
+        query.add_where(NOT_RECORD_TEST)
         if not ignore_schedule:
             query.add_where(SQL(
                 "mkt_trace.schedule_date <= %s", fields.Datetime.now()
@@ -571,11 +581,15 @@ class MktTrace(models.Model):
             }[event])
             todo -= happened
 
+        # a step on a date of the record waits for that date
+        todo = todo._apply_record_date(activity)
+
         real = todo.filtered(lambda t: not t.is_test)
         # consent, frequency caps and sending window: the others wait or are rejected
         sendable = self.env["mkt.sending.policy"]._apply(real, activity)
         todo -= real - sendable
-        real = sendable
+        # a test on one record really sends, to that record only (▶ Run)
+        real = sendable | todo.filtered("participant_id.is_record_test")
         outcome = {}  # trace -> (state, message)
         if real:
             outcome = real._execute_channel(activity)
@@ -597,6 +611,8 @@ class MktTrace(models.Model):
         # the participants are running (these steps were processing): no
         # reopening, whose UPDATE could meet another worker's batch
         done._schedule_children(reopen=False)
+        # audience-wide tests: a share of the participants opens and clicks
+        done._simulate_test_engagement(activity)
 
     def _execute_channel(self, activity):
         """Hand these steps (claimed, one chunk of ``activity``, past the
@@ -676,7 +692,7 @@ class MktTrace(models.Model):
         if not self:
             return
         now = event_date or fields.Datetime.now()
-        triggers = triggers or ["after_parent", *NEGATIVE_TRIGGERS]
+        triggers = triggers or ["after_parent", "record_date", *NEGATIVE_TRIGGERS]
         for activity in self.activity_id:
             parents = self.filtered(lambda t, a=activity: t.activity_id == a)
             for child in activity.child_ids.filtered(lambda c: c.trigger_type in triggers):

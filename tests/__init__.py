@@ -39,3 +39,8 @@ from . import test_rebuild
 from . import test_send_now
 from . import test_sms
 from . import test_pos_tour
+from . import test_record_test
+from . import test_update
+from . import test_date_trigger
+from . import test_tour_record_test
+from . import test_step_content
