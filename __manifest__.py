@@ -44,6 +44,7 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "views/mkt_push_token_views.xml",
         "views/mkt_event_views.xml",
         "views/res_config_settings_views.xml",
+        "views/mkt_trace_feedback_views.xml",
         "views/mkt_optin_templates.xml",
         "views/res_partner_views.xml",
         "views/pos_order_views.xml",

@@ -121,6 +121,55 @@ class MktCampaignController(http.Controller):
         return request.make_response("OK", headers=[("Content-Type", "text/plain")])
 
     # ------------------------------------------------------------------
+    # Provider feedback (delivered, bounces, complaints, blocks, unsubscribes)
+    # ------------------------------------------------------------------
+
+    @http.route("/mkt_campaign/feedback", type="http", auth="public", methods=["POST"],
+                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
+    def provider_feedback(self, **kwargs):
+        """What e-mail / SMS / WhatsApp providers report about the messages
+        (their event webhooks or a feedback-loop relay): a JSON body
+        ``{"events": [{"message_id", "event", "answer", "timestamp"}]}``
+        signed in ``X-Mkt-Signature: sha256=<HMAC-SHA256 of the raw body with
+        the feedback secret>`` (Settings). Without a secret the endpoint is
+        closed; an unsigned or badly signed call is answered 403 and changes
+        nothing."""
+        secret = request.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.feedback_secret")
+        if not secret:
+            _logger.warning("Provider feedback refused: no feedback secret is configured")
+            return request.make_response(
+                "Feedback closed: no secret configured", status=403,
+                headers=[("Content-Type", "text/plain")])
+        httprequest = request.httprequest
+        too_large = request.make_response("Payload too large", status=413,
+                                          headers=[("Content-Type", "text/plain")])
+        if (httprequest.content_length or 0) > WEBHOOK_MAX_BYTES:
+            return too_large
+        try:
+            body = httprequest.get_data()
+        except RequestEntityTooLarge:
+            return too_large
+        if len(body) > WEBHOOK_MAX_BYTES:
+            return too_large
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if not consteq(httprequest.headers.get("X-Mkt-Signature", ""), expected):
+            _logger.warning("Provider feedback refused: invalid signature")
+            return request.make_response("Invalid signature", status=403,
+                                         headers=[("Content-Type", "text/plain")])
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return request.make_response("Invalid JSON", status=400)
+        if not isinstance(payload, dict):
+            return request.make_response("Invalid payload", status=400)
+        # sudo: a signed call from the provider, anonymous for Odoo, records
+        # the feedback of the campaign's messages
+        used = request.env["mkt.trace"].sudo()._process_provider_feedback(payload)
+        return request.make_response(json.dumps({"used": used}),
+                                     headers=[("Content-Type", "application/json")])
+
+    # ------------------------------------------------------------------
     # Push devices
     # ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from . import mkt_push
 from . import mkt_activity
 from . import mkt_participant
 from . import mkt_trace
+from . import mkt_trace_attempt  # before mkt_event: its view reads the history
 from . import mkt_sending_policy
 from . import mailing_contact
 from . import models
@@ -27,3 +28,9 @@ from . import mkt_campaign_approval
 from . import mkt_campaign_budget
 from . import mkt_campaign_exit
 from . import mkt_campaign_mailing_list
+from . import mail_render_mixin
+from . import mkt_participant_payload
+from . import mkt_campaign_payload_field
+from . import mkt_campaign_payload
+from . import mkt_trace_feedback
+from . import mkt_campaign_feedback
