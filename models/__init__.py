@@ -34,3 +34,5 @@ from . import mkt_campaign_payload_field
 from . import mkt_campaign_payload
 from . import mkt_trace_feedback
 from . import mkt_campaign_feedback
+from . import mkt_activity_variant
+from . import mkt_activity_ab

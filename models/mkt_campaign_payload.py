@@ -23,7 +23,8 @@ class MktCampaign(models.Model):
     def _apply_payload_mapping(self, now):
         """Fill the payload of the participants enrolled at ``now`` (one
         enrolment of this campaign) from the mapping: one UPDATE … FROM the
-        target table, merged over what an integration may have set."""
+        target table, merged over what an integration may have set; empty
+        values are left out, so that a message's default applies."""
         self.ensure_one()
         Model = self.env[self.model_name]
         pairs = []
@@ -41,7 +42,8 @@ class MktCampaign(models.Model):
         self.env.cr.execute(SQL(
             """
             UPDATE mkt_participant p
-               SET payload = COALESCE(p.payload, '{}'::jsonb) || jsonb_build_object(%(pairs)s)
+               SET payload = COALESCE(p.payload, '{}'::jsonb)
+                             || jsonb_strip_nulls(jsonb_build_object(%(pairs)s))
               FROM %(table)s t
              WHERE t.id = p.res_id AND p.campaign_id = %(campaign)s
                AND p.enrolled_date = %(now)s

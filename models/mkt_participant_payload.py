@@ -15,6 +15,7 @@ class MktParticipant(models.Model):
     _inherit = "mkt.participant"
 
     payload = fields.Json(
+        "Payload Data",
         help="Custom data of this recipient (a JSON object) set by integrations "
         "through the external API or at enrolment from the campaign's payload "
         "mapping. Messages read it as {{ object_payload.get('key', '') }}.",

@@ -1,4 +1,5 @@
 import logging
+from collections import defaultdict
 from datetime import datetime, timezone
 
 from odoo import api, fields, models
@@ -41,7 +42,7 @@ class MktTrace(models.Model):
     )
     feedback_answer = fields.Text("Provider Answer", readonly=True)
     feedback_date = fields.Datetime("Feedback On", readonly=True)
-    attempt_ids = fields.One2many("mkt.trace.attempt", "trace_id", "Attempts")
+    attempt_ids = fields.One2many("mkt.trace.attempt", "trace_id", "Attempt History")
 
     # ------------------------------------------------------------------
     # Attempt history: written where the queue records outcomes
@@ -134,7 +135,7 @@ class MktTrace(models.Model):
         whatsapp = self.sudo().search([("whatsapp_message_id", "in", message_ids)])
         by_wamid = {t.whatsapp_message_id: t for t in whatsapp}
         feedback = []
-        bounced = MailingTrace
+        bounced = defaultdict(lambda: MailingTrace)  # answer -> mailing traces
         for message_id, kind, answer, when in items:
             mtrace = by_message.get(message_id)
             trace = mtrace.mkt_trace_id if mtrace else by_wamid.get(message_id)
@@ -143,13 +144,13 @@ class MktTrace(models.Model):
             if kind == "bounced_hard" and mtrace:
                 # as Email Marketing records a bounce: the trace's status, then
                 # the campaign's bounce event (mailing_trace.py)
-                bounced |= mtrace.with_context(mkt_feedback_answer=answer)
+                bounced[answer] |= mtrace
                 continue
             feedback.append((trace.id, kind, answer, when))
-        for mtrace in bounced:
-            mtrace.set_bounced(bounce_message=mtrace.env.context.get("mkt_feedback_answer"))
+        for answer, mtraces in bounced.items():
+            mtraces.set_bounced(bounce_message=answer)
         self.sudo()._record_feedback(feedback)
-        return len(feedback) + len(bounced)
+        return len(feedback) + sum(len(mtraces) for mtraces in bounced.values())
 
     @api.model
     def _record_feedback(self, feedback):
@@ -161,7 +162,9 @@ class MktTrace(models.Model):
             return
         self.env.flush_all()
         values = SQL(", ").join(
-            SQL("(%s::int, %s::varchar, %s::text, %s::timestamp)", *item) for item in feedback
+            SQL("(%s::int, %s::varchar, %s::text, %s::timestamp)",
+                trace_id, kind, answer or None, date)
+            for trace_id, kind, answer, date in feedback
         )
         self.env.cr.execute(SQL(
             """
