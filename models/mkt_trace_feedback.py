@@ -107,8 +107,8 @@ class MktTrace(models.Model):
         caller (the signed webhook): ``{"events": [{"message_id": …, "event":
         "delivered" | "bounce" | "soft_bounce" | "complaint" | "blocked" |
         "unsubscribe", "answer": "…", "timestamp": unix seconds}]}``, the
-        message identified by its Message-ID (e-mail), or the provider's id
-        (WhatsApp wamid). Returns how many events were used."""
+        message identified by its Message-ID (e-mail), the SMS uuid, or the
+        provider's id (WhatsApp wamid). Returns how many events were used."""
         items = []
         for event in (payload or {}).get("events") or []:
             if not isinstance(event, dict):
@@ -132,6 +132,11 @@ class MktTrace(models.Model):
             ("message_id", "in", message_ids), ("mkt_trace_id", "!=", False),
         ])
         by_message = {mt.message_id: mt for mt in mailing_traces}
+        # SMS: the uuid the SMS provider knows the message by
+        for tracker in self.env["sms.tracker"].sudo().search([
+            ("sms_uuid", "in", message_ids), ("mailing_trace_id.mkt_trace_id", "!=", False),
+        ]):
+            by_message[tracker.sms_uuid] = tracker.mailing_trace_id
         whatsapp = self.sudo().search([("whatsapp_message_id", "in", message_ids)])
         by_wamid = {t.whatsapp_message_id: t for t in whatsapp}
         feedback = []
@@ -141,7 +146,7 @@ class MktTrace(models.Model):
             trace = mtrace.mkt_trace_id if mtrace else by_wamid.get(message_id)
             if not trace:
                 continue
-            if kind == "bounced_hard" and mtrace:
+            if kind == "bounced_hard" and mtrace and mtrace.trace_type == "mail":
                 # as Email Marketing records a bounce: the trace's status, then
                 # the campaign's bounce event (mailing_trace.py)
                 bounced[answer] |= mtrace
