@@ -78,20 +78,11 @@ class MktCampaignController(http.Controller):
                                          headers=[("Content-Type", "text/plain")])
         return request.make_response("Forbidden", status=403)
 
-    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["POST"],
-                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
-    def whatsapp_webhook(self, **kwargs):
-        """Message statuses and replies. Every POST must carry WhatsApp's
-        signature (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the
-        app secret); without an app secret configured the webhook is closed.
-        Anything else is answered 403 and changes nothing."""
-        secret = request.env["ir.config_parameter"].sudo().get_param(
-            "mkt_campaign.whatsapp_app_secret")
-        if not secret:
-            _logger.warning("WhatsApp webhook call refused: no app secret is configured")
-            return request.make_response(
-                "Webhook closed: no app secret configured", status=403,
-                headers=[("Content-Type", "text/plain")])
+    def _signed_json_payload(self, secret, header, label):
+        """The JSON object of a provider's POST whose ``header`` carries
+        ``sha256=<HMAC-SHA256 of the raw body with secret>``, or the error
+        response to answer (413 too large, 403 bad signature, 400 not a JSON
+        object) before anything is touched."""
         httprequest = request.httprequest
         too_large = request.make_response("Payload too large", status=413,
                                           headers=[("Content-Type", "text/plain")])
@@ -106,8 +97,8 @@ class MktCampaignController(http.Controller):
         if len(body) > WEBHOOK_MAX_BYTES:
             return too_large
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if not consteq(httprequest.headers.get("X-Hub-Signature-256", ""), expected):
-            _logger.warning("WhatsApp webhook call refused: invalid signature")
+        if not consteq(httprequest.headers.get(header, ""), expected):
+            _logger.warning("%s refused: invalid signature", label)
             return request.make_response("Invalid signature", status=403,
                                          headers=[("Content-Type", "text/plain")])
         try:
@@ -116,9 +107,59 @@ class MktCampaignController(http.Controller):
             return request.make_response("Invalid JSON", status=400)
         if not isinstance(payload, dict):
             return request.make_response("Invalid payload", status=400)
+        return payload
+
+    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["POST"],
+                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
+    def whatsapp_webhook(self, **kwargs):
+        """Message statuses and replies. Every POST must carry WhatsApp's
+        signature (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the
+        app secret); without an app secret configured the webhook is closed.
+        Anything else is answered 403 and changes nothing."""
+        secret = request.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.whatsapp_app_secret")
+        if not secret:
+            _logger.warning("WhatsApp webhook call refused: no app secret is configured")
+            return request.make_response(
+                "Webhook closed: no app secret configured", status=403,
+                headers=[("Content-Type", "text/plain")])
+        payload = self._signed_json_payload(secret, "X-Hub-Signature-256",
+                                            "WhatsApp webhook call")
+        if not isinstance(payload, dict):
+            return payload  # the error response
         # sudo: a signed call from WhatsApp, anonymous for Odoo, updates the queue
         request.env["mkt.whatsapp.template"].sudo()._process_webhook(payload)
         return request.make_response("OK", headers=[("Content-Type", "text/plain")])
+
+    # ------------------------------------------------------------------
+    # Provider feedback (delivered, bounces, complaints, blocks, unsubscribes)
+    # ------------------------------------------------------------------
+
+    @http.route("/mkt_campaign/feedback", type="http", auth="public", methods=["POST"],
+                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
+    def provider_feedback(self, **kwargs):
+        """What e-mail / SMS / WhatsApp providers report about the messages
+        (their event webhooks or a feedback-loop relay): a JSON body
+        ``{"events": [{"message_id", "event", "answer", "timestamp"}]}``
+        signed in ``X-Mkt-Signature: sha256=<HMAC-SHA256 of the raw body with
+        the feedback secret>`` (Settings). Without a secret the endpoint is
+        closed; an unsigned or badly signed call is answered 403 and changes
+        nothing."""
+        secret = request.env["ir.config_parameter"].sudo().get_param(
+            "mkt_campaign.feedback_secret")
+        if not secret:
+            _logger.warning("Provider feedback refused: no feedback secret is configured")
+            return request.make_response(
+                "Feedback closed: no secret configured", status=403,
+                headers=[("Content-Type", "text/plain")])
+        payload = self._signed_json_payload(secret, "X-Mkt-Signature", "Provider feedback")
+        if not isinstance(payload, dict):
+            return payload  # the error response
+        # sudo: a signed call from the provider, anonymous for Odoo, records
+        # the feedback of the campaign's messages
+        used = request.env["mkt.trace"].sudo()._process_provider_feedback(payload)
+        return request.make_response(json.dumps({"used": used}),
+                                     headers=[("Content-Type", "application/json")])
 
     # ------------------------------------------------------------------
     # Push devices

@@ -1,7 +1,8 @@
 -- mkt_campaign: a neutralized copy of the database (staging) sends no
 -- campaign message and accepts no provider callback.
 
--- the addon's crons (enrolment, queue, WhatsApp template approvals) off
+-- the addon's crons (enrolment, queue, WhatsApp template approvals, A/B test
+-- winners) off
 UPDATE ir_cron
    SET active = false
  WHERE id IN (
@@ -23,7 +24,9 @@ DELETE FROM ir_config_parameter
        'mkt_campaign.whatsapp_verify_token',
        'mkt_campaign.whatsapp_app_secret',
        'mkt_campaign.fcm_service_account',
-       'mkt_campaign.fcm_endpoint'
+       'mkt_campaign.fcm_endpoint',
+       -- without a secret the provider feedback endpoint refuses every call
+       'mkt_campaign.feedback_secret'
 );
 
 -- the contacts' push devices (their Firebase registration tokens), as mail

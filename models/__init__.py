@@ -9,6 +9,7 @@ from . import mkt_push
 from . import mkt_activity
 from . import mkt_participant
 from . import mkt_trace
+from . import mkt_trace_attempt  # before mkt_event: its view reads the history
 from . import mkt_sending_policy
 from . import mailing_contact
 from . import models
@@ -37,3 +38,11 @@ from . import mkt_activity_schedule
 from . import mkt_trace_test
 from . import mkt_campaign_test
 from . import mkt_campaign_update
+from . import mail_render_mixin
+from . import mkt_participant_payload
+from . import mkt_campaign_payload_field
+from . import mkt_campaign_payload
+from . import mkt_trace_feedback
+from . import mkt_campaign_feedback
+from . import mkt_activity_variant
+from . import mkt_activity_ab

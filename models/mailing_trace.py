@@ -23,6 +23,14 @@ class MailingTrace(models.Model):
             ) if happened
         ]
         res = super().write(vals)
+        if status == "bounce":
+            # the provider's answer kept on the step (mkt_trace_feedback.py)
+            linked = self.filtered("mkt_trace_id")
+            now = fields.Datetime.now()
+            self.env["mkt.trace"].sudo()._record_feedback([
+                (mtrace.mkt_trace_id.id, "bounced_hard", mtrace.failure_reason or False, now)
+                for mtrace in linked
+            ])
         if events:
             linked = self.filtered("mkt_trace_id")
             for event in events:

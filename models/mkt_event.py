@@ -17,6 +17,10 @@ class MktEvent(models.Model):
     event_type = fields.Selection([
         ("sent", "Sent"), ("failed", "Failed"), ("opened", "Opened"), ("read", "Read"),
         ("clicked", "Clicked"), ("replied", "Replied"), ("bounced", "Bounced"),
+        # provider feedback (mkt_trace_feedback.py)
+        ("delivered", "Delivered"), ("bounced_soft", "Bounced (soft)"),
+        ("complained", "Complained (spam)"), ("blocked", "Blocked"),
+        ("unsubscribed", "Unsubscribed"),
     ], "Event", readonly=True)
     campaign_id = fields.Many2one("mkt.campaign", "Campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
@@ -31,6 +35,7 @@ class MktEvent(models.Model):
     url = fields.Char("Link", readonly=True)
     country_id = fields.Many2one("res.country", "Country", readonly=True)
     detail = fields.Char(readonly=True)
+    payload = fields.Text(readonly=True, help="The participant's payload (JSON).")
 
     def init(self):
         tools.drop_view_if_exists(self.env.cr, self._table)
@@ -40,7 +45,9 @@ class MktEvent(models.Model):
                     SELECT t.id AS trace_id, t.campaign_id, t.activity_id, a.activity_type AS channel,
                            t.participant_id, p.record_name, p.email, p.phone, t.state,
                            t.processed_date, t.open_datetime, t.reply_datetime,
-                           t.bounce_datetime, t.error_message
+                           t.bounce_datetime, t.error_message, p.payload::text AS payload,
+                           CASE WHEN t.feedback = 'bounced_hard' THEN t.feedback_answer END
+                               AS bounce_answer
                       FROM mkt_trace t
                       JOIN mkt_activity a ON a.id = t.activity_id
                       JOIN mkt_participant p ON p.id = t.participant_id
@@ -62,8 +69,14 @@ class MktEvent(models.Model):
                     SELECT s.*, 'replied', s.reply_datetime, NULL, NULL, NULL, 3, 0
                       FROM steps s WHERE s.reply_datetime IS NOT NULL
                      UNION ALL
-                    SELECT s.*, 'bounced', s.bounce_datetime, NULL, NULL, NULL, 4, 0
+                    SELECT s.*, 'bounced', s.bounce_datetime, NULL, NULL, s.bounce_answer, 4, 0
                       FROM steps s WHERE s.bounce_datetime IS NOT NULL
+                     UNION ALL
+                    SELECT s.*, at.outcome, at.attempt_date, NULL, NULL, at.answer, 6, at.id
+                      FROM steps s
+                      JOIN mkt_trace_attempt at ON at.trace_id = s.trace_id
+                     WHERE at.outcome IN ('delivered', 'bounced_soft', 'complained',
+                                          'blocked', 'unsubscribed')
                      UNION ALL
                     SELECT s.*, 'clicked', c.create_date, l.url, c.country_id, NULL, 5, c.id
                       FROM steps s
@@ -71,12 +84,14 @@ class MktEvent(models.Model):
                       JOIN link_tracker_click c ON c.mailing_trace_id = mt.id
                       JOIN link_tracker l ON l.id = c.link_id
                 )
-                -- stable ids: queue row x event kind, clicks above 2^40 by click id
+                -- stable ids: queue row x event kind, clicks above 2^40 by click id,
+                -- provider feedback above 2^41 by history line id
                 SELECT CASE WHEN e.kind = 5 THEN 1099511627776 + e.sub_id
+                            WHEN e.kind = 6 THEN 2199023255552 + e.sub_id
                             ELSE e.trace_id::bigint * 8 + e.kind END AS id,
                        e.event_date, e.event_type, e.campaign_id, e.activity_id, e.channel,
                        e.trace_id, e.participant_id, e.record_name, e.email, e.phone,
-                       e.url, e.country_id, e.detail
+                       e.url, e.country_id, e.detail, e.payload
                   FROM events e
             )
         """)

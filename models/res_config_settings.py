@@ -61,6 +61,11 @@ class ResConfigSettings(models.TransientModel):
     pos_mkt_receipt_contacts = fields.Boolean(
         related="pos_config_id.mkt_receipt_contacts", readonly=False,
     )
+    mkt_feedback_secret = fields.Char(
+        "Provider Feedback Secret", config_parameter="mkt_campaign.feedback_secret",
+        help="Checks the signature (X-Mkt-Signature) of the calls providers make to "
+        "<your Odoo URL>/mkt_campaign/feedback. Without it the endpoint is closed.",
+    )
     mkt_fcm_service_account = fields.Char(
         "Firebase Service Account", config_parameter="mkt_campaign.fcm_service_account",
         help="The service account key (JSON) of the Firebase project the apps use.",

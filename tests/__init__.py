@@ -44,3 +44,5 @@ from . import test_update
 from . import test_date_trigger
 from . import test_tour_record_test
 from . import test_step_content
+from . import test_payload_feedback
+from . import test_ab

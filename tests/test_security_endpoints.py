@@ -361,14 +361,16 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         params = self.env["ir.config_parameter"].sudo()
         keys = ("whatsapp_endpoint", "whatsapp_token", "whatsapp_phone_number_id",
                 "whatsapp_account_id", "whatsapp_verify_token", "whatsapp_app_secret",
-                "fcm_service_account", "fcm_endpoint")
+                "fcm_service_account", "fcm_endpoint", "feedback_secret")
         for key in keys:
             params.set_param(f"mkt_campaign.{key}", f"value-of-{key}")
         params.set_param("mkt_campaign.batch_size", 321)
         self.env["mkt.push.token"].create({"partner_id": self.alice.id, "token": "device-x"})
         crons = self.env["ir.cron"].search([]).filtered(
             lambda cron: cron.get_external_id()[cron.id].startswith("mkt_campaign."))
-        self.assertEqual(len(crons), 3)
+        # enrolment, queue, WhatsApp template approvals, A/B test winners,
+        # phase transitions
+        self.assertEqual(len(crons), 5)
         crons.active = True
 
         queries = list(get_neutralization_queries(["mkt_campaign"]))
