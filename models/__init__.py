@@ -27,3 +27,4 @@ from . import mkt_campaign_approval
 from . import mkt_campaign_budget
 from . import mkt_campaign_exit
 from . import mkt_campaign_mailing_list
+from . import mkt_campaign_workflow

@@ -32,3 +32,5 @@ from . import test_mailing_list
 from . import test_lifecycle
 from . import test_pause
 from . import test_fast_email
+from . import test_workflow_tree
+from . import test_tour_tree
