@@ -49,7 +49,8 @@ class MktCampaign(models.Model):
         counts = defaultdict(int)
         if self.ids:
             for campaign, state, day, count in self.env["mkt.trace"]._read_group(
-                self._graph_domain([("campaign_id", "in", self.ids)], days),
+                self._graph_domain(
+                    [("campaign_id", "in", self.ids), ("is_test", "=", False)], days),
                 ["campaign_id", "state", "processed_date:day"], ["__count"],
             ):
                 counts[campaign.id, state, _day(day)] = count
@@ -71,6 +72,13 @@ class MktCampaign(models.Model):
         (counts), "rates": {event: % of processed}, "graph": {"days",
         "processed", "rejected"}}}, "triggers": {activity type: [triggers of
         a child]}, "running": bool}``"""
+        triggers = defaultdict(list)
+        for trigger, (_event, types) in (EVENT_TRIGGERS | NEGATIVE_TRIGGERS).items():
+            for activity_type in types:
+                triggers[activity_type].append(trigger)
+        if not self:
+            # a campaign not saved yet: the cards only need the triggers
+            return {"activities": {}, "triggers": dict(triggers), "running": False}
         self.ensure_one()
         self.check_access("read")
         Trace = self.env["mkt.trace"]
@@ -104,10 +112,6 @@ class MktCampaign(models.Model):
                 lambda state, day, aid=activity.id: daily[aid, state, day], days
             )
             activities[activity.id] = values
-        triggers = defaultdict(list)
-        for trigger, (_event, types) in (EVENT_TRIGGERS | NEGATIVE_TRIGGERS).items():
-            for activity_type in types:
-                triggers[activity_type].append(trigger)
         return {
             "activities": activities,
             "triggers": dict(triggers),

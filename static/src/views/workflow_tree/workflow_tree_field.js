@@ -7,6 +7,7 @@ import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { symmetricalDifference } from "@web/core/utils/arrays";
 import { useService } from "@web/core/utils/hooks";
+import { formatMonetary } from "@web/views/fields/formatters";
 import { X2ManyField, x2ManyField } from "@web/views/fields/x2many/x2many_field";
 import { MktSparkline } from "../../components/sparkline/sparkline";
 
@@ -78,6 +79,17 @@ export class MktWorkflowNode extends Component {
     }
     get isMessage() {
         return ["email", "sms", "whatsapp", "push"].includes(this.data.activity_type);
+    }
+    /** Planned and actual cost, when the workflow's list has them (budget). */
+    get costs() {
+        if (!("planned_cost" in this.data) || !("actual_cost" in this.data)) {
+            return null;
+        }
+        const currencyId = this.data.currency_id && this.data.currency_id.id;
+        return {
+            planned: formatMonetary(this.data.planned_cost, { currencyId }),
+            actual: formatMonetary(this.data.actual_cost, { currencyId }),
+        };
     }
     get childTriggers() {
         return this.tree.childTriggers(this.data.activity_type);
