@@ -21,3 +21,13 @@ class TestWorkflowTreeTour(HttpCase):
         self.assertEqual((follow_up.parent_id, follow_up.trigger_type),
                          (thanks, "after_parent"))
         self.assertEqual(follow_up.mailing_id.subject, "News for {{ object.name }}")
+
+    def test_dashboard_templates(self):
+        """Marketing > Campaigns with no campaign: the six templates as cards,
+        one click creating the draft."""
+        self.env["mkt.campaign"].with_context(active_test=False).search([]).unlink()
+        self.start_tour("/odoo/action-mkt_campaign.mkt_campaign_action",
+                        "mkt_campaign_dashboard_template", login="admin")
+        campaign = self.env["mkt.campaign"].search([])
+        self.assertEqual((campaign.name, campaign.state), ("Prioritize Hot Leads", "draft"))
+        self.assertTrue(campaign.activity_ids.child_ids)

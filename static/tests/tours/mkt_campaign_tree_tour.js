@@ -81,3 +81,23 @@ registry.category("web_tour.tours").add("mkt_campaign_tree", {
         },
     ],
 });
+
+// With no campaign yet, the dashboard shows the templates: one click creates
+// the draft and opens it, its workflow as a tree.
+registry.category("web_tour.tours").add("mkt_campaign_dashboard_template", {
+    steps: () => [
+        {
+            content: "Pick the Prioritize Hot Leads template",
+            trigger: ".o_mkt_campaign_templates .o_mkt_template_prioritize_hot_leads",
+            run: "click",
+        },
+        {
+            content: "The draft campaign opens with the template's workflow",
+            trigger: '.o_form_view .o_mkt_card[data-name="Nice to meet you"]',
+        },
+        {
+            content: "Its children are cards under it",
+            trigger: ".o_form_view .o_mkt_tree_children .o_mkt_card",
+        },
+    ],
+});
