@@ -1,3 +1,4 @@
+from odoo.exceptions import UserError
 from odoo.tests import freeze_time, tagged, users
 
 from .common import T0, MktCampaignCommon
@@ -40,7 +41,7 @@ class TestWorkflowTree(MktCampaignCommon):
 
     def test_trigger_sentence(self):
         """Each card says when its step runs, in one sentence."""
-        campaign, steps = self._create_campaign([
+        _campaign, steps = self._create_campaign([
             ("welcome", {}),
             ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
                           "interval_number": 2, "interval_type": "days"}),
@@ -126,9 +127,9 @@ class TestWorkflowTree(MktCampaignCommon):
         """A figure opens only the rows of a step of that campaign."""
         campaign, steps = self._sent_campaign()
         other, _steps = self._create_campaign([("other", {})], name="Other")
-        with self.assertRaises(Exception):
+        with self.assertRaises(UserError):
             other.action_view_workflow_traces(steps["welcome"].id, "processed")
-        with self.assertRaises(Exception):
+        with self.assertRaises(UserError):
             campaign.action_view_workflow_traces(steps["welcome"].id, "state desc")
 
     # ------------------------------------------------------------------

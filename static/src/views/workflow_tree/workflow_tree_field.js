@@ -82,7 +82,7 @@ export class MktWorkflowNode extends Component {
     }
     /** Planned and actual cost, when the workflow's list has them (budget). */
     get costs() {
-        if (!("planned_cost" in this.data) || !("actual_cost" in this.data)) {
+        if (!this.data.planned_cost && !this.data.actual_cost) {
             return null;
         }
         const currencyId = this.data.currency_id && this.data.currency_id.id;
