@@ -160,3 +160,8 @@ class TestWorkflowTree(MktCampaignCommon):
         campaign = self.env["mkt.campaign"].browse(action["res_id"])
         self.assertEqual((campaign.name, campaign.state), ("Welcome Flow", "draft"))
         self.assertTrue(campaign.activity_ids)
+
+    @users("mkt_user")
+    def test_template_cards_user(self):
+        """A campaign user, who may not create campaigns, gets no template card."""
+        self.assertEqual(self.env["mkt.campaign.template"].get_template_cards(), [])

@@ -56,7 +56,10 @@ class MktCampaignTemplate(models.TransientModel):
 
     @api.model
     def get_template_cards(self):
-        """The templates as the empty campaign dashboard shows them."""
+        """The templates as the empty campaign dashboard shows them (none to a
+        user who may not create campaigns from them)."""
+        if not self.has_access("create"):
+            return []
         descriptions = self._template_descriptions()
         labels = dict(self._fields["template"]._description_selection(self.env))
         icons = {
