@@ -132,7 +132,7 @@ class MktCampaign(models.Model):
             *FIGURE_DOMAINS[figure],
         ]
         action["context"] = {"create": False}
-        action["name"] = activity.name
+        action["name"] = action["display_name"] = activity.name
         return action
 
     # ------------------------------------------------------------------

@@ -95,6 +95,7 @@ class TestWorkflowTree(MktCampaignCommon):
 
         # a figure opens its rows of the queue
         action = campaign.action_view_workflow_traces(steps["welcome"].id, "opened")
+        self.assertEqual(action["display_name"], "welcome")
         opened = self.env["mkt.trace"].search(action["domain"])
         self.assertEqual(opened.mapped("record_name"), ["Alice Audience"])
         action = campaign.action_view_workflow_traces(steps["welcome"].id, "rejected")

@@ -79,6 +79,15 @@ registry.category("web_tour.tours").add("mkt_campaign_tree", {
             content: "Figures are shown on the saved steps",
             trigger: '.o_mkt_card[data-name="Tree follow-up"] .o_mkt_figure_processed',
         },
+        {
+            content: "A figure opens the matching rows of the queue",
+            trigger: '.o_mkt_card[data-name="Tree welcome"] .o_mkt_figure_scheduled',
+            run: "click",
+        },
+        {
+            content: "The queue of the step is shown",
+            trigger: '.o_breadcrumb:contains("Tree welcome")',
+        },
     ],
 });
 
