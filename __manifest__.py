@@ -69,6 +69,9 @@ costs, revenue and ROI. POS staff send marketing messages from the order list.
         "demo/mkt_campaign_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "mkt_campaign/static/src/**/*",
+        ],
         "web.assets_tests": [
             "mkt_campaign/static/tests/tours/*.js",
         ],

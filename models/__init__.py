@@ -46,3 +46,4 @@ from . import mkt_trace_feedback
 from . import mkt_campaign_feedback
 from . import mkt_activity_variant
 from . import mkt_activity_ab
+from . import mkt_campaign_workflow

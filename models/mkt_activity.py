@@ -116,6 +116,10 @@ class MktActivity(models.Model):
         [("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"), ("months", "Months")],
         "Delay Unit", default="hours", required=True,
     )
+    trigger_description = fields.Char(
+        "When", compute="_compute_trigger_description",
+        help="The step's trigger and delay in words, as the workflow tree shows them.",
+    )
     domain = fields.Char(
         "Applied Filter", default="[]", required=True,
         help="The participant's record must still match this filter when the step "
@@ -160,6 +164,74 @@ class MktActivity(models.Model):
     def _compute_level(self):
         for activity in self:
             activity.level = max((activity.parent_path or "").count("/") - 1, 0)
+
+    @api.depends("trigger_type", "interval_number", "interval_type")
+    def _compute_trigger_description(self):
+        for activity in self:
+            activity.trigger_description = activity._trigger_sentence()
+
+    def _trigger_sentence(self):
+        """The trigger and the delay as one translatable sentence, e.g. "2 days
+        after the parent e-mail was not opened" (whole sentences per trigger,
+        the delay as a placeholder)."""
+        self.ensure_one()
+        _ = self.env._
+        number = self.interval_number or 0
+        if number:
+            delay = {
+                "hours": _("1 hour") if number == 1 else _("%(count)s hours", count=number),
+                "days": _("1 day") if number == 1 else _("%(count)s days", count=number),
+                "weeks": _("1 week") if number == 1 else _("%(count)s weeks", count=number),
+                "months": _("1 month") if number == 1 else _("%(count)s months", count=number),
+            }.get(self.interval_type, str(number))
+            sentences = {
+                "begin": _("%(delay)s after the campaign starts", delay=delay),
+                "after_parent": _("%(delay)s after the parent step", delay=delay),
+                "email_open": _("%(delay)s after the parent e-mail was opened", delay=delay),
+                "email_not_open": _("%(delay)s after the parent e-mail was not opened",
+                                    delay=delay),
+                "email_click": _("%(delay)s after the parent e-mail was clicked", delay=delay),
+                "email_not_click": _("%(delay)s after the parent e-mail was not clicked",
+                                     delay=delay),
+                "email_reply": _("%(delay)s after the parent e-mail was replied to",
+                                 delay=delay),
+                "email_not_reply": _("%(delay)s after the parent e-mail was not replied to",
+                                     delay=delay),
+                "email_bounce": _("%(delay)s after the parent e-mail bounced", delay=delay),
+                "sms_click": _("%(delay)s after the parent SMS was clicked", delay=delay),
+                "sms_not_click": _("%(delay)s after the parent SMS was not clicked",
+                                   delay=delay),
+                "whatsapp_read": _("%(delay)s after the parent WhatsApp message was read",
+                                   delay=delay),
+                "whatsapp_not_read": _(
+                    "%(delay)s after the parent WhatsApp message was not read", delay=delay),
+                "whatsapp_reply": _(
+                    "%(delay)s after the parent WhatsApp message was replied to", delay=delay),
+                "whatsapp_not_reply": _(
+                    "%(delay)s after the parent WhatsApp message was not replied to",
+                    delay=delay),
+            }
+        else:
+            sentences = {
+                "begin": _("At campaign start"),
+                "after_parent": _("Right after the parent step"),
+                "email_open": _("As soon as the parent e-mail is opened"),
+                "email_not_open": _("Right after the parent e-mail, if it is not opened"),
+                "email_click": _("As soon as the parent e-mail is clicked"),
+                "email_not_click": _("Right after the parent e-mail, if it is not clicked"),
+                "email_reply": _("As soon as the parent e-mail is replied to"),
+                "email_not_reply": _("Right after the parent e-mail, if it is not replied to"),
+                "email_bounce": _("As soon as the parent e-mail bounces"),
+                "sms_click": _("As soon as the parent SMS is clicked"),
+                "sms_not_click": _("Right after the parent SMS, if it is not clicked"),
+                "whatsapp_read": _("As soon as the parent WhatsApp message is read"),
+                "whatsapp_not_read": _(
+                    "Right after the parent WhatsApp message, if it is not read"),
+                "whatsapp_reply": _("As soon as the parent WhatsApp message is replied to"),
+                "whatsapp_not_reply": _(
+                    "Right after the parent WhatsApp message, if it is not replied to"),
+            }
+        return sentences.get(self.trigger_type, "")
 
     def _compute_statistics(self):
         stats = {

@@ -46,3 +46,5 @@ from . import test_tour_record_test
 from . import test_step_content
 from . import test_payload_feedback
 from . import test_ab
+from . import test_workflow_tree
+from . import test_tour_tree

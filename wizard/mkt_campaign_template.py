@@ -1,6 +1,7 @@
 from markupsafe import Markup
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 TEMPLATES = [
     ("tag_hot_contacts", "Tag Hot Contacts"),
@@ -28,7 +29,13 @@ class MktCampaignTemplate(models.TransientModel):
 
     @api.depends("template")
     def _compute_description(self):
-        descriptions = {
+        descriptions = self._template_descriptions()
+        for wizard in self:
+            wizard.description = _html(descriptions.get(wizard.template, ""))
+
+    @api.model
+    def _template_descriptions(self):
+        return {
             "tag_hot_contacts": self.env._(
                 "Send a welcome e-mail to your contacts and tag those who click it as hot."),
             "welcome_flow": self.env._(
@@ -46,8 +53,36 @@ class MktCampaignTemplate(models.TransientModel):
             "prioritize_hot_leads": self.env._(
                 "Send an e-mail to new leads and give those who open it a high priority."),
         }
-        for wizard in self:
-            wizard.description = _html(descriptions.get(wizard.template, ""))
+
+    @api.model
+    def get_template_cards(self):
+        """The templates as the empty campaign dashboard shows them (none to a
+        user who may not create campaigns from them)."""
+        if not self.has_access("create"):
+            return []
+        descriptions = self._template_descriptions()
+        labels = dict(self._fields["template"]._description_selection(self.env))
+        icons = {
+            "tag_hot_contacts": "fa-tags",
+            "welcome_flow": "fa-handshake-o",
+            "double_optin": "fa-check-square-o",
+            "commercial_prospection": "fa-book",
+            "schedule_calls": "fa-phone",
+            "prioritize_hot_leads": "fa-fire",
+        }
+        return [
+            {"key": key, "name": labels[key], "description": descriptions.get(key, ""),
+             "icon": icons.get(key, "fa-bullhorn")}
+            for key, _label in TEMPLATES
+        ]
+
+    @api.model
+    def action_create_from_template(self, template):
+        """One click on a template card: the draft campaign, opened."""
+        if template not in dict(TEMPLATES):
+            raise UserError(self.env._("Unknown campaign template: %(template)s",
+                                       template=template))
+        return self.create({"template": template}).action_create()
 
     def action_create(self):
         self.ensure_one()

@@ -34,7 +34,7 @@ registry.category("web_tour.tours").add("mkt_campaign_sms_step", {
         },
         {
             content: "The SMS step is in the workflow",
-            trigger: '.o_field_widget[name=activity_ids] td[name=name]:contains("Text reminder")',
+            trigger: '.o_field_widget[name=activity_ids] .o_mkt_card_name:contains("Text reminder")',
         },
         ...stepUtils.saveForm(),
     ],

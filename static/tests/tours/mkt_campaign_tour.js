@@ -51,7 +51,7 @@ registry.category("web_tour.tours").add("mkt_campaign_create_and_launch", {
         },
         {
             content: "The step is in the workflow",
-            trigger: '.o_field_widget[name=activity_ids] td[name=name]:contains("Spring e-mail")',
+            trigger: '.o_field_widget[name=activity_ids] .o_mkt_card_name:contains("Spring e-mail")',
         },
         ...stepUtils.saveForm(),
         {
@@ -101,7 +101,7 @@ registry.category("web_tour.tours").add("mkt_campaign_from_template", {
         },
         {
             content: "The draft campaign has the template's workflow",
-            trigger: '.o_field_widget[name=activity_ids] td[name=name]:contains("Nice to meet you")',
+            trigger: '.o_field_widget[name=activity_ids] .o_mkt_card_name:contains("Nice to meet you")',
         },
         {
             content: "Open the Results tab",
