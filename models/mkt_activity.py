@@ -170,20 +170,25 @@ class MktActivity(models.Model):
         for activity in self:
             activity.trigger_description = activity._trigger_sentence()
 
+    def _delay_words(self):
+        """The step's delay in words: "1 day", "3 weeks"."""
+        _ = self.env._
+        number = self.interval_number or 0
+        return {
+            "hours": _("1 hour") if number == 1 else _("%(count)s hours", count=number),
+            "days": _("1 day") if number == 1 else _("%(count)s days", count=number),
+            "weeks": _("1 week") if number == 1 else _("%(count)s weeks", count=number),
+            "months": _("1 month") if number == 1 else _("%(count)s months", count=number),
+        }.get(self.interval_type, str(number))
+
     def _trigger_sentence(self):
         """The trigger and the delay as one translatable sentence, e.g. "2 days
         after the parent e-mail was not opened" (whole sentences per trigger,
         the delay as a placeholder)."""
         self.ensure_one()
         _ = self.env._
-        number = self.interval_number or 0
-        if number:
-            delay = {
-                "hours": _("1 hour") if number == 1 else _("%(count)s hours", count=number),
-                "days": _("1 day") if number == 1 else _("%(count)s days", count=number),
-                "weeks": _("1 week") if number == 1 else _("%(count)s weeks", count=number),
-                "months": _("1 month") if number == 1 else _("%(count)s months", count=number),
-            }.get(self.interval_type, str(number))
+        if self.interval_number:
+            delay = self._delay_words()
             sentences = {
                 "begin": _("%(delay)s after the campaign starts", delay=delay),
                 "after_parent": _("%(delay)s after the parent step", delay=delay),

@@ -67,6 +67,22 @@ class MktActivity(models.Model):
         for activity in self:
             activity.preview_html = activity._render_preview()
 
+    @api.depends("date_field_id", "date_direction")
+    def _compute_trigger_description(self):
+        return super()._compute_trigger_description()
+
+    def _trigger_sentence(self):
+        """"3 days before Birthday": the date trigger in words."""
+        if self.trigger_type != "record_date":
+            return super()._trigger_sentence()
+        _ = self.env._
+        field = self.date_field_id.field_description or _("the date")
+        if not self.interval_number:
+            return _("On %(field)s", field=field)
+        if self.date_direction == "after":
+            return _("%(delay)s after %(field)s", delay=self._delay_words(), field=field)
+        return _("%(delay)s before %(field)s", delay=self._delay_words(), field=field)
+
     def _render_preview(self):
         """The e-mail rendered for the first record of the audience the
         current user may read, with that user's rights (record rules and the

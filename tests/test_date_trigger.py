@@ -89,6 +89,17 @@ class TestDateTrigger(MktCampaignCommon):
         self.assertEqual((soon.state, soon.schedule_date), ("scheduled", MIDNIGHT + 11 * D))
         self.assertEqual(soon.parent_id.activity_id, first)
 
+    def test_trigger_in_words(self):
+        """The workflow card says when a dated step runs."""
+        deadline = self.deadline.field_description
+        self.assertEqual(self._dated_step().trigger_description,
+                         f"3 days before {deadline}")
+        self.assertEqual(self._dated_step(date_direction="after", interval_number=1,
+                                          interval_type="weeks").trigger_description,
+                         f"1 week after {deadline}")
+        self.assertEqual(self._dated_step(interval_number=0).trigger_description,
+                         f"On {deadline}")
+
     def test_date_field_must_be_a_date_of_the_target(self):
         with self.assertRaises(ValidationError):
             self._dated_step(date_field_id=False)
