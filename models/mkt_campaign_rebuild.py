@@ -231,7 +231,8 @@ class MktCampaign(models.Model):
         Participant.search([
             ("campaign_id", "=", self.id), ("state", "=", "running"),
         ])._update_completion()
-        self.sudo().write({"queue_outdated": False})
+        # the steps added to the workflow are queued: nothing left for Update
+        self.sudo().write({"queue_outdated": False, "needs_update": False})
         counts = {
             "canceled": canceled, "replanned": replanned, "added": added, "requeued": requeued,
         }
