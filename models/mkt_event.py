@@ -18,18 +18,18 @@ class MktEvent(models.Model):
         ("sent", "Sent"), ("failed", "Failed"), ("opened", "Opened"), ("read", "Read"),
         ("clicked", "Clicked"), ("replied", "Replied"), ("bounced", "Bounced"),
     ], "Event", readonly=True)
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", readonly=True)
+    campaign_id = fields.Many2one("mkt.campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
     channel = fields.Selection([
         ("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"), ("push", "Push Notification"),
     ], readonly=True)
     trace_id = fields.Many2one("mkt.trace", "Queue Row", readonly=True)
-    participant_id = fields.Many2one("mkt.participant", "Participant", readonly=True)
+    participant_id = fields.Many2one("mkt.participant", readonly=True)
     record_name = fields.Char("Contact", readonly=True)
     email = fields.Char(readonly=True)
     phone = fields.Char(readonly=True)
     url = fields.Char("Link", readonly=True)
-    country_id = fields.Many2one("res.country", "Country", readonly=True)
+    country_id = fields.Many2one("res.country", readonly=True)
     detail = fields.Char(readonly=True)
 
     def init(self):

@@ -30,6 +30,9 @@ Use as a script (stays in the foreground until SIGTERM/SIGINT)::
 
 This module must not import odoo.
 """
+# A standalone stdlib server: it reports on stdout / its log stream, and
+# ignores the errors of one client or of a loop already closed.
+# pylint: disable=print-used,except-pass
 
 import argparse
 import asyncio
