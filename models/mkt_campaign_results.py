@@ -110,13 +110,16 @@ class MktCampaign(models.Model):
                        count(*) FILTER (WHERE t.state IN ('scheduled', 'processing')),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'sms'),
-                       count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
+                       count(*) FILTER (WHERE t.state = 'processed'
+                                          AND a.activity_type = 'whatsapp'),
                        count(*) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'push'),
                        count(*) FILTER (WHERE t.state = 'failed'),
                        count(*) FILTER (WHERE t.state = 'canceled'),
                        count(*) FILTER (WHERE t.state = 'rejected'),
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'email'),
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed' AND a.activity_type = 'whatsapp'),
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed'
+                                                       AND a.activity_type = 'email'),
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed'
+                                                       AND a.activity_type = 'whatsapp'),
                        count(t.click_datetime) FILTER (WHERE t.state = 'processed'),
                        count(t.reply_datetime) FILTER (WHERE t.state = 'processed'),
                        count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')

@@ -37,7 +37,8 @@ class MktEvent(models.Model):
         self.env.cr.execute(f"""
             CREATE OR REPLACE VIEW {self._table} AS (
                 WITH steps AS (
-                    SELECT t.id AS trace_id, t.campaign_id, t.activity_id, a.activity_type AS channel,
+                    SELECT t.id AS trace_id, t.campaign_id, t.activity_id,
+                           a.activity_type AS channel,
                            t.participant_id, p.record_name, p.email, p.phone, t.state,
                            t.processed_date, t.open_datetime, t.reply_datetime,
                            t.bounce_datetime, t.error_message

@@ -391,7 +391,7 @@ class LoopbackSMTPServer:
             except Exception:  # noqa: BLE001
                 pass
 
-    async def _session(self, reader, writer):
+    async def _session(self, reader, writer):  # noqa: C901 - one branch per SMTP command
         peer = writer.get_extra_info('peername')
         write = writer.write
         write(b'220 %s ESMTP loopback catcher ready\r\n' % self.hostname.encode())
