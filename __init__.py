@@ -29,7 +29,8 @@ def uninstall_hook(env):
         # steps refer to their action with ondelete='restrict'; the steps go
         # with the addon's tables right after this hook
         env.cr.execute(SQL(
-            "UPDATE mkt_activity SET server_action_id = NULL WHERE server_action_id = ANY(%s)",
+            "UPDATE mkt_activity SET server_action_id = NULL"
+            " WHERE server_action_id = ANY(%s)",
             actions.ids,
         ))
         actions.unlink()

@@ -186,8 +186,8 @@ class MktCampaignController(http.Controller):
         device = Token.search([("token", "=", token)], limit=1)
         if device and device.active and device.partner_id != partner:
             raise UserError(request.env._(
-                "This device is registered to another contact: it must be unregistered "
-                "before it can be registered again."))
+                "This device is registered to another contact: it must be "
+                "unregistered before it can be registered again."))
         values = {"partner_id": partner.id, "platform": platform,
                   "active": True, "last_error": False}
         if device:
@@ -209,7 +209,8 @@ class MktCampaignController(http.Controller):
         stale = others[cap - 1:]
         if stale:
             stale.write({"active": False, "last_error": request.env._(
-                "Replaced by a newer device (at most %(cap)s active devices per contact).",
+                "Replaced by a newer device (at most %(cap)s active devices "
+                "per contact).",
                 cap=cap)})
 
     @http.route("/mkt_campaign/push/unregister", type="jsonrpc", auth="user", methods=["POST"])

@@ -7,5 +7,3 @@ class CrmLead(models.Model):
 
     _name = "crm.lead"
     _inherit = ["crm.lead", "mkt.purchase.mixin", "mkt.optin.mixin"]
-
-    _mkt_purchase_key = "partner_id"

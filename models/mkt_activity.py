@@ -71,7 +71,7 @@ class MktActivity(models.Model):
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
     campaign_id = fields.Many2one(
-        "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
+        "mkt.campaign", required=True, ondelete="cascade", index=True
     )
     model_name = fields.Char(related="campaign_id.model_name")
     company_id = fields.Many2one(related="campaign_id.company_id")
@@ -146,7 +146,7 @@ class MktActivity(models.Model):
     )
     push_body = fields.Text("Notification Text")
     server_action_id = fields.Many2one(
-        "ir.actions.server", "Server Action", ondelete="restrict",
+        "ir.actions.server", ondelete="restrict",
         domain="[('model_id.model', '=', model_name)]",
     )
     trace_ids = fields.One2many("mkt.trace", "activity_id", "Queue")

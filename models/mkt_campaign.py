@@ -32,7 +32,7 @@ class MktCampaign(models.Model):
     name = fields.Char(required=True, tracking=True)
     active = fields.Boolean(default=True)
     company_id = fields.Many2one(
-        "res.company", "Company", default=lambda self: self.env.company, index=True
+        "res.company", default=lambda self: self.env.company, index=True
     )
     user_id = fields.Many2one(
         "res.users", "Responsible", default=lambda self: self.env.user, tracking=True
@@ -55,7 +55,7 @@ class MktCampaign(models.Model):
         help="Only records matching this filter are enrolled.",
     )
     unique_field_id = fields.Many2one(
-        "ir.model.fields", "Unique Field", ondelete="set null",
+        "ir.model.fields", ondelete="set null",
         domain="[('model_id', '=', model_id), ('store', '=', True), "
         "('ttype', 'in', ('char', 'many2one', 'integer', 'selection'))]",
         help="Records sharing a value of this field (an e-mail, a customer…) are "
@@ -644,7 +644,7 @@ class MktCampaign(models.Model):
         Model = self.env[self.model_name]
         if "email_normalized" in Model._fields and Model._fields["email_normalized"].store:
             return Domain("email_normalized", "in", emails)
-        if "partner_id" in Model._fields:
+        if Model._mkt_partner_field() == "partner_id":
             return Domain("partner_id.email_normalized", "in", emails)
         raise ValidationError(self.env._(
             "%(target)s records have no e-mail to match distribution lists with.",

@@ -31,7 +31,7 @@ class MktCampaign(models.Model):
         ondelete={"pending": "set default", "approved": "set default"},
     )
     approval_required = fields.Boolean(compute="_compute_approval_required")
-    approved_by_id = fields.Many2one("res.users", "Approved By", readonly=True, copy=False)
+    approved_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     approved_date = fields.Datetime("Approved On", readonly=True, copy=False)
 
     def _compute_approval_required(self):
@@ -55,7 +55,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _check_engine_fields(self, vals):
-        super()._check_engine_fields(vals)
+        res = super()._check_engine_fields(vals)
         # an approval is given by action_approve only
         forged = [fname for fname in ("approved_by_id", "approved_date") if vals.get(fname)]
         if forged and not self.env.su:
@@ -63,6 +63,7 @@ class MktCampaign(models.Model):
                 "%(fields)s of a campaign cannot be written: use Approve.",
                 fields=", ".join(self._fields[fname].string for fname in forged),
             ))
+        return res
 
     # ------------------------------------------------------------------
     # Actions

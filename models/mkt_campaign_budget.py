@@ -33,7 +33,7 @@ class MktCampaign(models.Model):
     budget_notified_80 = fields.Boolean("Told at 80% of the Budget", readonly=True, copy=False)
     budget_notified_100 = fields.Boolean("Told at 100% of the Budget", readonly=True, copy=False)
     planned_cost = fields.Monetary(
-        "Planned Cost", compute="_compute_planned_cost",
+        compute="_compute_planned_cost",
         help="Sum of the steps' planned costs (unit cost × expected messages).",
     )
 
@@ -51,7 +51,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _check_engine_fields(self, vals):
-        super()._check_engine_fields(vals)
+        res = super()._check_engine_fields(vals)
         # even False: resuming a paused campaign is raising its budget
         forged = [fname for fname in BUDGET_ENGINE_FIELDS if fname in vals]
         if forged and not self.env.su:
@@ -59,6 +59,7 @@ class MktCampaign(models.Model):
                 "%(fields)s of a campaign cannot be written: the budget checks set it.",
                 fields=", ".join(self._fields[fname].string for fname in forged),
             ))
+        return res
 
     def _check_budget(self):
         """Compare the costs with the budget: tell the responsible at 80% and
@@ -196,5 +197,6 @@ class MktTrace(models.Model):
         ):
             campaign._check_budget()
             if auto_commit:
-                self.env.cr.commit()
+                # the pause / notice is kept with the chunk it follows
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         return requeued

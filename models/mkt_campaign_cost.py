@@ -7,7 +7,7 @@ class MktCampaignCost(models.Model):
     _order = "date desc, id desc"
 
     campaign_id = fields.Many2one(
-        "mkt.campaign", "Campaign", required=True, ondelete="cascade", index=True
+        "mkt.campaign", required=True, ondelete="cascade", index=True
     )
     date = fields.Date(required=True, default=fields.Date.context_today)
     name = fields.Char(

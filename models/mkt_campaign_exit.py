@@ -67,11 +67,12 @@ class MktCampaign(models.Model):
 
     @api.model
     def _cron_sync_participants(self):
-        super()._cron_sync_participants()
+        res = super()._cron_sync_participants()
         # also campaigns whose audience is frozen (no enrolment): people leave them
         campaigns = self.search([("state", "=", "running"), ("exit_domain", "!=", False)])
         for campaign in campaigns:
             campaign._apply_exit_condition()
+        return res
 
     def _apply_exit_condition(self, res_ids=None):
         """Participants (running) whose record meets the exit condition leave:

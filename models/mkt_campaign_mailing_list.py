@@ -112,10 +112,10 @@ class MktCampaign(models.Model):
                 else SQL("lower(trim(t.%s))", SQL.identifier(email_fname))
             )
             joins = SQL("")
-        elif stored("partner_id") and Model._fields["partner_id"].comodel_name == "res.partner":
+        elif (partner_sql := Model._mkt_partner_sql("t")) is not None:
             email = SQL("rp.email")
             normalized = SQL("rp.email_normalized")
-            joins = SQL("JOIN res_partner rp ON rp.id = t.partner_id")
+            joins = SQL("JOIN res_partner rp ON rp.id = %s", partner_sql)
         else:
             raise UserError(self.env._(
                 "%(target)s records have no e-mail address to save in a mailing list.",
@@ -124,8 +124,8 @@ class MktCampaign(models.Model):
         rec_name = Model._rec_name
         if rec_name and stored(rec_name):
             name = SQL("t.%s", SQL.identifier(rec_name))
-        elif "partner_id" in Model._fields and stored("partner_id"):
-            name = SQL("(SELECT p.name FROM res_partner p WHERE p.id = t.partner_id)")
+        elif (partner_sql := Model._mkt_partner_sql("t")) is not None:
+            name = SQL("(SELECT p.name FROM res_partner p WHERE p.id = %s)", partner_sql)
         else:
             name = email
         return email, normalized, name, joins

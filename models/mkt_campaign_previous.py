@@ -36,7 +36,7 @@ class MktCampaignPrevious(models.Model):
         required=True, default="not_in",
     )
     previous_campaign_id = fields.Many2one(
-        "mkt.campaign", "Previous Campaign", required=True, ondelete="cascade",
+        "mkt.campaign", required=True, ondelete="cascade",
         domain="[('id', '!=', campaign_id)]",
     )
     engagement = fields.Selection(

@@ -23,7 +23,7 @@ class MktCampaignRefinement(models.Model):
         compute="_compute_record_ref", inverse="_inverse_record_ref",
     )
     res_id = fields.Many2oneReference("Record ID", model_field="model_name")
-    record_name = fields.Char("Record Name", compute="_compute_record_name", store=True)
+    record_name = fields.Char(compute="_compute_record_name", store=True)
 
     _unique_record = models.UniqueIndex(
         "(campaign_id, res_id)", "A record is either included or excluded, once."

@@ -80,7 +80,7 @@ class MktCampaign(models.Model):
     # costs
     registered_cost = fields.Monetary("Registered Costs", compute="_compute_costs")
     message_cost = fields.Monetary("Message Costs", compute="_compute_costs")
-    total_cost = fields.Monetary("Total Cost", compute="_compute_costs")
+    total_cost = fields.Monetary(compute="_compute_costs")
     budget_remaining = fields.Monetary("Budget Left", compute="_compute_costs")
     budget_used_rate = fields.Float("Budget Used (%)", compute="_compute_costs")
 
@@ -91,7 +91,7 @@ class MktCampaign(models.Model):
     crm_revenue = fields.Monetary("Won Opportunities", compute="_compute_revenue")
     sale_revenue = fields.Monetary("Sales", compute="_compute_revenue")
     pos_revenue = fields.Monetary("Point of Sale", compute="_compute_revenue")
-    revenue = fields.Monetary("Revenue", compute="_compute_revenue")
+    revenue = fields.Monetary(compute="_compute_revenue")
     roi = fields.Float("ROI (%)", compute="_compute_revenue")
 
     @api.depends("company_id")
@@ -205,14 +205,13 @@ class MktCampaign(models.Model):
             Model = self.env.get(model_name)
             if Model is None:
                 continue
-            partner_field = Model._fields.get("partner_id")
+            partner_sql = Model._mkt_partner_sql("r")
             if model_name == "res.partner":
                 partner = SQL("p.res_id")
-            elif (partner_field and partner_field.store
-                    and partner_field.comodel_name == "res.partner"):
+            elif partner_sql is not None:
                 partner = SQL(
-                    "(SELECT r.partner_id FROM %s r WHERE r.id = p.res_id)",
-                    SQL.identifier(Model._table),
+                    "(SELECT %s FROM %s r WHERE r.id = p.res_id)",
+                    partner_sql, SQL.identifier(Model._table),
                 )
             else:
                 partner = SQL("NULL::int")

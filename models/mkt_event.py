@@ -22,18 +22,18 @@ class MktEvent(models.Model):
         ("complained", "Complained (spam)"), ("blocked", "Blocked"),
         ("unsubscribed", "Unsubscribed"),
     ], "Event", readonly=True)
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", readonly=True)
+    campaign_id = fields.Many2one("mkt.campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
     channel = fields.Selection([
         ("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"), ("push", "Push Notification"),
     ], readonly=True)
     trace_id = fields.Many2one("mkt.trace", "Queue Row", readonly=True)
-    participant_id = fields.Many2one("mkt.participant", "Participant", readonly=True)
+    participant_id = fields.Many2one("mkt.participant", readonly=True)
     record_name = fields.Char("Contact", readonly=True)
     email = fields.Char(readonly=True)
     phone = fields.Char(readonly=True)
     url = fields.Char("Link", readonly=True)
-    country_id = fields.Many2one("res.country", "Country", readonly=True)
+    country_id = fields.Many2one("res.country", readonly=True)
     detail = fields.Char(readonly=True)
     payload = fields.Text(readonly=True, help="The participant's payload (JSON).")
 
@@ -42,7 +42,8 @@ class MktEvent(models.Model):
         self.env.cr.execute(f"""
             CREATE OR REPLACE VIEW {self._table} AS (
                 WITH steps AS (
-                    SELECT t.id AS trace_id, t.campaign_id, t.activity_id, a.activity_type AS channel,
+                    SELECT t.id AS trace_id, t.campaign_id, t.activity_id,
+                           a.activity_type AS channel,
                            t.participant_id, p.record_name, p.email, p.phone, t.state,
                            t.processed_date, t.open_datetime, t.reply_datetime,
                            t.bounce_datetime, t.error_message, p.payload::text AS payload,

@@ -58,8 +58,8 @@ class MktOptinMixin(models.AbstractModel):
         if self.env.su or self.env.user.has_group("mkt_campaign.group_mkt_campaign_manager"):
             return
         raise AccessError(self.env._(
-            "Only the contact, through the confirmation link, or a marketing campaign "
-            "manager can set the opt-in confirmation date."
+            "Only the contact, through the confirmation link, or a "
+            "marketing campaign manager can set the opt-in confirmation date."
         ))
 
     def _mkt_optin_email(self):

@@ -160,7 +160,9 @@ class MktParticipant(models.Model):
             try:
                 self._update_completion()
                 if retry:
-                    self.env.cr.commit()
+                    # its own transaction (see above), only in the queue's
+                    # auto-commit mode
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
                 return
             except psycopg2.extensions.TransactionRollbackError:
                 if not retry:
@@ -223,20 +225,19 @@ class MktParticipant(models.Model):
                 return SQL("(t.%s->>'en_US')", SQL.identifier(fname))
             return SQL("t.%s", SQL.identifier(fname))
 
-        partner_field = Model._fields.get("partner_id")
-        has_partner = bool(
-            partner_field and partner_field.store and partner_field.comodel_name == "res.partner"
-            and campaign.model_name != "res.partner"
+        # a record without a value of its own takes its contact's
+        partner_sql = (
+            Model._mkt_partner_sql("t") if campaign.model_name != "res.partner" else None
         )
 
         def value(fnames, partner_fname):
             for fname in fnames:
                 if fname and (col := column(fname)) is not None:
                     return col
-            if has_partner:
+            if partner_sql is not None:
                 return SQL(
-                    "(SELECT rp.%s FROM res_partner rp WHERE rp.id = t.partner_id)",
-                    SQL.identifier(partner_fname),
+                    "(SELECT rp.%s FROM res_partner rp WHERE rp.id = %s)",
+                    SQL.identifier(partner_fname), partner_sql,
                 )
             return SQL("NULL")
 

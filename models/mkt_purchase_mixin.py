@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 from collections import defaultdict
 from datetime import date
@@ -63,8 +64,6 @@ class MktPurchaseMixin(models.AbstractModel):
 
     _name = "mkt.purchase.mixin"
     _description = "Purchase Behaviour"
-    # the column holding the contact whose purchases count
-    _mkt_purchase_key = "id"
 
     mkt_is_customer = fields.Boolean(
         "Is a Customer", compute="_compute_mkt_purchase_stats",
@@ -148,7 +147,7 @@ class MktPurchaseMixin(models.AbstractModel):
 
     def _mkt_partner_ids(self):
         """{record: id of the contact whose purchases it shows, or False}"""
-        key = self._mkt_purchase_key
+        key = self._mkt_partner_field()
         return {
             record: (record if key == "id" else record[key])._origin.id or False
             for record in self
@@ -302,7 +301,8 @@ class MktPurchaseMixin(models.AbstractModel):
 
     def _mkt_purchase_domain(self, fname, operator, value):
         """The domain of a purchase-behaviour condition ``(fname, operator, value)``:
-        the purchases compared are those of the contact in ``_mkt_purchase_key``.
+        the purchases compared are those of the record's contact
+        (``_mkt_partner_field``).
 
         The whole matching is SQL: every statistic is a LEFT JOIN of the searched
         table to one aggregate per partner and per source table (sale orders,
@@ -314,7 +314,7 @@ class MktPurchaseMixin(models.AbstractModel):
         normalised ones; ``not in``/``not any`` are left to the ORM (NotImplemented),
         which negates the positive condition.
         """
-        key = self._mkt_purchase_key
+        key = self._mkt_partner_field()
         field = self._fields[fname]
         if operator == "=":
             # not a normalised operator: the ORM tries it when 'in' raised, to
@@ -505,7 +505,8 @@ class MktPurchaseMixin(models.AbstractModel):
 
     def _mkt_invalid(self, field, expected, value):
         return UserError(self.env._(
-            "Invalid value %(value)r for %(field)s (%(model)s): %(expected)s expected.",
+            "Invalid value %(value)r for %(field)s (%(model)s): "
+            "%(expected)s expected.",
             value=value, field=field._description_string(self.env),
             model=self._description, expected=expected,
         ))
@@ -525,10 +526,8 @@ class MktPurchaseMixin(models.AbstractModel):
             if v is False and operator == "in":
                 return v
             if isinstance(v, str):
-                try:
+                with contextlib.suppress(ValueError):  # not a number: refused below
                     return float(v.strip())
-                except ValueError:
-                    pass
             elif isinstance(v, (int, float)) and not isinstance(v, bool):
                 return v
             raise self._mkt_invalid(field, self.env._("a number"), v)

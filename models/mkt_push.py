@@ -47,12 +47,9 @@ class MktPushToken(models.Model):
         campaign = activity.campaign_id
         Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
         records = Model.browse(traces.mapped("res_id"))
-        if campaign.model_name == "res.partner":
-            partner_by_res = {record.id: record.id for record in records}
-        elif "partner_id" in Model._fields:
-            partner_by_res = {record.id: record.partner_id.id for record in records}
-        else:
-            partner_by_res = {}
+        partner_by_res = {
+            res_id: partner.id for res_id, partner in records._mkt_get_partners().items()
+        }
         devices = defaultdict(list)
         for token in self.sudo().search(
                 [("partner_id", "in", [p for p in partner_by_res.values() if p])]):

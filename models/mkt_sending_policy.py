@@ -77,8 +77,8 @@ class MktSendingPolicy(models.AbstractModel):
         confirmed = set(records.filtered(lambda r: r._mkt_has_confirmed_optin()).ids)
         refused = traces.filtered(lambda t: t.res_id not in confirmed)
         refused._set_state("rejected", self.env._(
-            "No confirmed opt-in: this campaign only writes to contacts who confirmed "
-            "their subscription (double opt-in)."
+            "No confirmed opt-in: this campaign only writes to contacts "
+            "who confirmed their subscription (double opt-in)."
         ))
         return traces - refused
 
@@ -167,7 +167,8 @@ class MktSendingPolicy(models.AbstractModel):
         )
         key_by_trace = {}
         self.env.cr.execute(SQL(
-            "SELECT t.id, %s FROM mkt_trace t JOIN mkt_participant p ON p.id = t.participant_id"
+            "SELECT t.id, %s FROM mkt_trace t"
+            " JOIN mkt_participant p ON p.id = t.participant_id"
             " WHERE t.id = ANY(%s)", key_sql, traces.ids,
         ))
         key_by_trace = dict(self.env.cr.fetchall())
@@ -180,7 +181,8 @@ class MktSendingPolicy(models.AbstractModel):
             self.env.cr.execute(SQL(
                 """
                 SELECT %(key)s AS key,
-                       (array_agg(t.processed_date ORDER BY t.processed_date DESC))[1:%(limit)s]
+                       (array_agg(t.processed_date
+                                  ORDER BY t.processed_date DESC))[1:%(limit)s]
                   FROM mkt_trace t
                   JOIN mkt_participant p ON p.id = t.participant_id
                   JOIN mkt_activity a ON a.id = t.activity_id
@@ -200,7 +202,8 @@ class MktSendingPolicy(models.AbstractModel):
                 if len(dates) + used[key] < limit:
                     used[key] += 1
                     continue
-                # the cap allows a new message when the limit-th newest leaves the window
+                # the cap allows a new message when the limit-th newest
+                # leaves the window
                 oldest_counted = dates[limit - 1] if len(dates) >= limit else now
                 free_at = oldest_counted + window
                 label = self.env._(

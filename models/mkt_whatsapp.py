@@ -40,7 +40,7 @@ class MktWhatsAppTemplate(models.Model):
 
     name = fields.Char(required=True)
     template_name = fields.Char(
-        "Template Name", required=True,
+        required=True,
         help="Name registered with WhatsApp: lowercase letters, digits and underscores.",
     )
     language = fields.Char(required=True, default="en_US", help="e.g. en_US, pt_BR, fr.")
@@ -54,7 +54,7 @@ class MktWhatsAppTemplate(models.Model):
     )
     model = fields.Char(related="model_id.model")
     phone_field = fields.Char(
-        "Phone Field", required=True, default="phone",
+        required=True, default="phone",
         help="Field (path) of the record holding the number, e.g. phone, mobile, partner_id.phone.",
     )
     body = fields.Text(required=True, help="Placeholders {{1}}, {{2}}… are the variables below.")

@@ -157,7 +157,7 @@ class ResConfigSettings(models.TransientModel):
         return res
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         self.env["ir.config_parameter"].sudo().set_param(
             "mkt_campaign.quiet_weekdays",
             ",".join(str(i) for i, day in enumerate(WEEKDAYS) if self[f"mkt_quiet_{day}"]),
@@ -169,3 +169,4 @@ class ResConfigSettings(models.TransientModel):
                 cron.active = active
         # the newly active jobs start on what is already due
         self.env["mkt.trace"]._trigger_queue()
+        return res

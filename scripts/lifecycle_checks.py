@@ -91,7 +91,8 @@ def after_uninstall(env, state_path):
     cr = env.cr
     module = env["ir.module.module"].search([("name", "=", "mkt_campaign")])
     _check(module.state == "uninstalled", "module state is uninstalled", module.state)
-    cr.execute("""SELECT relname, relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    cr.execute("""SELECT relname, relkind FROM pg_class c
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = current_schema() AND relname LIKE 'mkt\\_%%'
                     AND relkind IN ('r', 'v', 'm', 'S')""")
     rows = cr.fetchall()
@@ -126,7 +127,8 @@ def after_uninstall(env, state_path):
                [state["server_action_ids"]])
     rows = cr.fetchall()
     _check(not rows, "server actions created by the addon are deleted", str(rows))
-    cr.execute("SELECT id, name->>'en_US' FROM ir_act_server WHERE code LIKE '%%mkt.%%' OR code LIKE '%%mkt\\_%%'")
+    cr.execute("SELECT id, name->>'en_US' FROM ir_act_server"
+               " WHERE code LIKE '%%mkt.%%' OR code LIKE '%%mkt\\_%%'")
     rows = cr.fetchall()
     _check(not rows, "no server action calling the addon left", str(rows))
     cr.execute("SELECT key FROM ir_config_parameter WHERE key LIKE 'mkt\\_campaign.%%'")

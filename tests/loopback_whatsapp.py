@@ -24,6 +24,8 @@ to ``--outdir`` as a JSON file::
 
     python3 tests/loopback_whatsapp.py --port 0 --outdir .local/whatsapp --port-file F
 """
+# a standalone server: it announces its endpoint on stdout
+# pylint: disable=print-used
 
 import argparse
 import json

@@ -213,7 +213,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_email()
         self.assertEqual(action["res_model"], "mkt.pos.send")
         form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
-            action["context"]))
+            **action["context"]))
         self.assertEqual((form.channel, form.order_count, form.recipient_count), ("email", 1, 1))
         self.assertIn("Rita Regular", form.name)
         form.subject = "A gift for you, {{ object.name }}"
@@ -227,7 +227,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
 
         action = self.mobile_only.with_user(self.pos_clerk).action_mkt_send_whatsapp()
         form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
-            action["context"]))
+            **action["context"]))
         self.assertEqual((form.channel, form.order_count), ("whatsapp", 1))
 
     def test_customer_from_receipt_named_and_complete(self):

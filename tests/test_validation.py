@@ -40,7 +40,8 @@ class TestValidation(MktCampaignCommon):
     def test_filter_with_context_values(self):
         """Filters may use the usual evaluation context (dates, user)."""
         campaign, _steps = self._create_campaign(
-            domain="[('create_date', '>=', (context_today() - relativedelta(days=7)).strftime('%Y-%m-%d')),"
+            domain="[('create_date', '>=',"
+                   " (context_today() - relativedelta(days=7)).strftime('%Y-%m-%d')),"
                    " ('user_id', '!=', uid)]",
         )
         self.assertTrue(campaign._get_domain())
@@ -91,7 +92,8 @@ class TestValidation(MktCampaignCommon):
         campaign, steps = self._create_campaign([("tag", {"activity_type": "server_action"})])
         with self.assertRaisesRegex(
             ValidationError,
-            "Step Thanks is triggered by 'Parent e-mail opened', but its parent tag is not a e-mail step",
+            "Step Thanks is triggered by 'Parent e-mail opened', "
+            "but its parent tag is not a e-mail step",
         ):
             self._add_step(campaign, "Thanks", parent=steps["tag"], trigger_type="email_open")
         email = self._add_step(campaign, "Welcome")
@@ -170,7 +172,8 @@ class TestValidation(MktCampaignCommon):
             for method in ("action_launch", "action_put_in_queue"):
                 with self.subTest(step=key, method=method), self.assertRaisesRegex(
                     UserError,
-                    f"is the content of step {key} of campaign Spring Sale: the campaign sends it",
+                    f"is the content of step {key} of campaign Spring Sale: "
+                    "the campaign sends it",
                 ):
                     getattr(mailing, method)()
             self.assertEqual(mailing.state, "draft")

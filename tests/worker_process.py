@@ -5,6 +5,8 @@ Used by tests/test_workers.py to drain one queue with several real processes
 (and to kill one of them). Not a test module: Odoo never imports it. It runs
 outside Odoo's test mode, so the queue commits its claims and chunks and
 e-mails really leave (to the tests' loopback SMTP sink)."""
+# a standalone process: the parent test reads its stdout
+# pylint: disable=print-used
 
 import sys
 

@@ -66,8 +66,8 @@ class FcmApi(ApiClient):
         raw = params.get_param("mkt_campaign.fcm_service_account")
         if not raw:
             raise UserError(self.env._(
-                "Push notifications are not configured: paste the Firebase service account "
-                "(JSON) in Marketing > Configuration > Settings."
+                "Push notifications are not configured: paste the Firebase "
+                "service account (JSON) in Marketing > Configuration > Settings."
             ))
         try:
             account = json.loads(raw)
@@ -110,7 +110,8 @@ class FcmApi(ApiClient):
             )
         except (ValueError, TypeError) as error:
             raise UserError(self.env._(
-                "The private key of the Firebase service account cannot be read: %(error)s",
+                "The private key of the Firebase service account cannot be read: "
+                "%(error)s",
                 error=error,
             )) from error
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -178,7 +179,8 @@ class FcmApi(ApiClient):
         message name. Raises ``PushError`` (``transient``: worth another
         attempt; ``dead_token``: the device is gone)."""
         session = self.authenticate()
-        url = f"{self.config['endpoint']}/v1/projects/{self.config['project_id']}/messages:send"
+        project = self.config["project_id"]
+        url = f"{self.config['endpoint']}/v1/projects/{project}/messages:send"
         message = {"token": token, "notification": {"title": title, "body": body}}
         if data:
             message["data"] = {key: str(value) for key, value in data.items()}

@@ -30,6 +30,7 @@ messages to send and returns their outcome.
 """
 
 import base64
+import contextlib
 import email.header
 import email.utils
 import logging
@@ -153,11 +154,35 @@ class SmtpBatch:
 
     def close(self):
         if self.session is not None:
-            try:
+            # the session may already be gone: closing it is all that matters
+            with contextlib.suppress(Exception):
                 self.session.quit()
-            except Exception:  # noqa: BLE001 - the session may already be gone
-                pass
             self.session = None
+
+    def _prepare(self, values, envelope):
+        """``(smtp_from, smtp_to, message, raw)`` of one message: ``raw`` the
+        bytes assembled by ``build_raw`` when an earlier message of the same
+        sender and bounce address (``envelope``: (From, Return-Path) -> SMTP
+        sender) showed that Odoo keeps the From, else None and ``message``
+        built and prepared by ``ir.mail_server``. Raises AssertionError when
+        Odoo cannot send it (no valid recipient / sender)."""
+        envelope_key = (values["email_from"], (values.get("headers") or {}).get("Return-Path"))
+        sender = envelope.get(envelope_key)
+        raw = build_raw(values) if sender else None
+        if raw is not None:
+            smtp_to = [email.utils.parseaddr(address)[1] for address in values["email_to"]]
+            return sender, smtp_to, raw, raw
+        IrMailServer = self.IrMailServer.with_context(
+            send_validated_to=values.get("validated_to"),
+        )
+        message = IrMailServer._build_email__(**{
+            k: v for k, v in values.items() if k != "validated_to"
+        })
+        original_from = message["From"]
+        smtp_from, smtp_to, message = IrMailServer._prepare_email_message__(message, self.session)
+        if message["From"] == original_from:
+            envelope[envelope_key] = smtp_from
+        return smtp_from, smtp_to, message, None
 
     def send(self, messages, on_first_send=None, keep_open=False):
         """Send ``messages`` (a list of ``(key, values)``, ``values`` the
@@ -181,38 +206,12 @@ class SmtpBatch:
                 self.connect(messages[0][1]["email_from"])
         except Exception as error:  # noqa: BLE001 - server unreachable: every message waits
             reason = str(error) or type(error).__name__
-            return {key: ("retry", reason) for key, _message in messages}
+            return _retry_all(messages, reason)
         try:
             envelope = {}  # (From, Return-Path) -> SMTP sender, when Odoo kept the From
             for index, (key, values) in enumerate(messages):
-                raw = None
                 try:
-                    sender = envelope.get(
-                        (values["email_from"], (values.get("headers") or {}).get("Return-Path"))
-                    )
-                    if sender:
-                        raw = build_raw(values)
-                    if raw is not None:
-                        smtp_from = sender
-                        smtp_to = [
-                            email.utils.parseaddr(address)[1] for address in values["email_to"]
-                        ]
-                        message = raw
-                    else:
-                        message = self.IrMailServer.with_context(
-                            send_validated_to=values.get("validated_to"),
-                        )._build_email__(**{
-                            k: v for k, v in values.items() if k != "validated_to"
-                        })
-                        original_from = message["From"]
-                        smtp_from, smtp_to, message = self.IrMailServer.with_context(
-                            send_validated_to=values.get("validated_to"),
-                        )._prepare_email_message__(message, self.session)
-                        if message["From"] == original_from:
-                            envelope[(
-                                values["email_from"],
-                                (values.get("headers") or {}).get("Return-Path"),
-                            )] = smtp_from
+                    smtp_from, smtp_to, message, raw = self._prepare(values, envelope)
                 except AssertionError as error:  # no valid recipient / sender
                     outcome[key] = ("failed", str(error))
                     continue
@@ -229,27 +228,30 @@ class SmtpBatch:
                     # lost before this message was accepted (smtplib also
                     # closes the session itself on a 421 answer)
                     reason = str(error) or type(error).__name__
-                    for rest_key, _message in messages[index:]:
-                        outcome[rest_key] = ("retry", reason)
+                    outcome.update(_retry_all(messages[index:], reason))
                     break
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
                     outcome[key] = smtp_error_outcome(error)
                     if getattr(self.session, "sock", None) is None:
                         # a 421 answer: smtplib closed the session, the rest waits
-                        for rest_key, _message in messages[index + 1:]:
-                            outcome[rest_key] = ("retry", outcome[key][1])
+                        outcome.update(_retry_all(messages[index + 1:], outcome[key][1]))
                         break
                     continue
                 except CONNECTION_ERRORS as error:
                     reason = str(error) or type(error).__name__
-                    for rest_key, _message in messages[index:]:
-                        outcome[rest_key] = ("retry", reason)
+                    outcome.update(_retry_all(messages[index:], reason))
                     break
                 outcome[key] = ("sent", False)
         finally:
             if not keep_open:
                 self.close()
         return outcome
+
+
+def _retry_all(messages, reason):
+    """The outcome of ``messages`` (``(key, values)`` pairs) that wait for a
+    retry, with ``reason``."""
+    return {key: ("retry", reason) for key, _values in messages}
 
 
 def tracked_body(body, trace_id, tracking_url):

@@ -5,7 +5,7 @@ class MktCampaignRefuse(models.TransientModel):
     _name = "mkt.campaign.refuse"
     _description = "Refuse a Marketing Campaign"
 
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", required=True, ondelete="cascade")
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade")
     reason = fields.Text(required=True, help="Sent to the campaign's responsible.")
 
     def action_refuse(self):

@@ -37,21 +37,23 @@ class MktCampaignTemplate(models.TransientModel):
     def _template_descriptions(self):
         return {
             "tag_hot_contacts": self.env._(
-                "Send a welcome e-mail to your contacts and tag those who click it as hot."),
+                "Send a welcome e-mail to your contacts and tag those who "
+                "click it as hot."),
             "welcome_flow": self.env._(
-                "Send a welcome e-mail to new mailing list subscribers and blacklist the "
-                "addresses that bounce."),
+                "Send a welcome e-mail to new mailing list subscribers and "
+                "blacklist the addresses that bounce."),
             "double_optin": self.env._(
-                "Ask new contacts to confirm their subscription with a signed link "
-                "(double opt-in)."),
+                "Ask new contacts to confirm their subscription with a "
+                "signed link (double opt-in)."),
             "commercial_prospection": self.env._(
-                "Send a free catalog to your leads, then follow up depending on whether "
-                "they opened it."),
+                "Send a free catalog to your leads, then follow up depending "
+                "on whether they opened it."),
             "schedule_calls": self.env._(
-                "When a lead is created for an existing contact, schedule a call for its "
-                "salesperson."),
+                "When a lead is created for an existing contact, schedule a "
+                "call for its salesperson."),
             "prioritize_hot_leads": self.env._(
-                "Send an e-mail to new leads and give those who open it a high priority."),
+                "Send an e-mail to new leads and give those who open it a "
+                "high priority."),
         }
 
     @api.model
@@ -186,7 +188,10 @@ class MktCampaignTemplate(models.TransientModel):
                     "subject": self.env._("Welcome to our newsletter"),
                     "body_html": _html(
                         Markup('Hello <t t-out="object.name or \'\'"/>,'),
-                        self.env._("Thank you for subscribing: our next newsletter is on its way."),
+                        self.env._(
+                            "Thank you for subscribing: our next newsletter "
+                            "is on its way."
+                        ),
                     ),
                 }),
                 ("bounced", {
@@ -219,9 +224,15 @@ class MktCampaignTemplate(models.TransientModel):
             self.env._("Commercial Prospection"), "crm.lead", [("email_from", "!=", False)], [
                 ("catalog", {
                     "name": self.env._("Free catalog"), "activity_type": "email",
-                    "subject": self.env._("Your free catalog, {{ object.contact_name or object.partner_name or '' }}"),
+                    "subject": self.env._(
+                        "Your free catalog, "
+                        "{{ object.contact_name or object.partner_name or '' }}"
+                    ),
                     "body_html": _html(
-                        Markup('Hello <t t-out="object.contact_name or object.partner_name or \'\'"/>,'),
+                        Markup(
+                            'Hello <t t-out="object.contact_name'
+                            ' or object.partner_name or \'\'"/>,'
+                        ),
                         self.env._("Here is our catalog, free of charge."),
                         Markup('<a href="https://www.example.com/catalog">%s</a>') % self.env._("Open the catalog"),
                     ),
@@ -247,7 +258,8 @@ class MktCampaignTemplate(models.TransientModel):
             self.env._("Schedule a call"), "crm.lead",
             "for lead in records:\n"
             "    lead.activity_schedule('mail.mail_activity_data_call', "
-            "user_id=lead.user_id.id or env.user.id, summary='Call about the new opportunity')",
+            "user_id=lead.user_id.id or env.user.id, "
+            "summary='Call about the new opportunity')",
         )
         return self._campaign(
             self.env._("Schedule Calls"), "crm.lead", [("partner_id", "!=", False)], [
@@ -268,8 +280,14 @@ class MktCampaignTemplate(models.TransientModel):
                     "name": self.env._("Nice to meet you"), "activity_type": "email",
                     "subject": self.env._("Nice to meet you"),
                     "body_html": _html(
-                        Markup('Hello <t t-out="object.contact_name or object.partner_name or \'\'"/>,'),
-                        self.env._("Thank you for your interest: here is what we can do for you."),
+                        Markup(
+                            'Hello <t t-out="object.contact_name'
+                            ' or object.partner_name or \'\'"/>,'
+                        ),
+                        self.env._(
+                            "Thank you for your interest: here is what we "
+                            "can do for you."
+                        ),
                     ),
                 }),
                 ("priority", {
