@@ -10,6 +10,7 @@ from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import SQL, split_every
 
+from ..tools.mail_batch import SmtpBatch
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
 
@@ -218,6 +219,8 @@ class MktTrace(models.Model):
                     # start rather than spin on them
                     break
         finally:
+            # the SMTP sessions e-mail steps kept open across chunks
+            SmtpBatch.close_shared()
             if worker_key:
                 self._unlock_worker(worker_key)
         next_due = self._next_due_date()

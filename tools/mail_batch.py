@@ -35,6 +35,8 @@ import email.utils
 import logging
 import re
 import smtplib
+import threading
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -131,6 +133,13 @@ def smtp_error_outcome(error):
     return state, _reply_text(code, reply)
 
 
+# the sessions kept open by the worker threads (SmtpBatch.shared)
+_shared = threading.local()
+# a kept session idle longer than this is closed and opened again rather
+# than trusted (servers drop idle clients after a few minutes)
+SHARED_IDLE_SECONDS = 60
+
+
 class SmtpBatch:
     """One SMTP session pushing a batch of ``email.message.EmailMessage``.
 
@@ -144,11 +153,39 @@ class SmtpBatch:
         self.mail_server = mail_server
         self.IrMailServer = env["ir.mail_server"].sudo()
         self.session = None
+        self.smtp_from = None
+        self.used_at = 0.0
+
+    @classmethod
+    def shared(cls, mail_server, env):
+        """The batch of this thread (one worker) for ``mail_server`` in this
+        database: its SMTP session stays open from one chunk to the next
+        (``send(..., keep_open=True)``) until ``close_shared()``, instead of
+        a connection, EHLO and login for every chunk."""
+        batches = getattr(_shared, "batches", None)
+        if batches is None:
+            batches = _shared.batches = {}
+        key = (env.cr.dbname, mail_server.id or None)
+        batch = batches.get(key)
+        if batch is None:
+            batch = batches[key] = cls(mail_server, env)
+        batch.env = env
+        batch.IrMailServer = env["ir.mail_server"].sudo()
+        return batch
+
+    @classmethod
+    def close_shared(cls):
+        """Close the sessions this thread kept open (end of a queue run)."""
+        batches = getattr(_shared, "batches", None) or {}
+        for batch in batches.values():
+            batch.close()
+        batches.clear()
 
     def connect(self, smtp_from):
         self.session = self.IrMailServer._connect__(
             mail_server_id=self.mail_server.id or None, smtp_from=smtp_from,
         )
+        self.smtp_from = smtp_from
         return self.session
 
     def close(self):
@@ -158,6 +195,20 @@ class SmtpBatch:
             except Exception:  # noqa: BLE001 - the session may already be gone
                 pass
             self.session = None
+
+    def _session_alive(self, smtp_from):
+        """Whether the kept session can take the next batch: still connected,
+        opened for this sender (``from_filter`` may pick another server),
+        not idle for long, and answering a NOOP (one round trip per batch)."""
+        session = self.session
+        if session is None or getattr(session, "sock", None) is None:
+            return False
+        if smtp_from != self.smtp_from or time.monotonic() - self.used_at > SHARED_IDLE_SECONDS:
+            return False
+        try:
+            return session.noop()[0] == 250
+        except Exception:  # noqa: BLE001 - dropped while idle: reconnect
+            return False
 
     def send(self, messages, on_first_send=None, keep_open=False):
         """Send ``messages`` (a list of ``(key, values)``, ``values`` the
@@ -176,12 +227,16 @@ class SmtpBatch:
                 on_first_send()
             return {key: ("sent", False) for key, _message in messages}
         started = False
+        smtp_from = messages[0][1]["email_from"]
         try:
-            if self.session is None or getattr(self.session, "sock", None) is None:
-                self.connect(messages[0][1]["email_from"])
+            if not self._session_alive(smtp_from):
+                self.close()
+                self.connect(smtp_from)
         except Exception as error:  # noqa: BLE001 - server unreachable: every message waits
+            self.close()
             reason = str(error) or type(error).__name__
             return {key: ("retry", reason) for key, _message in messages}
+        completed = False
         try:
             envelope = {}  # (From, Return-Path) -> SMTP sender, when Odoo kept the From
             for index, (key, values) in enumerate(messages):
@@ -244,10 +299,14 @@ class SmtpBatch:
                     reason = str(error) or type(error).__name__
                     for rest_key, _message in messages[index:]:
                         outcome[rest_key] = ("retry", reason)
+                    self.close()
                     break
                 outcome[key] = ("sent", False)
+            completed = True
         finally:
-            if not keep_open:
+            self.used_at = time.monotonic()
+            if not (keep_open and completed):
+                # an unexpected error leaves the session in an unknown state
                 self.close()
         return outcome
 
