@@ -14,6 +14,7 @@ from . import mailing_contact
 from . import models
 from . import res_config_settings
 from . import mailing_mailing
+from . import link_tracker
 from . import mailing_trace
 from . import mkt_purchase_mixin
 from . import res_partner

@@ -1,16 +1,17 @@
+import functools
 import logging
 import re
 import uuid
 from collections import defaultdict
 
 from markupsafe import Markup
-
 from odoo import api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 from odoo.tools.misc import file_open
 
 from ..tools.mail_batch import SmtpBatch, tracked_body
+from .link_tracker import MktLinkCache
 from .mkt_trace import TransientDbError
 
 _logger = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ MESSAGE_PREFETCH = [
     "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
     "message_type", "partner_ids", "mail_ids",
 ]
+
+
+@functools.lru_cache(maxsize=64)  # the same sender for a whole chunk
+def _split_and_format(emails):
+    return tuple(tools.mail.email_split_and_format_normalize(emails))
 
 
 class MailingMailing(models.Model):
@@ -332,6 +338,8 @@ class MailingMailing(models.Model):
           (bounce address) read for the chunk;
         - mass_mailing's mail layout (a QWeb page reading a stylesheet from
           disk) rendered once and wrapped around each body;
+        - the tracked links of the bodies looked up (or created) once for the
+          chunk (``link.tracker.search_or_create``, see models/link_tracker.py);
         - no attachment copies nor per-record headers: the fast path sends
           neither (``_mkt_fast_build`` writes the mailing headers).
 
@@ -339,11 +347,22 @@ class MailingMailing(models.Model):
         mailing.trace of every excluded record are the composer's own
         (``_process_mail_values_state``, ``_manage_mail_values``)."""
         self.ensure_one()
-        composer = self._mkt_composer(res_ids)
+        # link trackers looked up once for the chunk, not once per body
+        composer = self.with_context(mkt_link_cache=MktLinkCache())._mkt_composer(res_ids)
         Records = self.env[composer.model].with_prefetch(res_ids).browse(res_ids)
-        subjects = composer._render_field("subject", res_ids, compute_lang=True)
+        # the recipients' languages, computed once for both renderings (the
+        # composer's compute_lang computes them per field); their partners
+        # read at once, where _render_lang reads them one by one
+        partners = Records._mail_get_partners()
+        self.env["res.partner"].union(*partners.values()).fetch(["lang"])
+        default_lang = composer.env.context.get("lang")
+        langs = {
+            res_id: lang or default_lang
+            for res_id, lang in composer._render_lang(res_ids).items()
+        }
+        subjects = composer._render_field("subject", res_ids, res_ids_lang=langs)
         bodies = composer._render_field(
-            "body", res_ids, compute_lang=True, options={"preserve_comments": True},
+            "body", res_ids, res_ids_lang=langs, options={"preserve_comments": True},
         )
         emails_from = composer._render_field("email_from", res_ids)
         if composer.reply_to_force_new:
@@ -491,7 +510,7 @@ class MailingMailing(models.Model):
                 "Precedence": "list",
                 "X-Auto-Response-Suppress": "OOF",
             })
-        emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
+        emails_from = _split_and_format(values["email_from"])
         # built (once per chunk the stock way, else from a skeleton) and
         # sent by tools/mail_batch.py
         return dict(

@@ -309,7 +309,7 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         campaign e-mail sent by the fast path work as for a plain mailing:
         the recipient is blocklisted and the next send skips them."""
         contacts = self._make_contacts(2, "funsub")
-        _campaign, activity, traces = self._make_campaign("funsub")
+        _campaign, activity, _traces = self._make_campaign("funsub")
         self._run_cron()
         self.assertEqual(self.sink.count, 2)
         message = self.sink.messages_to(contacts[0].email)[0]

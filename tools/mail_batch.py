@@ -32,6 +32,7 @@ messages to send and returns their outcome.
 import base64
 import email.header
 import email.utils
+import functools
 import logging
 import re
 import smtplib
@@ -62,6 +63,7 @@ def _header(value):
     return email.header.Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
 
+@functools.lru_cache(maxsize=256)  # the sender and reply-to of a whole batch
 def _address(value):
     """One address for a header; None when the skeleton cannot encode it
     (several or non-ASCII addresses: the stock builder does it)."""
