@@ -320,7 +320,7 @@ class MailingMailing(models.Model):
         # one SMTP session per worker, kept open across the chunks of a cron
         # run (closed at its end: mkt.trace._cron_execute_activities)
         batch = SmtpBatch.shared(mailing.mail_server_id, self.env)
-        sent = batch.send(messages, on_first_send=traces._mark_sending, keep_open=True)
+        sent = batch.send(messages, on_first_send=traces._mark_sending, keep_open=batch.kept)
         return mailing._mkt_fast_outcome(traces, mtraces, sent, values_all)
 
     def _mkt_fast_values(self, res_ids):

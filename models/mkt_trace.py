@@ -192,6 +192,7 @@ class MktTrace(models.Model):
         # and the next run of any worker recovers them (_recover_stale).
         # Without commits (tests) a crash rolls the claim back: no lock needed.
         worker_key = self._lock_worker() if auto_commit else None
+        SmtpBatch.open_shared()  # e-mail steps keep their SMTP session across chunks
         try:
             self._recover_stale(own_key=worker_key)
             if report:

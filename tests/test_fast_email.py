@@ -280,6 +280,8 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         self.assertFalse(
             getattr(mail_batch._shared, "batches", None), "closed at the end of the run",
         )
+        # outside of a queue run (e.g. a request thread) nothing is kept open
+        self.assertFalse(mail_batch.SmtpBatch.shared(self.mail_server, self.env).kept)
 
         # the server drops the kept session between two chunks: the next
         # chunk opens a new one (its NOOP fails) and sends everything once

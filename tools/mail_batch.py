@@ -157,20 +157,30 @@ class SmtpBatch:
         self.session = None
         self.smtp_from = None
         self.used_at = 0.0
+        self.kept = False  # kept open across batches (shared)
+
+    @classmethod
+    def open_shared(cls):
+        """Start keeping this thread's SMTP sessions open across batches (a
+        queue run), until ``close_shared()``."""
+        if getattr(_shared, "batches", None) is None:
+            _shared.batches = {}
 
     @classmethod
     def shared(cls, mail_server, env):
         """The batch of this thread (one worker) for ``mail_server`` in this
-        database: its SMTP session stays open from one chunk to the next
-        (``send(..., keep_open=True)``) until ``close_shared()``, instead of
-        a connection, EHLO and login for every chunk."""
+        database: between ``open_shared()`` and ``close_shared()`` its SMTP
+        session stays open from one chunk to the next (``send(...,
+        keep_open=batch.kept)``) instead of a connection, EHLO and login for
+        every chunk. Outside of them: a batch of its own, closed after use."""
         batches = getattr(_shared, "batches", None)
         if batches is None:
-            batches = _shared.batches = {}
+            return cls(mail_server, env)
         key = (env.cr.dbname, mail_server.id or None)
         batch = batches.get(key)
         if batch is None:
             batch = batches[key] = cls(mail_server, env)
+            batch.kept = True
         batch.env = env
         batch.IrMailServer = env["ir.mail_server"].sudo()
         return batch
@@ -179,9 +189,9 @@ class SmtpBatch:
     def close_shared(cls):
         """Close the sessions this thread kept open (end of a queue run)."""
         batches = getattr(_shared, "batches", None) or {}
+        _shared.batches = None
         for batch in batches.values():
             batch.close()
-        batches.clear()
 
     def connect(self, smtp_from):
         self.session = self.IrMailServer._connect__(
