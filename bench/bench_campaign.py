@@ -709,8 +709,8 @@ def run_ceiling(env, activity, server, sink, n, results, peaks):
     """The ceiling of the campaign e-mail step: the same messages rendered
     (``_mkt_fast_values``, by chunks of mkt_campaign.send_chunk_size), built
     (``_mkt_fast_build``) and pushed over ONE SMTP session, with no database
-    write kept (the composer's wizard rows are rolled back): no queue, no
-    mailing.trace, no commit."""
+    write kept (each chunk's rows are rolled back to a savepoint): no queue,
+    no mailing.trace, no commit."""
     from odoo.addons.mkt_campaign.tools.mail_batch import SmtpBatch
     from odoo.tools import split_every
 
@@ -729,14 +729,19 @@ def run_ceiling(env, activity, server, sink, n, results, peaks):
     sent = 0
     try:
         for ids in split_every(chunk, res_ids, list):
-            values_all = mailing._mkt_fast_values(ids)
-            messages = [
-                (res_id, mailing._mkt_fast_build(res_id, values, 0, 0))
-                for res_id, values in values_all.items()
-            ]
+            # each chunk's rows (composer, excluded recipients' traces) are
+            # rolled back at once: the transaction does not grow chunk by chunk
+            savepoint = cr.savepoint()
+            try:
+                values_all = mailing._mkt_fast_values(ids)
+                messages = [
+                    (res_id, mailing._mkt_fast_build(res_id, values, 0, 0))
+                    for res_id, values in values_all.items()
+                ]
+            finally:
+                savepoint.close(rollback=True)
             outcome = batch.send(messages, keep_open=True)
             sent += sum(1 for state, _reason in outcome.values() if state == "sent")
-            env.invalidate_all()
     finally:
         batch.close()
     received = sink.wait_for(base + n, 10) - base
