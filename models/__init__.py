@@ -16,6 +16,7 @@ from . import models
 from . import res_config_settings
 from . import mailing_mailing
 from . import mailing_mailing_sms
+from . import link_tracker
 from . import mailing_trace
 from . import sms_tracker
 from . import mkt_purchase_mixin

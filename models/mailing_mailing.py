@@ -1,12 +1,17 @@
+import functools
 import logging
 import re
+import uuid
 from collections import defaultdict
 
+from markupsafe import Markup
 from odoo import api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
+from odoo.tools.misc import file_open
 
 from ..tools.mail_batch import SmtpBatch, tracked_body
+from .link_tracker import MktLinkCache
 from .mkt_trace import TransientDbError
 
 _logger = logging.getLogger(__name__)
@@ -28,6 +33,11 @@ MESSAGE_PREFETCH = [
     "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
     "message_type", "partner_ids", "mail_ids",
 ]
+
+
+@functools.lru_cache(maxsize=64)  # the same sender for a whole chunk
+def _split_and_format(emails):
+    return tuple(tools.mail.email_split_and_format_normalize(emails))
 
 
 class MailingMailing(models.Model):
@@ -292,14 +302,11 @@ class MailingMailing(models.Model):
                 mailing = self.sudo().with_context(
                     mkt_campaign_send=True
                 )._mkt_mailing_in_user_context()
-                composer = mailing._mkt_composer(res_ids)
                 # subjects and bodies of the whole chunk rendered at once
                 # (mail.render.mixin, links shortened: post_convert_links);
                 # blacklist, opt-out, duplicates and invalid addresses
                 # excluded and their traces written by Email Marketing itself
-                values_all = composer._manage_mail_values(
-                    composer._prepare_mail_values(res_ids)
-                )
+                values_all = mailing._mkt_fast_values(res_ids)
                 mailing._mkt_mark_done()
                 if len(values_all) < len(res_ids):
                     # Email Marketing wrote the traces of the excluded ones
@@ -310,9 +317,109 @@ class MailingMailing(models.Model):
         except Exception as e:  # noqa: BLE001 - the reason is kept on every step
             _logger.exception("mkt_campaign: step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in traces}
-        server = mailing.mail_server_id
-        sent = SmtpBatch(server, self.env).send(messages, on_first_send=traces._mark_sending)
+        # one SMTP session per worker, kept open across the chunks of a cron
+        # run (closed at its end: mkt.trace._cron_execute_activities)
+        batch = SmtpBatch.shared(mailing.mail_server_id, self.env)
+        sent = batch.send(messages, on_first_send=traces._mark_sending, keep_open=batch.kept)
         return mailing._mkt_fast_outcome(traces, mtraces, sent, values_all)
+
+    def _mkt_fast_values(self, res_ids):
+        """The values Email Marketing's composer gives each record of the
+        chunk (``_prepare_mail_values`` then ``_manage_mail_values`` of
+        mass_mailing's ``mail.compose.message``), for the mailings the fast
+        path takes (no template, no attachment, no e-mail layout, a new
+        reply-to): the same renderings, recipients, exclusions and traces,
+        but what Odoo computes record by record and the same for all of them
+        is computed once for the chunk:
+
+        - subjects, bodies, senders and reply-to rendered for every record
+          at once (the composer's ``_render_field``);
+        - recipients (``_message_get_default_recipients``) and alias domains
+          (bounce address) read for the chunk;
+        - mass_mailing's mail layout (a QWeb page reading a stylesheet from
+          disk) rendered once and wrapped around each body;
+        - the tracked links of the bodies looked up (or created) once for the
+          chunk (``link.tracker.search_or_create``, see models/link_tracker.py);
+        - no attachment copies nor per-record headers: the fast path sends
+          neither (``_mkt_fast_build`` writes the mailing headers).
+
+        Blacklist, opt-out, duplicates, invalid or missing addresses and the
+        mailing.trace of every excluded record are the composer's own
+        (``_process_mail_values_state``, ``_manage_mail_values``)."""
+        self.ensure_one()
+        # link trackers looked up once for the chunk, not once per body
+        composer = self.with_context(mkt_link_cache=MktLinkCache())._mkt_composer(res_ids)
+        Records = self.env[composer.model].with_prefetch(res_ids).browse(res_ids)
+        # the recipients' languages, computed once for both renderings (the
+        # composer's compute_lang computes them per field); their partners
+        # read at once, where _render_lang reads them one by one
+        partners = Records._mail_get_partners()
+        self.env["res.partner"].union(*partners.values()).fetch(["lang"])
+        default_lang = composer.env.context.get("lang")
+        langs = {
+            res_id: lang or default_lang
+            for res_id, lang in composer._render_lang(res_ids).items()
+        }
+        subjects = composer._render_field("subject", res_ids, res_ids_lang=langs)
+        bodies = composer._render_field(
+            "body", res_ids, res_ids_lang=langs, options={"preserve_comments": True},
+        )
+        emails_from = composer._render_field("email_from", res_ids)
+        if composer.reply_to_force_new:
+            replies_to = composer._render_field("reply_to", res_ids)
+        else:
+            replies_to = Records._notify_get_reply_to_batch(
+                defaults=emails_from, author_ids=dict.fromkeys(res_ids, composer.author_id.id),
+            )
+        alias_domains = Records._mail_get_alias_domains(default_company=self.env.company)
+        recipients = Records._message_get_default_recipients()
+        layout = self._mkt_fast_layout()
+        static = composer._prepare_mail_values_static()
+        values_all = {}
+        for res_id in res_ids:
+            defaults = recipients.get(res_id, {})
+            body = bodies[res_id]
+            values_all[res_id] = dict(
+                static,
+                attachment_ids=[],
+                body=body,
+                body_html=Markup(layout[0]) + body + Markup(layout[1])
+                if body and layout else body,
+                email_cc=defaults.get("email_cc") or "",
+                email_from=emails_from[res_id],
+                email_to=defaults.get("email_to") or "",
+                mailing_id=self.id,
+                recipient_ids=[(4, pid) for pid in defaults.get("partner_ids") or []],
+                record_alias_domain_id=alias_domains[res_id].id,
+                reply_to=replies_to.get(res_id) or emails_from[res_id],
+                res_id=res_id,
+                scheduled_date=False,
+                subject=subjects[res_id],
+            )
+        values_all = composer._process_mail_values_state(values_all)
+        Message = self.env["mail.message"]
+        for values in values_all.values():
+            values["message_id"] = values["references"] = Message._get_message_id(values)
+        trace_values = composer._prepare_mail_values_mailing_traces(values_all)
+        for res_id, values in values_all.items():
+            values["mailing_trace_ids"] = [(0, 0, trace_values[res_id])]
+        return composer._manage_mail_values(values_all)
+
+    def _mkt_fast_layout(self):
+        """mass_mailing's mail layout around a body, as ``(head, tail)``:
+        rendered once, where its composer renders it for every message."""
+        marker = f"mkt-body-{uuid.uuid4().hex}"
+        with file_open("mass_mailing/static/src/scss/mass_mailing_mail.scss", "r") as fd:
+            styles = fd.read()
+        page = self.env["ir.qweb"]._render(
+            "mass_mailing.mass_mailing_mail_layout",
+            {"body": Markup(marker), "mailing_style": Markup(f"<style>{styles}</style>")},
+            minimal_qcontext=True, raise_if_not_found=False,
+        )
+        if not page or str(page).count(marker) != 1:
+            return None
+        head, tail = str(page).split(marker)
+        return head, tail
 
     def _mkt_fast_prepare(self, values_all, by_res_id):
         """Write the chunk's mailing.trace rows in one go and build each
@@ -403,7 +510,7 @@ class MailingMailing(models.Model):
                 "Precedence": "list",
                 "X-Auto-Response-Suppress": "OOF",
             })
-        emails_from = tools.mail.email_split_and_format_normalize(values["email_from"])
+        emails_from = _split_and_format(values["email_from"])
         # built (once per chunk the stock way, else from a skeleton) and
         # sent by tools/mail_batch.py
         return dict(

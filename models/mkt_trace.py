@@ -10,6 +10,7 @@ from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import SQL, split_every
 
+from ..tools.mail_batch import SmtpBatch
 from .engine_fields import EngineMany2one
 from .mkt_activity import EVENT_CANCELS, EVENT_TRIGGERS, NEGATIVE_TRIGGERS
 
@@ -197,6 +198,7 @@ class MktTrace(models.Model):
         # and the next run of any worker recovers them (_recover_stale).
         # Without commits (tests) a crash rolls the claim back: no lock needed.
         worker_key = self._lock_worker() if auto_commit else None
+        SmtpBatch.open_shared()  # e-mail steps keep their SMTP session across chunks
         try:
             self._recover_stale(own_key=worker_key)
             # steps past their expiry are canceled before any is claimed
@@ -226,6 +228,8 @@ class MktTrace(models.Model):
                     # start rather than spin on them
                     break
         finally:
+            # the SMTP sessions e-mail steps kept open across chunks
+            SmtpBatch.close_shared()
             if worker_key:
                 self._unlock_worker(worker_key)
         next_due = self._next_due_date()

@@ -94,9 +94,10 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         partner_messages = self._partner_messages(contacts)
         self._run_cron()
 
-        # every recipient exactly once, one SMTP session per chunk
+        # every recipient exactly once; the three chunks of 50 went out over
+        # ONE SMTP session, kept open from chunk to chunk
         self.assertEqual(self.sink.count, 120)
-        self.assertEqual(self.sink.connections_total - connections, 3)
+        self.assertEqual(self.sink.connections_total - connections, 1)
         by_email = {partner.email: partner for partner in contacts}
         received = Counter(rcpt for env in self.sink.envelopes() for rcpt in env.rcpt_tos)
         self.assertEqual(dict(received), dict.fromkeys(by_email, 1))
@@ -253,3 +254,91 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "0")
         activity.mailing_id.keep_archives = False
         self.assertEqual(activity.mailing_id._mkt_fast_email_unsupported(), "disabled")
+
+    def test_fast_session_reused_across_chunks(self):
+        """One SMTP session per worker for the whole queue run: reused from
+        chunk to chunk, closed at the end of the run; a session the server
+        dropped between two chunks is replaced, nothing is lost."""
+        from odoo.addons.mkt_campaign.tools import mail_batch
+
+        self._make_contacts(130, "freuse")
+        _campaign, _activity, traces = self._make_campaign("freuse")
+        connections = self.sink.connections_total
+        opened = []
+        connect = mail_batch.SmtpBatch.connect
+
+        def counting_connect(batch, smtp_from):
+            opened.append(smtp_from)
+            return connect(batch, smtp_from)
+
+        with patch.object(mail_batch.SmtpBatch, "connect", counting_connect):
+            self._run_cron()
+        self.assertEqual(self.sink.count, 130)
+        self.assertEqual(len(opened), 1, "one session for the three chunks")
+        self.assertEqual(self.sink.connections_total - connections, 1)
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+        self.assertFalse(
+            getattr(mail_batch._shared, "batches", None), "closed at the end of the run",
+        )
+        # outside of a queue run (e.g. a request thread) nothing is kept open
+        self.assertFalse(mail_batch.SmtpBatch.shared(self.mail_server, self.env).kept)
+
+        # the server drops the kept session between two chunks: the next
+        # chunk opens a new one (its NOOP fails) and sends everything once
+        self.sink.reset()
+        self._make_contacts(100, "fdropidle")
+        _campaign, _activity, traces = self._make_campaign("fdropidle")
+        send = mail_batch.SmtpBatch.send
+        calls = []
+
+        def send_then_drop(batch, messages, **kwargs):
+            result = send(batch, messages, **kwargs)
+            calls.append(len(messages))
+            if len(calls) == 1:
+                batch.session.sock.close()  # as an idle timeout on the server would
+            return result
+
+        with patch.object(mail_batch.SmtpBatch, "send", send_then_drop):
+            self._run_cron()
+        self.assertEqual(calls, [50, 50])
+        received = Counter(self.sink.recipients())
+        self.assertEqual(len(received), 100)
+        self.assertEqual(set(received.values()), {1})
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+
+    def test_fast_unsubscribe(self):
+        """The unsubscribe link and the one-click List-Unsubscribe header of a
+        campaign e-mail sent by the fast path work as for a plain mailing:
+        the recipient is blocklisted and the next send skips them."""
+        contacts = self._make_contacts(2, "funsub")
+        _campaign, activity, _traces = self._make_campaign("funsub")
+        self._run_cron()
+        self.assertEqual(self.sink.count, 2)
+        message = self.sink.messages_to(contacts[0].email)[0]
+        html = self._html(message)
+        mailing = activity.mailing_id
+
+        link = re.search(r'href="([^"]*/mailing/\d+/confirm_unsubscribe\?[^"]+)"', html).group(1)
+        link = urlsplit(link.replace("&amp;", "&"))
+        response = self.url_open(f"{link.path}?{link.query}")
+        self.assertEqual(response.status_code, 200)
+        oneclick = message["List-Unsubscribe"].strip("<>")
+        self.assertIn(f"/mailing/{mailing.id}/unsubscribe_oneclick?", oneclick)
+        self.assertIn(f"document_id={contacts[0].id}", oneclick)
+        oneclick = urlsplit(oneclick)
+        response = self.url_open(
+            f"{oneclick.path}?{oneclick.query}", data={"List-Unsubscribe": "One-Click"},
+        )
+        self.assertEqual(response.status_code, 200)
+        blocked = self.env["mail.blacklist"].sudo().search([("active", "=", True)])
+        self.assertIn(contacts[0].email, blocked.mapped("email"))
+        self.assertNotIn(contacts[1].email, blocked.mapped("email"))
+
+        # a new campaign on the same contacts: the unsubscribed one is skipped
+        self.sink.reset()
+        _campaign2, _activity2, traces2 = self._make_campaign("funsub")
+        self._run_cron()
+        self.assertEqual(self.sink.recipients(), [contacts[1].email])
+        rejected = traces2.filtered(lambda t: t.state == "rejected")
+        self.assertEqual(rejected.res_id, contacts[0].id)
+        self.assertEqual(rejected.mailing_trace_ids.failure_type, "mail_bl")

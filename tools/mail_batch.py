@@ -30,12 +30,14 @@ messages to send and returns their outcome.
 """
 
 import base64
-import contextlib
 import email.header
 import email.utils
+import functools
 import logging
 import re
 import smtplib
+import threading
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -61,6 +63,7 @@ def _header(value):
     return email.header.Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
 
+@functools.lru_cache(maxsize=256)  # the sender and reply-to of a whole batch
 def _address(value):
     """One address for a header; None when the skeleton cannot encode it
     (several or non-ASCII addresses: the stock builder does it)."""
@@ -132,6 +135,13 @@ def smtp_error_outcome(error):
     return state, _reply_text(code, reply)
 
 
+# the sessions kept open by the worker threads (SmtpBatch.shared)
+_shared = threading.local()
+# a kept session idle longer than this is closed and opened again rather
+# than trusted (servers drop idle clients after a few minutes)
+SHARED_IDLE_SECONDS = 60
+
+
 class SmtpBatch:
     """One SMTP session pushing a batch of ``email.message.EmailMessage``.
 
@@ -145,44 +155,72 @@ class SmtpBatch:
         self.mail_server = mail_server
         self.IrMailServer = env["ir.mail_server"].sudo()
         self.session = None
+        self.smtp_from = None
+        self.used_at = 0.0
+        self.kept = False  # kept open across batches (shared)
+
+    @classmethod
+    def open_shared(cls):
+        """Start keeping this thread's SMTP sessions open across batches (a
+        queue run), until ``close_shared()``."""
+        if getattr(_shared, "batches", None) is None:
+            _shared.batches = {}
+
+    @classmethod
+    def shared(cls, mail_server, env):
+        """The batch of this thread (one worker) for ``mail_server`` in this
+        database: between ``open_shared()`` and ``close_shared()`` its SMTP
+        session stays open from one chunk to the next (``send(...,
+        keep_open=batch.kept)``) instead of a connection, EHLO and login for
+        every chunk. Outside of them: a batch of its own, closed after use."""
+        batches = getattr(_shared, "batches", None)
+        if batches is None:
+            return cls(mail_server, env)
+        key = (env.cr.dbname, mail_server.id or None)
+        batch = batches.get(key)
+        if batch is None:
+            batch = batches[key] = cls(mail_server, env)
+            batch.kept = True
+        batch.env = env
+        batch.IrMailServer = env["ir.mail_server"].sudo()
+        return batch
+
+    @classmethod
+    def close_shared(cls):
+        """Close the sessions this thread kept open (end of a queue run)."""
+        batches = getattr(_shared, "batches", None) or {}
+        _shared.batches = None
+        for batch in batches.values():
+            batch.close()
 
     def connect(self, smtp_from):
         self.session = self.IrMailServer._connect__(
             mail_server_id=self.mail_server.id or None, smtp_from=smtp_from,
         )
+        self.smtp_from = smtp_from
         return self.session
 
     def close(self):
         if self.session is not None:
-            # the session may already be gone: closing it is all that matters
-            with contextlib.suppress(Exception):
+            try:
                 self.session.quit()
+            except Exception:  # noqa: BLE001 - the session may already be gone
+                pass
             self.session = None
 
-    def _prepare(self, values, envelope):
-        """``(smtp_from, smtp_to, message, raw)`` of one message: ``raw`` the
-        bytes assembled by ``build_raw`` when an earlier message of the same
-        sender and bounce address (``envelope``: (From, Return-Path) -> SMTP
-        sender) showed that Odoo keeps the From, else None and ``message``
-        built and prepared by ``ir.mail_server``. Raises AssertionError when
-        Odoo cannot send it (no valid recipient / sender)."""
-        envelope_key = (values["email_from"], (values.get("headers") or {}).get("Return-Path"))
-        sender = envelope.get(envelope_key)
-        raw = build_raw(values) if sender else None
-        if raw is not None:
-            smtp_to = [email.utils.parseaddr(address)[1] for address in values["email_to"]]
-            return sender, smtp_to, raw, raw
-        IrMailServer = self.IrMailServer.with_context(
-            send_validated_to=values.get("validated_to"),
-        )
-        message = IrMailServer._build_email__(**{
-            k: v for k, v in values.items() if k != "validated_to"
-        })
-        original_from = message["From"]
-        smtp_from, smtp_to, message = IrMailServer._prepare_email_message__(message, self.session)
-        if message["From"] == original_from:
-            envelope[envelope_key] = smtp_from
-        return smtp_from, smtp_to, message, None
+    def _session_alive(self, smtp_from):
+        """Whether the kept session can take the next batch: still connected,
+        opened for this sender (``from_filter`` may pick another server),
+        not idle for long, and answering a NOOP (one round trip per batch)."""
+        session = self.session
+        if session is None or getattr(session, "sock", None) is None:
+            return False
+        if smtp_from != self.smtp_from or time.monotonic() - self.used_at > SHARED_IDLE_SECONDS:
+            return False
+        try:
+            return session.noop()[0] == 250
+        except Exception:  # noqa: BLE001 - dropped while idle: reconnect
+            return False
 
     def send(self, messages, on_first_send=None, keep_open=False):
         """Send ``messages`` (a list of ``(key, values)``, ``values`` the
@@ -201,17 +239,47 @@ class SmtpBatch:
                 on_first_send()
             return {key: ("sent", False) for key, _message in messages}
         started = False
+        smtp_from = messages[0][1]["email_from"]
         try:
-            if self.session is None or getattr(self.session, "sock", None) is None:
-                self.connect(messages[0][1]["email_from"])
+            if not self._session_alive(smtp_from):
+                self.close()
+                self.connect(smtp_from)
         except Exception as error:  # noqa: BLE001 - server unreachable: every message waits
+            self.close()
             reason = str(error) or type(error).__name__
-            return _retry_all(messages, reason)
+            return {key: ("retry", reason) for key, _message in messages}
+        completed = False
         try:
             envelope = {}  # (From, Return-Path) -> SMTP sender, when Odoo kept the From
             for index, (key, values) in enumerate(messages):
+                raw = None
                 try:
-                    smtp_from, smtp_to, message, raw = self._prepare(values, envelope)
+                    sender = envelope.get(
+                        (values["email_from"], (values.get("headers") or {}).get("Return-Path"))
+                    )
+                    if sender:
+                        raw = build_raw(values)
+                    if raw is not None:
+                        smtp_from = sender
+                        smtp_to = [
+                            email.utils.parseaddr(address)[1] for address in values["email_to"]
+                        ]
+                        message = raw
+                    else:
+                        message = self.IrMailServer.with_context(
+                            send_validated_to=values.get("validated_to"),
+                        )._build_email__(**{
+                            k: v for k, v in values.items() if k != "validated_to"
+                        })
+                        original_from = message["From"]
+                        smtp_from, smtp_to, message = self.IrMailServer.with_context(
+                            send_validated_to=values.get("validated_to"),
+                        )._prepare_email_message__(message, self.session)
+                        if message["From"] == original_from:
+                            envelope[(
+                                values["email_from"],
+                                (values.get("headers") or {}).get("Return-Path"),
+                            )] = smtp_from
                 except AssertionError as error:  # no valid recipient / sender
                     outcome[key] = ("failed", str(error))
                     continue
@@ -228,30 +296,31 @@ class SmtpBatch:
                     # lost before this message was accepted (smtplib also
                     # closes the session itself on a 421 answer)
                     reason = str(error) or type(error).__name__
-                    outcome.update(_retry_all(messages[index:], reason))
+                    for rest_key, _message in messages[index:]:
+                        outcome[rest_key] = ("retry", reason)
                     break
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
                     outcome[key] = smtp_error_outcome(error)
                     if getattr(self.session, "sock", None) is None:
                         # a 421 answer: smtplib closed the session, the rest waits
-                        outcome.update(_retry_all(messages[index + 1:], outcome[key][1]))
+                        for rest_key, _message in messages[index + 1:]:
+                            outcome[rest_key] = ("retry", outcome[key][1])
                         break
                     continue
                 except CONNECTION_ERRORS as error:
                     reason = str(error) or type(error).__name__
-                    outcome.update(_retry_all(messages[index:], reason))
+                    for rest_key, _message in messages[index:]:
+                        outcome[rest_key] = ("retry", reason)
+                    self.close()
                     break
                 outcome[key] = ("sent", False)
+            completed = True
         finally:
-            if not keep_open:
+            self.used_at = time.monotonic()
+            if not (keep_open and completed):
+                # an unexpected error leaves the session in an unknown state
                 self.close()
         return outcome
-
-
-def _retry_all(messages, reason):
-    """The outcome of ``messages`` (``(key, values)`` pairs) that wait for a
-    retry, with ``reason``."""
-    return {key: ("retry", reason) for key, _values in messages}
 
 
 def tracked_body(body, trace_id, tracking_url):

@@ -4,3 +4,4 @@ from . import mkt_campaign_refuse
 from . import mkt_campaign_rebuild
 from . import mkt_participant_message
 from . import mkt_campaign_test
+from . import mail_compose_message
