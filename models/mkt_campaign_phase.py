@@ -4,7 +4,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.fields import Domain
-from odoo.tools import SQL
+from odoo.tools import SQL, sql
 
 from .mkt_sending_policy import MESSAGE_TYPES
 
@@ -145,6 +145,11 @@ class MktCampaign(models.Model):
 
     @api.model
     def _default_phase(self):
+        # upgrading a database from before phases: the new column is filled for
+        # the existing campaigns before the phases' table exists; they get
+        # their phase from _init_phases once the phases are loaded
+        if not sql.table_exists(self.env.cr, "mkt_campaign_phase"):
+            return False
         return self.env["mkt.campaign.phase"].search(
             Domain("company_id", "in", [False, self.env.company.id]), limit=1
         )
