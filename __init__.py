@@ -20,19 +20,27 @@ def uninstall_hook(env):
     """
     templates = env["mkt.whatsapp.template"].with_context(active_test=False).search([])
     actions = templates.multi_action_id
-    owned = env["ir.model.data"].search([
-        ("module", "=", "mkt_campaign"), ("model", "=", "ir.actions.server"),
-        ("name", "=like", "campaign_template_action_%"),
-    ]).filtered(lambda xmlid: xmlid.name.startswith("campaign_template_action_"))
+    owned = (
+        env["ir.model.data"]
+        .search(
+            [
+                ("module", "=", "mkt_campaign"),
+                ("model", "=", "ir.actions.server"),
+                ("name", "=like", "campaign_template_action_%"),
+            ]
+        )
+        .filtered(lambda xmlid: xmlid.name.startswith("campaign_template_action_"))
+    )
     actions |= env["ir.actions.server"].browse(owned.mapped("res_id")).exists()
     if actions:
         # steps refer to their action with ondelete='restrict'; the steps go
         # with the addon's tables right after this hook
-        env.cr.execute(SQL(
-            "UPDATE mkt_activity SET server_action_id = NULL"
-            " WHERE server_action_id = ANY(%s)",
-            actions.ids,
-        ))
+        env.cr.execute(
+            SQL(
+                "UPDATE mkt_activity SET server_action_id = NULL WHERE server_action_id = ANY(%s)",
+                actions.ids,
+            )
+        )
         actions.unlink()
     # campaigns hold their phase with ondelete='restrict': the phases of the
     # data file are deleted before the campaigns' table is dropped

@@ -97,9 +97,7 @@ def generate(env, contacts, orders, lines, products):
     start = time.perf_counter()
     Category = env["product.category"]
     root = Category.create({"name": "Bench"})
-    parents = Category.create(
-        [{"name": f"Bench {i}", "parent_id": root.id} for i in range(5)]
-    )
+    parents = Category.create([{"name": f"Bench {i}", "parent_id": root.id} for i in range(5)])
     leaves = Category.create(
         [
             {"name": f"Bench {i}.{j}", "parent_id": parent.id}
@@ -282,6 +280,7 @@ def vacuum(dbname):
     """VACUUM ANALYZE the generated tables (as autovacuum would do on a live
     database): index-only scans need the visibility map. Needs autocommit."""
     import psycopg2  # noqa: PLC0415
+
     from odoo.sql_db import connection_info_for  # noqa: PLC0415
 
     start = time.perf_counter()
@@ -331,9 +330,7 @@ def cleanup(env):
     )
     count = len(templates)
     templates.unlink()
-    env["product.category"].search(
-        [("name", "=like", "Bench%")], order="id desc"
-    ).unlink()
+    env["product.category"].search([("name", "=like", "Bench%")], order="id desc").unlink()
     log("  %-44s %8s    (%s rows)", "products", "", count)
 
 
@@ -346,9 +343,7 @@ def explain(env, domain, model="res.partner"):
     cr = env.cr
     query = env[model]._search(domain)
     sql = query.select("count(*)")
-    cr.execute(
-        f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {cr.mogrify(sql.code, sql.params).decode()}"
-    )
+    cr.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {cr.mogrify(sql.code, sql.params).decode()}")
     plan = [r[0] for r in cr.fetchall()]
     # a summary: the nodes with their actual times, and the totals
     for line in plan:
@@ -474,12 +469,8 @@ def main():
     parser.add_argument("-c", "--config", default="/tmp/dev.conf")
     parser.add_argument("-d", "--database", required=True)
     parser.add_argument("--contacts", type=int, default=100000)
-    parser.add_argument(
-        "--orders", type=int, default=2, help="orders per contact (average)"
-    )
-    parser.add_argument(
-        "--lines", type=int, default=2, help="lines per order (average)"
-    )
+    parser.add_argument("--orders", type=int, default=2, help="orders per contact (average)")
+    parser.add_argument("--lines", type=int, default=2, help="lines per order (average)")
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument(
         "--explain-over",
@@ -494,15 +485,9 @@ def main():
         help="runs of the main filter (the first one reads from disk)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
-    parser.add_argument(
-        "--reuse", action="store_true", help="benchmark data kept earlier"
-    )
-    parser.add_argument(
-        "--cleanup", action="store_true", help="delete kept data and exit"
-    )
-    parser.add_argument(
-        "--generate-only", action="store_true", help="skip the benchmark"
-    )
+    parser.add_argument("--reuse", action="store_true", help="benchmark data kept earlier")
+    parser.add_argument("--cleanup", action="store_true", help="delete kept data and exit")
+    parser.add_argument("--generate-only", action="store_true", help="skip the benchmark")
     args = parser.parse_args()
 
     import odoo  # noqa: PLC0415

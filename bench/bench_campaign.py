@@ -46,7 +46,7 @@ ADDON_DIR = Path(__file__).resolve().parent.parent
 SINK_PATH = ADDON_DIR / "tests" / "loopback_smtp.py"
 
 EMAIL_DOMAIN = "bench.example"
-EMAIL_LIKE = f"bench%@{EMAIL_DOMAIN}"           # for =like / SQL LIKE
+EMAIL_LIKE = f"bench%@{EMAIL_DOMAIN}"  # for =like / SQL LIKE
 EMAIL_RE = re.compile(rb"^bench(\d+)@bench\.example$")
 # non-ASCII names and subject: encoded words in the headers, UTF-8 bodies
 NAME_FMT = "Bénch Cöntact %07d"
@@ -67,6 +67,7 @@ SENDER = f'"Bench Sender" <sender@{EMAIL_DOMAIN}>'
 # ----------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------
+
 
 def maxrss_mb():
     """Peak RSS of this process so far (ru_maxrss is in KiB on Linux)."""
@@ -115,6 +116,7 @@ class PhasePeak:
 # the SMTP sink, in a child process
 # ----------------------------------------------------------------------
 
+
 def load_sink_module():
     spec = importlib.util.spec_from_file_location("mkt_bench_loopback_smtp", SINK_PATH)
     module = importlib.util.module_from_spec(spec)
@@ -142,6 +144,7 @@ def _check_message(received, stats, sample_every):
     import email
     import email.header
     import email.policy
+
     light = email.message_from_bytes(received.raw, policy=email.policy.compat32)
 
     def header(name):
@@ -188,9 +191,17 @@ def _check_message(received, stats, sample_every):
 
 
 def _new_stats():
-    return {"messages": 0, "parsed": 0, "duplicates": 0, "bad_recipients": 0,
-            "bad_subject": 0, "bad_body": 0, "bad_content": 0, "seen": set(),
-            "examples": []}
+    return {
+        "messages": 0,
+        "parsed": 0,
+        "duplicates": 0,
+        "bad_recipients": 0,
+        "bad_subject": 0,
+        "bad_body": 0,
+        "bad_content": 0,
+        "seen": set(),
+        "examples": [],
+    }
 
 
 def sink_process(conn, sample_every):
@@ -228,8 +239,12 @@ class Sink:
     def __init__(self, sample_every):
         ctx = multiprocessing.get_context("fork")
         self.conn, child_conn = ctx.Pipe()
-        self.process = ctx.Process(target=sink_process, args=(child_conn, sample_every),
-                                   name="bench-smtp-sink", daemon=True)
+        self.process = ctx.Process(
+            target=sink_process,
+            args=(child_conn, sample_every),
+            name="bench-smtp-sink",
+            daemon=True,
+        )
         self.process.start()
         if not self.conn.poll(15):
             raise RuntimeError("the loopback SMTP sink did not start")
@@ -264,6 +279,7 @@ class Sink:
 # data
 # ----------------------------------------------------------------------
 
+
 def generate_contacts(env, count):
     """N partners in one INSERT ... SELECT generate_series. Every other column
     is copied from a template partner created by the ORM, so that the NOT NULL
@@ -289,12 +305,10 @@ def generate_contacts(env, count):
         "write_date": SQL("now() AT TIME ZONE 'UTC'"),
     }
     names = sorted(columns)
-    values = [
-        computed[c] if c in computed else SQL("t.%s", SQL.identifier(c))
-        for c in names
-    ]
-    cr.execute(SQL(
-        """
+    values = [computed[c] if c in computed else SQL("t.%s", SQL.identifier(c)) for c in names]
+    cr.execute(
+        SQL(
+            """
         INSERT INTO res_partner (%(cols)s)
         SELECT %(values)s
           FROM (SELECT nextval('res_partner_id_seq') AS id, n,
@@ -304,11 +318,14 @@ def generate_contacts(env, count):
                res_partner t
          WHERE t.id = %(template)s
         """,
-        cols=SQL(", ").join(SQL.identifier(c) for c in names),
-        values=SQL(", ").join(values),
-        prefix=NAME_FMT.split("%")[0], domain=EMAIL_DOMAIN, count=count,
-        template=template.id,
-    ))
+            cols=SQL(", ").join(SQL.identifier(c) for c in names),
+            values=SQL(", ").join(values),
+            prefix=NAME_FMT.split("%")[0],
+            domain=EMAIL_DOMAIN,
+            count=count,
+            template=template.id,
+        )
+    )
     inserted = cr.rowcount
     template.unlink()
     env["res.partner"].invalidate_model()
@@ -323,12 +340,19 @@ def cleanup(env, quiet=False):
     env.flush_all()
     cr.execute(SQL("SELECT id FROM res_partner WHERE email LIKE %s", EMAIL_LIKE))
     partner_ids = [row[0] for row in cr.fetchall()]
-    campaigns = env["mkt.campaign"].with_context(active_test=False).search(
-        [("name", "=like", "Bench campaign%")]
+    campaigns = (
+        env["mkt.campaign"]
+        .with_context(active_test=False)
+        .search([("name", "=like", "Bench campaign%")])
     )
-    mailings = env["mailing.mailing"].with_context(active_test=False).search(
-        ["|", ("subject", "=", SUBJECT), ("mkt_activity_id.campaign_id", "in", campaigns.ids)]
-    ) | campaigns.activity_ids.mailing_id
+    mailings = (
+        env["mailing.mailing"]
+        .with_context(active_test=False)
+        .search(
+            ["|", ("subject", "=", SUBJECT), ("mkt_activity_id.campaign_id", "in", campaigns.ids)]
+        )
+        | campaigns.activity_ids.mailing_id
+    )
     mailing_ids = mailings.ids
     counts = {}
 
@@ -337,24 +361,37 @@ def cleanup(env, quiet=False):
         counts[label] = cr.rowcount
 
     if mailing_ids:
-        run("mailing_trace", SQL(
-            "DELETE FROM mailing_trace WHERE mass_mailing_id = ANY(%s)", mailing_ids))
+        run(
+            "mailing_trace",
+            SQL("DELETE FROM mailing_trace WHERE mass_mailing_id = ANY(%s)", mailing_ids),
+        )
         # a mail.mail is a mail.message (_inherits): deleting the message
         # cascades to the mail
-        run("mail_message (mails)", SQL(
-            """DELETE FROM mail_message WHERE id IN (
+        run(
+            "mail_message (mails)",
+            SQL(
+                """DELETE FROM mail_message WHERE id IN (
                    SELECT mail_message_id FROM mail_mail WHERE mailing_id = ANY(%s))""",
-            mailing_ids))
+                mailing_ids,
+            ),
+        )
     if partner_ids:
-        run("mail_message (partners)", SQL(
-            "DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
-            partner_ids))
+        run(
+            "mail_message (partners)",
+            SQL(
+                "DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
+                partner_ids,
+            ),
+        )
     if campaigns:
         run("mkt_trace", SQL("DELETE FROM mkt_trace WHERE campaign_id = ANY(%s)", campaigns.ids))
-        run("mkt_participant", SQL(
-            "DELETE FROM mkt_participant WHERE campaign_id = ANY(%s)", campaigns.ids))
-        cr.execute(SQL("UPDATE mkt_campaign SET state = 'stopped' WHERE id = ANY(%s)",
-                       campaigns.ids))
+        run(
+            "mkt_participant",
+            SQL("DELETE FROM mkt_participant WHERE campaign_id = ANY(%s)", campaigns.ids),
+        )
+        cr.execute(
+            SQL("UPDATE mkt_campaign SET state = 'stopped' WHERE id = ANY(%s)", campaigns.ids)
+        )
         env.invalidate_all()
         utm = campaigns.utm_campaign_id
         campaigns.unlink()
@@ -365,28 +402,38 @@ def cleanup(env, quiet=False):
     elif mailings:
         mailings.unlink()
         counts["mailing_mailing"] = len(mailing_ids)
-    run("mailing_contact (lists)", SQL(
-        """DELETE FROM mailing_contact WHERE id IN (
+    run(
+        "mailing_contact (lists)",
+        SQL(
+            """DELETE FROM mailing_contact WHERE id IN (
                SELECT s.contact_id FROM mailing_subscription s
-                 JOIN mailing_list l ON l.id = s.list_id WHERE l.name LIKE %s)""", "Bench list %"))
+                 JOIN mailing_list l ON l.id = s.list_id WHERE l.name LIKE %s)""",
+            "Bench list %",
+        ),
+    )
     run("mailing_list", SQL("DELETE FROM mailing_list WHERE name LIKE %s", "Bench list %"))
     if partner_ids:
         run("res_partner", SQL("DELETE FROM res_partner WHERE id = ANY(%s)", partner_ids))
-    servers = env["ir.mail_server"].with_context(active_test=False).search(
-        [("name", "=", "mkt_campaign bench sink")]
+    servers = (
+        env["ir.mail_server"]
+        .with_context(active_test=False)
+        .search([("name", "=", "mkt_campaign bench sink")])
     )
     if servers:
         servers.unlink()
         counts["ir_mail_server"] = len(servers)
     env.invalidate_all()
     if not quiet or counts:
-        print("    deleted: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing"))
+        print(
+            "    deleted: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing")
+        )
     return counts
 
 
 # ----------------------------------------------------------------------
 # the benchmark
 # ----------------------------------------------------------------------
+
 
 def fmt_rate(count, seconds):
     return f"{count / seconds:,.0f}" if seconds > 0 else "n/a"
@@ -398,40 +445,64 @@ def main(argv=None):
     parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
     parser.add_argument("--contacts", type=int, default=10000, help="number of contacts (N)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
-    parser.add_argument("--batch-size", type=int,
-                        help="mkt_campaign.batch_size for this run (default: as configured)")
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="give up a sending phase after this many seconds")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="mkt_campaign.batch_size for this run (default: as configured)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600,
+        help="give up a sending phase after this many seconds",
+    )
     parser.add_argument("--log-level", default="warn", help="Odoo log level (default warn)")
-    parser.add_argument("--no-analyze", action="store_true",
-                        help="do not ANALYZE res_partner after generating the contacts "
-                        "(enrolment then runs on stale planner statistics)")
-    parser.add_argument("--phases", default="enrol,campaign,ceiling,plain",
-                        help="comma-separated phases to run among enrol, list, campaign, "
-                        "ceiling, plain "
-                        "(default: all); e.g. 'enrol' to measure enrolment on a large N")
-    parser.add_argument("--plain-seconds", type=float, metavar="S",
-                        help="measure the plain mailing for about S seconds only, on the "
-                        "same audience: slices of --plain-slice recipients are generated "
-                        "(action_send_mail(res_ids=...)) and sent (process_email_queue()) "
-                        "until S seconds have passed; its rate is that of the part sent "
-                        "(for large N: at ~27 mails/s, 100k would take an hour)")
-    parser.add_argument("--plain-slice", type=int, default=1000, metavar="K",
-                        help="recipients per slice with --plain-seconds (default 1000)")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="profile phases 2 and 3 with cProfile: DIR/campaign.prof, "
-                        "DIR/plain.prof, and print their top functions")
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="do not ANALYZE res_partner after generating the contacts "
+        "(enrolment then runs on stale planner statistics)",
+    )
+    parser.add_argument(
+        "--phases",
+        default="enrol,campaign,ceiling,plain",
+        help="comma-separated phases to run among enrol, list, campaign, "
+        "ceiling, plain "
+        "(default: all); e.g. 'enrol' to measure enrolment on a large N",
+    )
+    parser.add_argument(
+        "--plain-seconds",
+        type=float,
+        metavar="S",
+        help="measure the plain mailing for about S seconds only, on the "
+        "same audience: slices of --plain-slice recipients are generated "
+        "(action_send_mail(res_ids=...)) and sent (process_email_queue()) "
+        "until S seconds have passed; its rate is that of the part sent "
+        "(for large N: at ~27 mails/s, 100k would take an hour)",
+    )
+    parser.add_argument(
+        "--plain-slice",
+        type=int,
+        default=1000,
+        metavar="K",
+        help="recipients per slice with --plain-seconds (default 1000)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="profile phases 2 and 3 with cProfile: DIR/campaign.prof, "
+        "DIR/plain.prof, and print their top functions",
+    )
     args = parser.parse_args(argv)
     n = args.contacts
 
-    sink = Sink(sample_every=max(1, n // 500))   # before any database connection
+    sink = Sink(sample_every=max(1, n // 500))  # before any database connection
     print(f"loopback SMTP sink on 127.0.0.1:{sink.port} (pid {sink.process.pid})")
 
     import warnings
 
     import odoo
     import odoo.modules.module
-
     from odoo.modules.registry import Registry
 
     odoo.tools.config.parse_config(
@@ -455,8 +526,10 @@ def main(argv=None):
                 sys.exit(f"mkt_campaign is not installed in {args.db}")
             if env["ir.mail_server"]._disable_send():
                 sys.exit("e-mail sending is disabled in this process")
-            print(f"database {args.db}, {n:,} contacts, Odoo {odoo.release.version}, "
-                  f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+            print(
+                f"database {args.db}, {n:,} contacts, Odoo {odoo.release.version}, "
+                f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}"
+            )
             cleanup(env, quiet=True)
             cr.commit()
             Params = env["ir.config_parameter"].sudo()
@@ -472,8 +545,10 @@ def main(argv=None):
                 if args.batch_size:
                     Params.set_param("mkt_campaign.batch_size", old_batch or 500)
                 if args.keep:
-                    print("--keep: generated data left in place "
-                          "(the next run deletes it before starting)")
+                    print(
+                        "--keep: generated data left in place "
+                        "(the next run deletes it before starting)"
+                    )
                     # the sink goes away with this script: don't leave a server
                     # on a dead port (it is deleted by the next run)
                     server = env["ir.mail_server"].search(
@@ -507,34 +582,40 @@ def run(env, args, n, sink, results, peaks, batch_size):
         # later: right after a bulk insert they still describe the old table
         cr.execute("ANALYZE res_partner")
         cr.commit()
-    server = env["ir.mail_server"].create({
-        "name": "mkt_campaign bench sink",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": sink.port,
-        "smtp_encryption": "none",
-        "smtp_authentication": "login",
-        "sequence": 0,
-    })
+    server = env["ir.mail_server"].create(
+        {
+            "name": "mkt_campaign bench sink",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sink.port,
+            "smtp_encryption": "none",
+            "smtp_authentication": "login",
+            "sequence": 0,
+        }
+    )
     cr.commit()
     results["generate"] = {"seconds": t_gen, "count": inserted, "peak": peaks.stop()}
     print(f"[0] generated {inserted:,} contacts in {t_gen:.2f} s ({fmt_rate(inserted, t_gen)}/s)")
 
     # ---- 1. enrolment -------------------------------------------------
     domain = repr([("email", "=like", EMAIL_LIKE)])
-    campaign = env["mkt.campaign"].create({
-        "name": f"Bench campaign {n}",
-        "model_id": env["ir.model"]._get_id("res.partner"),
-        "domain": domain,
-        "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
-    })
-    activity = env["mkt.activity"].create({
-        "name": "Bench e-mail",
-        "campaign_id": campaign.id,
-        "activity_type": "email",
-        "trigger_type": "begin",
-        "subject": SUBJECT,
-        "body_html": BODY,
-    })
+    campaign = env["mkt.campaign"].create(
+        {
+            "name": f"Bench campaign {n}",
+            "model_id": env["ir.model"]._get_id("res.partner"),
+            "domain": domain,
+            "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
+        }
+    )
+    activity = env["mkt.activity"].create(
+        {
+            "name": "Bench e-mail",
+            "campaign_id": campaign.id,
+            "activity_type": "email",
+            "trigger_type": "begin",
+            "subject": SUBJECT,
+            "body_html": BODY,
+        }
+    )
     # an explicit sender and server, the same for the plain mailing below
     activity.mailing_id.write({"email_from": SENDER, "mail_server_id": server.id})
     cr.commit()
@@ -549,14 +630,23 @@ def run(env, args, n, sink, results, peaks, batch_size):
     queries = cr.sql_log_count - q0
     cr.execute("SELECT count(*) FROM mkt_participant WHERE campaign_id = %s", [campaign.id])
     participants = cr.fetchone()[0]
-    cr.execute("SELECT count(*) FROM mkt_trace WHERE campaign_id = %s AND state = 'scheduled'",
-               [campaign.id])
+    cr.execute(
+        "SELECT count(*) FROM mkt_trace WHERE campaign_id = %s AND state = 'scheduled'",
+        [campaign.id],
+    )
     queued = cr.fetchone()[0]
-    results["enrol"] = {"seconds": t_enrol, "count": participants, "queries": queries,
-                        "peak": peaks.stop(), "queued": queued}
-    print(f"[1] enrolment: action_start() enrolled {participants:,} records and queued "
-          f"{queued:,} steps in {t_enrol:.3f} s ({t_enrol_commit:.3f} s with the commit) -> "
-          f"{fmt_rate(participants, t_enrol)} records/s (target >= 50,000/s), {queries} queries")
+    results["enrol"] = {
+        "seconds": t_enrol,
+        "count": participants,
+        "queries": queries,
+        "peak": peaks.stop(),
+        "queued": queued,
+    }
+    print(
+        f"[1] enrolment: action_start() enrolled {participants:,} records and queued "
+        f"{queued:,} steps in {t_enrol:.3f} s ({t_enrol_commit:.3f} s with the commit) -> "
+        f"{fmt_rate(participants, t_enrol)} records/s (target >= 50,000/s), {queries} queries"
+    )
     if participants != n or queued != n:
         print(f"    !! expected {n} participants and steps")
 
@@ -571,13 +661,20 @@ def run(env, args, n, sink, results, peaks, batch_size):
         t_list = time.perf_counter() - t0
         cr.commit()
         queries = cr.sql_log_count - q0
-        cr.execute("SELECT count(*) FROM mailing_subscription WHERE list_id = %s",
-                   [mailing_list.id])
+        cr.execute(
+            "SELECT count(*) FROM mailing_subscription WHERE list_id = %s", [mailing_list.id]
+        )
         subscribed = cr.fetchone()[0]
-        results["list"] = {"seconds": t_list, "count": subscribed, "queries": queries,
-                           "peak": peaks.stop()}
-        print(f"[1b] Save as Mailing List: {subscribed:,} contacts subscribed in "
-              f"{t_list:.3f} s -> {fmt_rate(subscribed, t_list)} contacts/s, {queries} queries")
+        results["list"] = {
+            "seconds": t_list,
+            "count": subscribed,
+            "queries": queries,
+            "peak": peaks.stop(),
+        }
+        print(
+            f"[1b] Save as Mailing List: {subscribed:,} contacts subscribed in "
+            f"{t_list:.3f} s -> {fmt_rate(subscribed, t_list)} contacts/s, {queries} queries"
+        )
         if subscribed != n:
             print(f"    !! expected {n} contacts")
     if "campaign" not in phases:
@@ -590,30 +687,47 @@ def run(env, args, n, sink, results, peaks, batch_size):
     q0 = cr.sql_log_count
     t0 = time.perf_counter()
     calls, received = send_until_done(
-        Trace._cron_execute_activities, cr, sink, base + n, t0 + args.timeout,
+        Trace._cron_execute_activities,
+        cr,
+        sink,
+        base + n,
+        t0 + args.timeout,
         "SELECT count(*) FROM mkt_trace WHERE campaign_id = %s "
-        "AND state IN ('scheduled', 'processing')", campaign.id,
+        "AND state IN ('scheduled', 'processing')",
+        campaign.id,
     )
     received -= base
     t_campaign = time.perf_counter() - t0
     queries = cr.sql_log_count - q0
     stop_profile(profiler, args, "campaign")
     cr.commit()
-    cr.execute("SELECT state, count(*) FROM mkt_trace WHERE campaign_id = %s GROUP BY state",
-               [campaign.id])
+    cr.execute(
+        "SELECT state, count(*) FROM mkt_trace WHERE campaign_id = %s GROUP BY state", [campaign.id]
+    )
     states = dict(cr.fetchall())
-    cr.execute("""SELECT trace_status, count(*) FROM mailing_trace
-                   WHERE mass_mailing_id = %s GROUP BY trace_status""", [activity.mailing_id.id])
+    cr.execute(
+        """SELECT trace_status, count(*) FROM mailing_trace
+                   WHERE mass_mailing_id = %s GROUP BY trace_status""",
+        [activity.mailing_id.id],
+    )
     mstates = dict(cr.fetchall())
     check = sink.ask("stats")
-    results["campaign"] = {"seconds": t_campaign, "count": received, "queries": queries,
-                           "peak": peaks.stop(), "check": check, "states": states,
-                           "calls": calls}
-    print(f"[2] campaign e-mail step: {received:,} mails received by the sink in "
-          f"{t_campaign:.2f} s -> {fmt_rate(received, t_campaign)} mails/s "
-          f"({calls} cron call(s), batch size {batch_size}, "
-          f"{queries / max(received, 1):.1f} SQL queries per mail, "
-          f"{check['connections']} SMTP connections so far)")
+    results["campaign"] = {
+        "seconds": t_campaign,
+        "count": received,
+        "queries": queries,
+        "peak": peaks.stop(),
+        "check": check,
+        "states": states,
+        "calls": calls,
+    }
+    print(
+        f"[2] campaign e-mail step: {received:,} mails received by the sink in "
+        f"{t_campaign:.2f} s -> {fmt_rate(received, t_campaign)} mails/s "
+        f"({calls} cron call(s), batch size {batch_size}, "
+        f"{queries / max(received, 1):.1f} SQL queries per mail, "
+        f"{check['connections']} SMTP connections so far)"
+    )
     print(f"    mkt.trace states {states}; mailing.trace {mstates}")
     print_check(check, n)
 
@@ -623,16 +737,18 @@ def run(env, args, n, sink, results, peaks, batch_size):
     if "plain" not in phases:
         return
     # ---- 3. plain mailing -----------------------------------------------
-    mailing = env["mailing.mailing"].create({
-        "subject": SUBJECT,
-        "body_html": BODY,
-        "body_arch": BODY,
-        "mailing_type": "mail",
-        "mailing_model_id": env["ir.model"]._get_id("res.partner"),
-        "mailing_domain": domain,
-        "email_from": SENDER,
-        "mail_server_id": server.id,
-    })
+    mailing = env["mailing.mailing"].create(
+        {
+            "subject": SUBJECT,
+            "body_html": BODY,
+            "body_arch": BODY,
+            "mailing_type": "mail",
+            "mailing_model_id": env["ir.model"]._get_id("res.partner"),
+            "mailing_domain": domain,
+            "email_from": SENDER,
+            "mail_server_id": server.id,
+        }
+    )
     cr.commit()
     base = sink.count()
     profiler = start_profile(args)
@@ -640,8 +756,7 @@ def run(env, args, n, sink, results, peaks, batch_size):
     q0 = cr.sql_log_count
     t0 = time.perf_counter()
     Mail = env["mail.mail"].with_context(filters=[("mailing_id", "=", mailing.id)])
-    pending_query = ("SELECT count(*) FROM mail_mail WHERE mailing_id = %s "
-                     "AND state = 'outgoing'")
+    pending_query = "SELECT count(*) FROM mail_mail WHERE mailing_id = %s AND state = 'outgoing'"
     target = n
     if args.plain_seconds:
         # a bounded time slice: the same audience, slice after slice (each
@@ -651,15 +766,20 @@ def run(env, args, n, sink, results, peaks, batch_size):
         audience = [row[0] for row in cr.fetchall()]
         t_generate, drains, target = 0.0, 0, 0
         while target < len(audience) and time.perf_counter() - t0 < args.plain_seconds:
-            ids = audience[target:target + args.plain_slice]
+            ids = audience[target : target + args.plain_slice]
             g0 = time.perf_counter()
             mailing.action_send_mail(res_ids=ids)
             cr.commit()
             t_generate += time.perf_counter() - g0
             target += len(ids)
             calls, _received = send_until_done(
-                Mail.process_email_queue, cr, sink, base + target, t0 + args.timeout,
-                pending_query, mailing.id,
+                Mail.process_email_queue,
+                cr,
+                sink,
+                base + target,
+                t0 + args.timeout,
+                pending_query,
+                mailing.id,
             )
             drains += calls
         received = sink.wait_for(base + target, 10)
@@ -669,31 +789,50 @@ def run(env, args, n, sink, results, peaks, batch_size):
         t_generate = time.perf_counter() - t0
         q_generate = cr.sql_log_count - q0
         drains, received = send_until_done(
-            Mail.process_email_queue, cr, sink, base + n, t0 + args.timeout,
-            pending_query, mailing.id,
+            Mail.process_email_queue,
+            cr,
+            sink,
+            base + n,
+            t0 + args.timeout,
+            pending_query,
+            mailing.id,
         )
     received -= base
     t_plain = time.perf_counter() - t0
     queries = cr.sql_log_count - q0
     stop_profile(profiler, args, "plain")
-    cr.execute("""SELECT trace_status, count(*) FROM mailing_trace
-                   WHERE mass_mailing_id = %s GROUP BY trace_status""", [mailing.id])
+    cr.execute(
+        """SELECT trace_status, count(*) FROM mailing_trace
+                   WHERE mass_mailing_id = %s GROUP BY trace_status""",
+        [mailing.id],
+    )
     mstates = dict(cr.fetchall())
     check = sink.ask("stats")
-    results["plain"] = {"seconds": t_plain, "count": received, "queries": queries,
-                        "peak": peaks.stop(), "check": check, "generate": t_generate,
-                        "q_generate": q_generate, "drains": drains,
-                        "sliced": bool(args.plain_seconds)}
-    print(f"[3] plain mailing: {received:,} mails received by the sink in {t_plain:.2f} s -> "
-          f"{fmt_rate(received, t_plain)} mails/s (action_send_mail {t_generate:.2f} s, "
-          f"queue {t_plain - t_generate:.2f} s in {drains} process_email_queue() call(s); "
-          f"the mail queue cron's cadence is not counted; "
-          f"{queries / max(received, 1):.1f} SQL queries per mail)")
+    results["plain"] = {
+        "seconds": t_plain,
+        "count": received,
+        "queries": queries,
+        "peak": peaks.stop(),
+        "check": check,
+        "generate": t_generate,
+        "q_generate": q_generate,
+        "drains": drains,
+        "sliced": bool(args.plain_seconds),
+    }
+    print(
+        f"[3] plain mailing: {received:,} mails received by the sink in {t_plain:.2f} s -> "
+        f"{fmt_rate(received, t_plain)} mails/s (action_send_mail {t_generate:.2f} s, "
+        f"queue {t_plain - t_generate:.2f} s in {drains} process_email_queue() call(s); "
+        f"the mail queue cron's cadence is not counted; "
+        f"{queries / max(received, 1):.1f} SQL queries per mail)"
+    )
     print(f"    mailing.trace {mstates}")
     if args.plain_seconds:
-        print(f"    TIME SLICE (--plain-seconds {args.plain_seconds:g}): the plain mailing "
-              f"sent {received:,} of the {n:,} recipients (slices of {args.plain_slice:,}); "
-              f"its rate is measured on those, the ratio below compares rates")
+        print(
+            f"    TIME SLICE (--plain-seconds {args.plain_seconds:g}): the plain mailing "
+            f"sent {received:,} of the {n:,} recipients (slices of {args.plain_slice:,}); "
+            f"its rate is measured on those, the ratio below compares rates"
+        )
     print_check(check, target)
 
     # ---- 4. ratio ---------------------------------------------------------
@@ -701,8 +840,10 @@ def run(env, args, n, sink, results, peaks, batch_size):
     if c["seconds"] and p["seconds"] and c["count"] and p["count"]:
         ratio = (c["count"] / c["seconds"]) / (p["count"] / p["seconds"])
         results["ratio"] = ratio
-        print(f"[4] campaign / plain throughput: {ratio:.2f}x "
-              f"({'campaign faster' if ratio >= 1 else 'campaign SLOWER'})")
+        print(
+            f"[4] campaign / plain throughput: {ratio:.2f}x "
+            f"({'campaign faster' if ratio >= 1 else 'campaign SLOWER'})"
+        )
 
 
 def run_ceiling(env, activity, server, sink, n, results, peaks):
@@ -711,17 +852,20 @@ def run_ceiling(env, activity, server, sink, n, results, peaks):
     (``_mkt_fast_build``) and pushed over ONE SMTP session, with no database
     write kept (each chunk's rows are rolled back to a savepoint): no queue,
     no mailing.trace, no commit."""
-    from odoo.addons.mkt_campaign.tools.mail_batch import SmtpBatch
     from odoo.tools import split_every
+
+    from odoo.addons.mkt_campaign.tools.mail_batch import SmtpBatch
 
     cr = env.cr
     cr.execute("SELECT id FROM res_partner WHERE email LIKE %s ORDER BY id", [EMAIL_LIKE])
     res_ids = [row[0] for row in cr.fetchall()]
     params = env["ir.config_parameter"].sudo()
     chunk = int(params.get_param("mkt_campaign.send_chunk_size", 50)) or 50
-    mailing = activity.mailing_id.sudo().with_context(
-        mkt_campaign_send=True
-    )._mkt_mailing_in_user_context()
+    mailing = (
+        activity.mailing_id.sudo()
+        .with_context(mkt_campaign_send=True)
+        ._mkt_mailing_in_user_context()
+    )
     batch = SmtpBatch(server, env)
     base = sink.count()
     peaks.start()
@@ -748,11 +892,17 @@ def run_ceiling(env, activity, server, sink, n, results, peaks):
     t_ceiling = time.perf_counter() - t0
     cr.rollback()
     check = sink.ask("stats")
-    results["ceiling"] = {"seconds": t_ceiling, "count": received, "peak": peaks.stop(),
-                          "check": check}
-    print(f"[2b] ceiling (render + build + one SMTP session, no database write): "
-          f"{received:,} mails in {t_ceiling:.2f} s -> {fmt_rate(received, t_ceiling)} mails/s "
-          f"({sent:,} accepted)")
+    results["ceiling"] = {
+        "seconds": t_ceiling,
+        "count": received,
+        "peak": peaks.stop(),
+        "check": check,
+    }
+    print(
+        f"[2b] ceiling (render + build + one SMTP session, no database write): "
+        f"{received:,} mails in {t_ceiling:.2f} s -> {fmt_rate(received, t_ceiling)} mails/s "
+        f"({sent:,} accepted)"
+    )
     c = results.get("campaign")
     if c and c["seconds"] and received:
         share = (c["count"] / c["seconds"]) / (received / t_ceiling)
@@ -783,6 +933,7 @@ def start_profile(args):
     if not args.profile:
         return None
     import cProfile
+
     profiler = cProfile.Profile()
     profiler.enable()
     return profiler
@@ -792,6 +943,7 @@ def stop_profile(profiler, args, name):
     if not profiler:
         return
     import pstats
+
     profiler.disable()
     os.makedirs(args.profile, exist_ok=True)
     path = os.path.join(args.profile, f"{name}.prof")
@@ -801,11 +953,16 @@ def stop_profile(profiler, args, name):
 
 
 def print_check(check, n):
-    problems = {k: check[k] for k in ("duplicates", "bad_recipients", "bad_subject", "bad_body",
-                                      "bad_content") if check[k]}
-    print(f"    sink check: {check['messages']:,} messages, {check['distinct']:,} distinct "
-          f"contacts, {check['parsed']} fully parsed; "
-          + ("OK" if not problems and check["distinct"] == n else f"PROBLEMS {problems}"))
+    problems = {
+        k: check[k]
+        for k in ("duplicates", "bad_recipients", "bad_subject", "bad_body", "bad_content")
+        if check[k]
+    }
+    print(
+        f"    sink check: {check['messages']:,} messages, {check['distinct']:,} distinct "
+        f"contacts, {check['parsed']} fully parsed; "
+        + ("OK" if not problems and check["distinct"] == n else f"PROBLEMS {problems}")
+    )
     for example in check["examples"]:
         print(f"      e.g. {example}")
 
@@ -818,28 +975,39 @@ def summary(results, n, peaks, load_start, load_end, batch_size):
         if not r:
             return
         q = r.get("queries")
-        rows.append((
-            label, f"{r['count']:,}", f"{r['seconds']:.2f}",
-            f"{fmt_rate(r['count'], r['seconds'])} {unit}/s",
-            f"{q / max(r['count'], 1):.2f}" if q is not None else "-",
-            f"{r['peak']:.0f}" if r.get("peak") else "-",
-        ))
+        rows.append(
+            (
+                label,
+                f"{r['count']:,}",
+                f"{r['seconds']:.2f}",
+                f"{fmt_rate(r['count'], r['seconds'])} {unit}/s",
+                f"{q / max(r['count'], 1):.2f}" if q is not None else "-",
+                f"{r['peak']:.0f}" if r.get("peak") else "-",
+            )
+        )
 
     row("generate contacts (SQL)", "generate", "contacts")
     row("1. enrolment action_start()", "enrol", "records")
     row("1b. Save as Mailing List", "list", "contacts")
     row("2. campaign e-mail step", "campaign", "mails")
     row("2b. ceiling (no DB write)", "ceiling", "mails")
-    row("3. plain mailing + queue" + (
-        " (time slice)" if results.get("plain", {}).get("sliced") else ""
-    ), "plain", "mails")
+    row(
+        "3. plain mailing + queue"
+        + (" (time slice)" if results.get("plain", {}).get("sliced") else ""),
+        "plain",
+        "mails",
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     print(f"SUMMARY ({n:,} contacts, campaign batch size {batch_size})")
     for i, r in enumerate(rows):
-        print("  " + "  ".join(
-            c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))
-        ))
+        print(
+            "  "
+            + "  ".join(
+                c.ljust(w) if j == 0 else c.rjust(w)
+                for j, (c, w) in enumerate(zip(r, widths, strict=False))
+            )
+        )
         if i == 0:
             print("  " + "  ".join("-" * w for w in widths))
     if "ratio" in results:
@@ -847,8 +1015,10 @@ def summary(results, n, peaks, load_start, load_end, batch_size):
     if "ceiling_share" in results:
         print(f"  campaign e-mail step / ceiling: {results['ceiling_share']:.0%}")
     print(f"  peak RSS of the whole run (ru_maxrss): {max(peaks.overall, maxrss_mb()):.0f} MB")
-    print(f"  load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
-          f"({os.cpu_count()} CPUs; other processes share them)")
+    print(
+        f"  load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
+        f"({os.cpu_count()} CPUs; other processes share them)"
+    )
 
 
 if __name__ == "__main__":

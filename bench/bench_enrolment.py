@@ -71,24 +71,34 @@ def bench(env, mark, contacts):
     cr = env.cr
     figures = {}
     domain = main_filter(env, mark)
-    action = env["ir.actions.server"].create({
-        "name": "Bench: no-op",
-        "model_id": env["ir.model"]._get_id("res.partner"),
-        "state": "code",
-        "code": "pass",
-    })
-    campaign = env["mkt.campaign"].create({
-        "name": "Bench audience",
-        "model_name": "res.partner",
-        "domain": repr(domain),
-        "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
-        "auto_entry": True,
-        "activity_ids": [(0, 0, {
-            "name": "First step",
-            "activity_type": "server_action",
-            "server_action_id": action.id,
-        })],
-    })
+    action = env["ir.actions.server"].create(
+        {
+            "name": "Bench: no-op",
+            "model_id": env["ir.model"]._get_id("res.partner"),
+            "state": "code",
+            "code": "pass",
+        }
+    )
+    campaign = env["mkt.campaign"].create(
+        {
+            "name": "Bench audience",
+            "model_name": "res.partner",
+            "domain": repr(domain),
+            "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
+            "auto_entry": True,
+            "activity_ids": [
+                (
+                    0,
+                    0,
+                    {
+                        "name": "First step",
+                        "activity_type": "server_action",
+                        "server_action_id": action.id,
+                    },
+                )
+            ],
+        }
+    )
     cr.commit()
     try:
         start = time.perf_counter()
@@ -102,9 +112,10 @@ def bench(env, mark, contacts):
         figures["enrol"] = time.perf_counter() - start
         enrolled = campaign.participant_count
         log(
-            "enrolment (launch): %d participants and their first step in %.2f s"
-            " = %.0f records/s",
-            enrolled, figures["enrol"], enrolled / figures["enrol"] if figures["enrol"] else 0,
+            "enrolment (launch): %d participants and their first step in %.2f s = %.0f records/s",
+            enrolled,
+            figures["enrol"],
+            enrolled / figures["enrol"] if figures["enrol"] else 0,
         )
 
         # 1% of the contacts start to match: buyers not enrolled yet move to Belgium
@@ -139,7 +150,9 @@ def bench(env, mark, contacts):
         new = campaign.participant_count - enrolled
         log(
             "sync cron: %d records started to match, %d enrolled in %.2f s",
-            moved, new, figures["sync"],
+            moved,
+            new,
+            figures["sync"],
         )
     finally:
         cr.rollback()
@@ -181,8 +194,10 @@ def main():
             cr.commit()
             audience.vacuum(args.database)
         env["res.partner"].flush_model()
-        contacts = env["res.partner"].with_context(active_test=False).search_count(
-            [("ref", "=", audience.MARK)]
+        contacts = (
+            env["res.partner"]
+            .with_context(active_test=False)
+            .search_count([("ref", "=", audience.MARK)])
         )
         try:
             figures = bench(env, audience.MARK, contacts)

@@ -36,8 +36,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = "mkt_bench_whatsapp"
-PARAMS = ("whatsapp_endpoint", "whatsapp_token", "whatsapp_account_id",
-          "whatsapp_phone_number_id", "whatsapp_rate")
+PARAMS = (
+    "whatsapp_endpoint",
+    "whatsapp_token",
+    "whatsapp_account_id",
+    "whatsapp_phone_number_id",
+    "whatsapp_rate",
+)
 
 
 def _load(name, path):
@@ -64,9 +69,15 @@ def api_process(conn):
                 with server.lock:
                     to = Counter(m["to"] for m in server.messages)
                     stamps = sorted(server.sent_at)
-                    conn.send({"messages": len(server.messages), "distinct": len(to),
-                               "twice": sum(1 for c in to.values() if c > 1),
-                               "stamps": stamps, "connections": server.connections})
+                    conn.send(
+                        {
+                            "messages": len(server.messages),
+                            "distinct": len(to),
+                            "twice": sum(1 for c in to.values() if c > 1),
+                            "stamps": stamps,
+                            "connections": server.connections,
+                        }
+                    )
             elif command == "stop":
                 conn.send(True)
                 break
@@ -78,8 +89,9 @@ class Api:
     def __init__(self):
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=api_process, args=(child,), daemon=True,
-                                   name="bench-whatsapp-api")
+        self.process = ctx.Process(
+            target=api_process, args=(child,), daemon=True, name="bench-whatsapp-api"
+        )
         self.process.start()
         if not self.conn.poll(15):
             raise RuntimeError("the loopback WhatsApp API did not start")
@@ -124,10 +136,11 @@ def main(argv=None):
     import odoo.modules.module
     from odoo.modules.registry import Registry
 
-    odoo.tools.config.parse_config(["-c", args.config, "-d", args.db,
-                                    f"--log-level={args.log_level}"], setup_logging=True)
+    odoo.tools.config.parse_config(
+        ["-c", args.config, "-d", args.db, f"--log-level={args.log_level}"], setup_logging=True
+    )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    odoo.modules.module.current_test = False   # the queue commits as in production
+    odoo.modules.module.current_test = False  # the queue commits as in production
     registry = Registry(args.db)
     load_start = os.getloadavg()
     ok = False
@@ -139,37 +152,52 @@ def main(argv=None):
             Params = env["ir.config_parameter"].sudo()
             saved = {key: Params.get_param(f"mkt_campaign.{key}") for key in PARAMS}
             rate = args.rate or int(saved["whatsapp_rate"] or 80)
-            print(f"database {args.db}, {n:,} messages at {rate}/s, {os.cpu_count()} CPUs, "
-                  f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+            print(
+                f"database {args.db}, {n:,} messages at {rate}/s, {os.cpu_count()} CPUs, "
+                f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}"
+            )
             bc.cleanup(env, quiet=True)
             env["mkt.whatsapp.template"].search([("template_name", "=", TEMPLATE)]).unlink()
             cr.commit()
             try:
-                for key, value in (("whatsapp_endpoint", api.endpoint),
-                                   ("whatsapp_token", "bench-token"),
-                                   ("whatsapp_account_id", "111"),
-                                   ("whatsapp_phone_number_id", "222"),
-                                   ("whatsapp_rate", rate)):
+                for key, value in (
+                    ("whatsapp_endpoint", api.endpoint),
+                    ("whatsapp_token", "bench-token"),
+                    ("whatsapp_account_id", "111"),
+                    ("whatsapp_phone_number_id", "222"),
+                    ("whatsapp_rate", rate),
+                ):
                     Params.set_param(f"mkt_campaign.{key}", value)
                 bc.generate_contacts(env, n)
                 cr.execute("ANALYZE res_partner")
-                template = env["mkt.whatsapp.template"].create({
-                    "name": "Bench WhatsApp", "template_name": TEMPLATE,
-                    "body": "Hello {{1}}!",
-                    "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Ann"})],
-                })
+                template = env["mkt.whatsapp.template"].create(
+                    {
+                        "name": "Bench WhatsApp",
+                        "template_name": TEMPLATE,
+                        "body": "Hello {{1}}!",
+                        "variable_ids": [
+                            (0, 0, {"index": 1, "field_path": "name", "sample": "Ann"})
+                        ],
+                    }
+                )
                 template.action_submit()
-                template.action_refresh_status()   # the loopback approves on first read
-                campaign = env["mkt.campaign"].create({
-                    "name": "Bench campaign WhatsApp",
-                    "model_id": env["ir.model"]._get_id("res.partner"),
-                    "domain": repr([("email", "=like", bc.EMAIL_LIKE)]),
-                })
-                step = env["mkt.activity"].create({
-                    "name": "Bench WhatsApp", "campaign_id": campaign.id,
-                    "activity_type": "whatsapp", "trigger_type": "begin",
-                    "whatsapp_template_id": template.id,
-                })
+                template.action_refresh_status()  # the loopback approves on first read
+                campaign = env["mkt.campaign"].create(
+                    {
+                        "name": "Bench campaign WhatsApp",
+                        "model_id": env["ir.model"]._get_id("res.partner"),
+                        "domain": repr([("email", "=like", bc.EMAIL_LIKE)]),
+                    }
+                )
+                step = env["mkt.activity"].create(
+                    {
+                        "name": "Bench WhatsApp",
+                        "campaign_id": campaign.id,
+                        "activity_type": "whatsapp",
+                        "trigger_type": "begin",
+                        "whatsapp_template_id": template.id,
+                    }
+                )
                 campaign.action_start()
                 cr.commit()
 
@@ -177,29 +205,43 @@ def main(argv=None):
                 calls = bw.drain_queue(env)
                 seconds = time.perf_counter() - t0
                 stats = api.stats()
-                cr.execute("""SELECT state, count(*), count(DISTINCT whatsapp_message_id)
+                cr.execute(
+                    """SELECT state, count(*), count(DISTINCT whatsapp_message_id)
                                 FROM mkt_trace WHERE activity_id = %s GROUP BY state""",
-                           [step.id])
+                    [step.id],
+                )
                 states = {state: (count, ids) for state, count, ids in cr.fetchall()}
                 stamps = stats["stamps"]
                 span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
                 sent = stats["messages"]
-                print(f"[1] WhatsApp step: {sent:,} messages accepted by the API in "
-                      f"{seconds:.2f} s ({calls} cron call(s)) -> {sent / seconds:,.1f} msg/s "
-                      f"end to end")
+                print(
+                    f"[1] WhatsApp step: {sent:,} messages accepted by the API in "
+                    f"{seconds:.2f} s ({calls} cron call(s)) -> {sent / seconds:,.1f} msg/s "
+                    f"end to end"
+                )
                 if span:
-                    print(f"    rate seen by the API: {(sent - 1) / span:,.1f} msg/s from the "
-                          f"first to the last message; busiest second {busiest_second(stamps)} "
-                          f"messages as received (the client sends at most {rate} in any "
-                          f"second; a loaded machine bunches arrivals); "
-                          f"{stats['connections']} TCP connections")
+                    print(
+                        f"    rate seen by the API: {(sent - 1) / span:,.1f} msg/s from the "
+                        f"first to the last message; busiest second {busiest_second(stamps)} "
+                        f"messages as received (the client sends at most {rate} in any "
+                        f"second; a loaded machine bunches arrivals); "
+                        f"{stats['connections']} TCP connections"
+                    )
                 print(f"    mkt.trace states (count, distinct message ids): {states}")
-                ok = (stats["distinct"] == n and not stats["twice"] and sent == n
-                      and states.get("processed") == (n, n))
-                print(f"    every contact exactly once: {'yes' if ok else 'NO'} "
-                      f"({stats['distinct']:,} distinct numbers, {stats['twice']} twice)")
-                print(f"    target >= 70 msg/s sustained over {n:,}: "
-                      f"{'met' if sent / seconds >= 70 else 'NOT met'}")
+                ok = (
+                    stats["distinct"] == n
+                    and not stats["twice"]
+                    and sent == n
+                    and states.get("processed") == (n, n)
+                )
+                print(
+                    f"    every contact exactly once: {'yes' if ok else 'NO'} "
+                    f"({stats['distinct']:,} distinct numbers, {stats['twice']} twice)"
+                )
+                print(
+                    f"    target >= 70 msg/s sustained over {n:,}: "
+                    f"{'met' if sent / seconds >= 70 else 'NOT met'}"
+                )
             finally:
                 cr.rollback()
                 print("cleaning up")
@@ -211,8 +253,10 @@ def main(argv=None):
     finally:
         api.stop()
     load_end = os.getloadavg()
-    print(f"load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
-          f"({os.cpu_count()} CPUs; other processes share them)")
+    print(
+        f"load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
+        f"({os.cpu_count()} CPUs; other processes share them)"
+    )
     return 0 if ok else 1
 
 

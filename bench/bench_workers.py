@@ -54,6 +54,7 @@ bc = load_bench_campaign()
 # a worker process
 # ----------------------------------------------------------------------
 
+
 def drain_queue(env):
     """Run the queue's cron method, committing, until nothing is due;
     returns how many runs it took."""
@@ -75,8 +76,9 @@ def worker(config, dbname, log_level):
     import odoo
     from odoo.modules.registry import Registry
 
-    odoo.tools.config.parse_config(["-c", config, "-d", dbname, f"--log-level={log_level}"],
-                                   setup_logging=True)
+    odoo.tools.config.parse_config(
+        ["-c", config, "-d", dbname, f"--log-level={log_level}"], setup_logging=True
+    )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     registry = Registry(dbname)
     with registry.cursor() as cr:
@@ -96,18 +98,32 @@ def worker(config, dbname, log_level):
 # the benchmark
 # ----------------------------------------------------------------------
 
+
 def start_workers(count, args):
     processes = []
     for _n in range(count):
-        processes.append(subprocess.Popen(
-            [sys.executable, __file__, "--worker", "-c", args.config, "--db", args.db,
-             "--log-level", args.log_level],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            # a session of its own, as a separate server would run: with the
-            # kernel's scheduler autogroups (Linux desktops and shared hosts)
-            # the processes of one session share one CPU share
-            start_new_session=True,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "-c",
+                    args.config,
+                    "--db",
+                    args.db,
+                    "--log-level",
+                    args.log_level,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                # a session of its own, as a separate server would run: with the
+                # kernel's scheduler autogroups (Linux desktops and shared hosts)
+                # the processes of one session share one CPU share
+                start_new_session=True,
+            )
+        )
     for process in processes:
         line = None
         while line != "ready":
@@ -127,21 +143,31 @@ def sink_done_at(sink, target):
 def drain(count, env, server, sink, n, args):
     """Launch a fresh campaign and drain its queue with ``count`` workers."""
     cr = env.cr
-    campaign = env["mkt.campaign"].create({
-        "name": f"Bench campaign workers {count}",
-        "model_id": env["ir.model"]._get_id("res.partner"),
-        "domain": repr([("email", "=like", bc.EMAIL_LIKE)]),
-        "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
-    })
-    activity = env["mkt.activity"].create({
-        "name": "Bench e-mail", "campaign_id": campaign.id, "activity_type": "email",
-        "trigger_type": "begin", "subject": bc.SUBJECT, "body_html": bc.BODY,
-    })
+    campaign = env["mkt.campaign"].create(
+        {
+            "name": f"Bench campaign workers {count}",
+            "model_id": env["ir.model"]._get_id("res.partner"),
+            "domain": repr([("email", "=like", bc.EMAIL_LIKE)]),
+            "unique_field_id": env["ir.model.fields"]._get("res.partner", "email").id,
+        }
+    )
+    activity = env["mkt.activity"].create(
+        {
+            "name": "Bench e-mail",
+            "campaign_id": campaign.id,
+            "activity_type": "email",
+            "trigger_type": "begin",
+            "subject": bc.SUBJECT,
+            "body_html": bc.BODY,
+        }
+    )
     activity.mailing_id.write({"email_from": bc.SENDER, "mail_server_id": server.id})
     campaign.action_start()
     cr.commit()
-    cr.execute("SELECT count(*) FROM mkt_trace WHERE campaign_id = %s AND state = 'scheduled'",
-               [campaign.id])
+    cr.execute(
+        "SELECT count(*) FROM mkt_trace WHERE campaign_id = %s AND state = 'scheduled'",
+        [campaign.id],
+    )
     queued = cr.fetchone()[0]
 
     processes = start_workers(count, args)
@@ -165,19 +191,21 @@ def drain(count, env, server, sink, n, args):
         output, _ = process.communicate(timeout=args.timeout)
         if process.returncode:
             print(f"    !! a worker exited with {process.returncode}: {output}")
-    cr.commit()   # a fresh snapshot: the workers' commits
-    cr.execute("SELECT state, count(*) FROM mkt_trace WHERE campaign_id = %s GROUP BY state",
-               [campaign.id])
+    cr.commit()  # a fresh snapshot: the workers' commits
+    cr.execute(
+        "SELECT state, count(*) FROM mkt_trace WHERE campaign_id = %s GROUP BY state", [campaign.id]
+    )
     states = dict(cr.fetchall())
     check = sink.ask("stats")
     rate = received / seconds if seconds else 0.0
-    print(f"[{count} worker{'s' if count > 1 else ''}] {received:,} mails received in "
-          f"{seconds:.2f} s -> {rate:,.0f} mails/s ({queued:,} queued; workers: "
-          f"{'; '.join(outputs)})")
+    print(
+        f"[{count} worker{'s' if count > 1 else ''}] {received:,} mails received in "
+        f"{seconds:.2f} s -> {rate:,.0f} mails/s ({queued:,} queued; workers: "
+        f"{'; '.join(outputs)})"
+    )
     print(f"    mkt.trace states {states}")
     bc.print_check(check, n)
-    return {"count": received, "seconds": seconds, "rate": rate, "check": check,
-            "states": states}
+    return {"count": received, "seconds": seconds, "rate": rate, "check": check, "states": states}
 
 
 def main(argv=None):
@@ -185,10 +213,14 @@ def main(argv=None):
     parser.add_argument("--db", required=True, help="database where mkt_campaign is installed")
     parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
     parser.add_argument("--contacts", type=int, default=10000, help="number of contacts (N)")
-    parser.add_argument("--workers", default="1,2",
-                        help="worker counts to measure, in order (default 1,2)")
-    parser.add_argument("--batch-size", type=int,
-                        help="mkt_campaign.batch_size for this run (default: as configured)")
+    parser.add_argument(
+        "--workers", default="1,2", help="worker counts to measure, in order (default 1,2)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="mkt_campaign.batch_size for this run (default: as configured)",
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--log-level", default="warn")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -198,14 +230,15 @@ def main(argv=None):
     n = args.contacts
     counts = [int(c) for c in args.workers.split(",") if c.strip()]
 
-    sink = bc.Sink(sample_every=max(1, n // 200))   # before any database connection
+    sink = bc.Sink(sample_every=max(1, n // 200))  # before any database connection
     import warnings
 
     import odoo
     from odoo.modules.registry import Registry
 
-    odoo.tools.config.parse_config(["-c", args.config, "-d", args.db,
-                                    f"--log-level={args.log_level}"], setup_logging=True)
+    odoo.tools.config.parse_config(
+        ["-c", args.config, "-d", args.db, f"--log-level={args.log_level}"], setup_logging=True
+    )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     registry = Registry(args.db)
     load_start = os.getloadavg()
@@ -215,24 +248,33 @@ def main(argv=None):
             env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
             if "mkt.campaign" not in env:
                 sys.exit(f"mkt_campaign is not installed in {args.db}")
-            print(f"database {args.db}, {n:,} contacts, workers {counts}, "
-                  f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} "
-                  f"{load_start[1]:.2f} {load_start[2]:.2f}")
+            print(
+                f"database {args.db}, {n:,} contacts, workers {counts}, "
+                f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} "
+                f"{load_start[1]:.2f} {load_start[2]:.2f}"
+            )
             bc.cleanup(env, quiet=True)
             Params = env["ir.config_parameter"].sudo()
             old_batch = Params.get_param("mkt_campaign.batch_size")
             if args.batch_size:
                 Params.set_param("mkt_campaign.batch_size", args.batch_size)
-            print(f"batch size {Params.get_param('mkt_campaign.batch_size', 500)}, chunk size "
-                  f"{Params.get_param('mkt_campaign.send_chunk_size', 50)}")
+            print(
+                f"batch size {Params.get_param('mkt_campaign.batch_size', 500)}, chunk size "
+                f"{Params.get_param('mkt_campaign.send_chunk_size', 50)}"
+            )
             cr.commit()
             try:
                 bc.generate_contacts(env, n)
                 cr.execute("ANALYZE res_partner")
-                server = env["ir.mail_server"].create({
-                    "name": "mkt_campaign bench sink", "smtp_host": "127.0.0.1",
-                    "smtp_port": sink.port, "smtp_encryption": "none", "sequence": 0,
-                })
+                server = env["ir.mail_server"].create(
+                    {
+                        "name": "mkt_campaign bench sink",
+                        "smtp_host": "127.0.0.1",
+                        "smtp_port": sink.port,
+                        "smtp_encryption": "none",
+                        "sequence": 0,
+                    }
+                )
                 cr.commit()
                 for count in counts:
                     results[count] = drain(count, env, server, sink, n, args)
@@ -256,13 +298,17 @@ def main(argv=None):
         clean = not check["duplicates"] and check["distinct"] == n and r["count"] == n
         ok &= clean
         ratio = f"{r['rate'] / base['rate']:.2f}x" if base and base["rate"] else "n/a"
-        print(f"  {count} worker process(es): {r['rate']:,.0f} mails/s ({r['seconds']:.2f} s), "
-              f"{ratio} of {counts[0]}; every contact once: {'yes' if clean else 'NO'}")
+        print(
+            f"  {count} worker process(es): {r['rate']:,.0f} mails/s ({r['seconds']:.2f} s), "
+            f"{ratio} of {counts[0]}; every contact once: {'yes' if clean else 'NO'}"
+        )
     if 1 in results and 2 in results and results[1]["rate"]:
         ratio = results[2]["rate"] / results[1]["rate"]
         print(f"  2 workers / 1 worker: {ratio:.2f}x (target >= 1.5x)")
-    print(f"  load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
-          f"({os.cpu_count()} CPUs; other processes share them)")
+    print(
+        f"  load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
+        f"({os.cpu_count()} CPUs; other processes share them)"
+    )
     return 0 if ok else 1
 
 

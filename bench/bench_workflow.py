@@ -49,24 +49,32 @@ def cleanup(env):
 def generate(env, rows, steps):
     from odoo.tools import SQL  # noqa: PLC0415
 
-    campaign = env["mkt.campaign"].create({
-        "name": NAME, "model_id": env["ir.model"]._get_id("res.partner"),
-    })
+    campaign = env["mkt.campaign"].create(
+        {
+            "name": NAME,
+            "model_id": env["ir.model"]._get_id("res.partner"),
+        }
+    )
     parent = env["mkt.activity"]
     for index in range(steps):
-        parent = env["mkt.activity"].create({
-            "campaign_id": campaign.id, "name": f"Bench step {index + 1}",
-            "activity_type": "email", "subject": "Hello {{ object.name }}",
-            "body_html": "<p>Hello</p>",
-            "trigger_type": "after_parent" if parent else "begin",
-            "parent_id": parent.id,
-        })
+        parent = env["mkt.activity"].create(
+            {
+                "campaign_id": campaign.id,
+                "name": f"Bench step {index + 1}",
+                "activity_type": "email",
+                "subject": "Hello {{ object.name }}",
+                "body_html": "<p>Hello</p>",
+                "trigger_type": "after_parent" if parent else "begin",
+                "parent_id": parent.id,
+            }
+        )
     env.flush_all()
     activity_ids = campaign.activity_ids.ids
     # queue rows have no foreign key to participants (engine_fields.py):
     # one fake participant id per row keeps the unique step index happy
-    env.cr.execute(SQL(
-        """
+    env.cr.execute(
+        SQL(
+            """
         INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id, state,
                                schedule_date, processed_date, is_test, open_datetime,
                                click_datetime)
@@ -80,8 +88,12 @@ def generate(env, rows, steps):
                CASE WHEN g %% 10 = 0 THEN now() END
           FROM generate_series(1, %(rows)s) g
         """,
-        activities=activity_ids, steps=len(activity_ids), campaign=campaign.id, rows=rows,
-    ))
+            activities=activity_ids,
+            steps=len(activity_ids),
+            campaign=campaign.id,
+            rows=rows,
+        )
+    )
     env.cr.execute("ANALYZE mkt_trace")
     return campaign
 
@@ -107,9 +119,14 @@ def main():
         start = time.perf_counter()
         campaign = generate(env, args.rows, args.steps)
         cr.commit()
-        log("generated %s steps and %s queue rows in %.1f s",
-            args.steps, args.rows, time.perf_counter() - start)
+        log(
+            "generated %s steps and %s queue rows in %.1f s",
+            args.steps,
+            args.rows,
+            time.perf_counter() - start,
+        )
         try:
+
             def figures():
                 env.invalidate_all()
                 campaign.get_workflow_figures()
@@ -128,8 +145,12 @@ def main():
                 log("Data kept: the next run deletes it first")
     log("")
     log("%-34s %8s / %s", "steps / queue rows", args.steps, args.rows)
-    log("%-34s %8.3f s best, %.3f s median   (target < 1 s)",
-        "workflow figures (tree)", tree_best, tree_median)
+    log(
+        "%-34s %8.3f s best, %.3f s median   (target < 1 s)",
+        "workflow figures (tree)",
+        tree_best,
+        tree_median,
+    )
     log("%-34s %8.3f s best, %.3f s median", "dashboard card figures", card_best, card_median)
 
 

@@ -20,7 +20,6 @@ PUSH_MAX_DEVICES_DEFAULT = 20
 
 
 class MktCampaignController(http.Controller):
-
     # ------------------------------------------------------------------
     # Double opt-in
     # ------------------------------------------------------------------
@@ -34,12 +33,23 @@ class MktCampaignController(http.Controller):
         return record or None
 
     def _optin_page(self, state, token=None, status=200):
-        return request.render("mkt_campaign.optin_page", {
-            "state": state, "token": token,
-        }, status=status)
+        return request.render(
+            "mkt_campaign.optin_page",
+            {
+                "state": state,
+                "token": token,
+            },
+            status=status,
+        )
 
-    @http.route("/mkt_campaign/optin", type="http", auth="public", methods=["GET"],
-                website=False, sitemap=False)
+    @http.route(
+        "/mkt_campaign/optin",
+        type="http",
+        auth="public",
+        methods=["GET"],
+        website=False,
+        sitemap=False,
+    )
     def optin_page(self, token=None, **kwargs):
         """The link of a campaign e-mail opens a page whose button confirms:
         following the link (as mail scanners do) confirms nothing."""
@@ -50,8 +60,14 @@ class MktCampaignController(http.Controller):
             return self._optin_page("done")
         return self._optin_page("confirm", token=token)
 
-    @http.route("/mkt_campaign/optin", type="http", auth="public", methods=["POST"],
-                website=False, sitemap=False)
+    @http.route(
+        "/mkt_campaign/optin",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        website=False,
+        sitemap=False,
+    )
     def optin_confirm(self, token=None, **kwargs):
         """The button of the confirmation page (a POST carrying Odoo's CSRF
         token, checked by the framework) confirms the subscription."""
@@ -65,17 +81,30 @@ class MktCampaignController(http.Controller):
     # WhatsApp webhook
     # ------------------------------------------------------------------
 
-    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["GET"],
-                csrf=False, sitemap=False)
+    @http.route(
+        "/mkt_campaign/whatsapp/webhook",
+        type="http",
+        auth="public",
+        methods=["GET"],
+        csrf=False,
+        sitemap=False,
+    )
     def whatsapp_verify(self, **kwargs):
         """WhatsApp checks the webhook once: echo its challenge when the verify
         token is the one set in the settings."""
-        expected = request.env["ir.config_parameter"].sudo().get_param(
-            "mkt_campaign.whatsapp_verify_token")
-        if (kwargs.get("hub.mode") == "subscribe" and expected
-                and consteq(kwargs.get("hub.verify_token") or "", expected)):
-            return request.make_response(kwargs.get("hub.challenge") or "",
-                                         headers=[("Content-Type", "text/plain")])
+        expected = (
+            request.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mkt_campaign.whatsapp_verify_token")
+        )
+        if (
+            kwargs.get("hub.mode") == "subscribe"
+            and expected
+            and consteq(kwargs.get("hub.verify_token") or "", expected)
+        ):
+            return request.make_response(
+                kwargs.get("hub.challenge") or "", headers=[("Content-Type", "text/plain")]
+            )
         return request.make_response("Forbidden", status=403)
 
     def _signed_json_payload(self, secret, header, label):
@@ -84,8 +113,9 @@ class MktCampaignController(http.Controller):
         response to answer (413 too large, 403 bad signature, 400 not a JSON
         object) before anything is touched."""
         httprequest = request.httprequest
-        too_large = request.make_response("Payload too large", status=413,
-                                          headers=[("Content-Type", "text/plain")])
+        too_large = request.make_response(
+            "Payload too large", status=413, headers=[("Content-Type", "text/plain")]
+        )
         if (httprequest.content_length or 0) > WEBHOOK_MAX_BYTES:
             return too_large
         try:
@@ -99,8 +129,9 @@ class MktCampaignController(http.Controller):
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if not consteq(httprequest.headers.get(header, ""), expected):
             _logger.warning("%s refused: invalid signature", label)
-            return request.make_response("Invalid signature", status=403,
-                                         headers=[("Content-Type", "text/plain")])
+            return request.make_response(
+                "Invalid signature", status=403, headers=[("Content-Type", "text/plain")]
+            )
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
@@ -109,22 +140,31 @@ class MktCampaignController(http.Controller):
             return request.make_response("Invalid payload", status=400)
         return payload
 
-    @http.route("/mkt_campaign/whatsapp/webhook", type="http", auth="public", methods=["POST"],
-                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
+    @http.route(
+        "/mkt_campaign/whatsapp/webhook",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        sitemap=False,
+        max_content_length=WEBHOOK_MAX_BYTES,
+    )
     def whatsapp_webhook(self, **kwargs):
         """Message statuses and replies. Every POST must carry WhatsApp's
         signature (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the
         app secret); without an app secret configured the webhook is closed.
         Anything else is answered 403 and changes nothing."""
-        secret = request.env["ir.config_parameter"].sudo().get_param(
-            "mkt_campaign.whatsapp_app_secret")
+        secret = (
+            request.env["ir.config_parameter"].sudo().get_param("mkt_campaign.whatsapp_app_secret")
+        )
         if not secret:
             _logger.warning("WhatsApp webhook call refused: no app secret is configured")
             return request.make_response(
-                "Webhook closed: no app secret configured", status=403,
-                headers=[("Content-Type", "text/plain")])
-        payload = self._signed_json_payload(secret, "X-Hub-Signature-256",
-                                            "WhatsApp webhook call")
+                "Webhook closed: no app secret configured",
+                status=403,
+                headers=[("Content-Type", "text/plain")],
+            )
+        payload = self._signed_json_payload(secret, "X-Hub-Signature-256", "WhatsApp webhook call")
         if not isinstance(payload, dict):
             return payload  # the error response
         # sudo: a signed call from WhatsApp, anonymous for Odoo, updates the queue
@@ -135,8 +175,15 @@ class MktCampaignController(http.Controller):
     # Provider feedback (delivered, bounces, complaints, blocks, unsubscribes)
     # ------------------------------------------------------------------
 
-    @http.route("/mkt_campaign/feedback", type="http", auth="public", methods=["POST"],
-                csrf=False, sitemap=False, max_content_length=WEBHOOK_MAX_BYTES)
+    @http.route(
+        "/mkt_campaign/feedback",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        sitemap=False,
+        max_content_length=WEBHOOK_MAX_BYTES,
+    )
     def provider_feedback(self, **kwargs):
         """What e-mail / SMS / WhatsApp providers report about the messages
         (their event webhooks or a feedback-loop relay): a JSON body
@@ -145,21 +192,23 @@ class MktCampaignController(http.Controller):
         the feedback secret>`` (Settings). Without a secret the endpoint is
         closed; an unsigned or badly signed call is answered 403 and changes
         nothing."""
-        secret = request.env["ir.config_parameter"].sudo().get_param(
-            "mkt_campaign.feedback_secret")
+        secret = request.env["ir.config_parameter"].sudo().get_param("mkt_campaign.feedback_secret")
         if not secret:
             _logger.warning("Provider feedback refused: no feedback secret is configured")
             return request.make_response(
-                "Feedback closed: no secret configured", status=403,
-                headers=[("Content-Type", "text/plain")])
+                "Feedback closed: no secret configured",
+                status=403,
+                headers=[("Content-Type", "text/plain")],
+            )
         payload = self._signed_json_payload(secret, "X-Mkt-Signature", "Provider feedback")
         if not isinstance(payload, dict):
             return payload  # the error response
         # sudo: a signed call from the provider, anonymous for Odoo, records
         # the feedback of the campaign's messages
         used = request.env["mkt.trace"].sudo()._process_provider_feedback(payload)
-        return request.make_response(json.dumps({"used": used}),
-                                     headers=[("Content-Type", "application/json")])
+        return request.make_response(
+            json.dumps({"used": used}), headers=[("Content-Type", "application/json")]
+        )
 
     # ------------------------------------------------------------------
     # Push devices
@@ -185,11 +234,18 @@ class MktCampaignController(http.Controller):
         Token = request.env["mkt.push.token"].sudo().with_context(active_test=False)
         device = Token.search([("token", "=", token)], limit=1)
         if device and device.active and device.partner_id != partner:
-            raise UserError(request.env._(
-                "This device is registered to another contact: it must be "
-                "unregistered before it can be registered again."))
-        values = {"partner_id": partner.id, "platform": platform,
-                  "active": True, "last_error": False}
+            raise UserError(
+                request.env._(
+                    "This device is registered to another contact: it must be "
+                    "unregistered before it can be registered again."
+                )
+            )
+        values = {
+            "partner_id": partner.id,
+            "platform": platform,
+            "active": True,
+            "last_error": False,
+        }
         if device:
             device.write(values)
         else:
@@ -199,24 +255,37 @@ class MktCampaignController(http.Controller):
 
     def _push_apply_cap(self, Token, partner, device):
         try:
-            cap = int(request.env["ir.config_parameter"].sudo().get_param(
-                "mkt_campaign.push_max_devices", PUSH_MAX_DEVICES_DEFAULT))
+            cap = int(
+                request.env["ir.config_parameter"]
+                .sudo()
+                .get_param("mkt_campaign.push_max_devices", PUSH_MAX_DEVICES_DEFAULT)
+            )
         except ValueError:
             cap = PUSH_MAX_DEVICES_DEFAULT
         cap = max(cap, 1)
-        others = Token.search([("partner_id", "=", partner.id), ("active", "=", True),
-                               ("id", "!=", device.id)], order="write_date desc, id desc")
-        stale = others[cap - 1:]
+        others = Token.search(
+            [("partner_id", "=", partner.id), ("active", "=", True), ("id", "!=", device.id)],
+            order="write_date desc, id desc",
+        )
+        stale = others[cap - 1 :]
         if stale:
-            stale.write({"active": False, "last_error": request.env._(
-                "Replaced by a newer device (at most %(cap)s active devices "
-                "per contact).",
-                cap=cap)})
+            stale.write(
+                {
+                    "active": False,
+                    "last_error": request.env._(
+                        "Replaced by a newer device (at most %(cap)s active devices per contact).",
+                        cap=cap,
+                    ),
+                }
+            )
 
     @http.route("/mkt_campaign/push/unregister", type="jsonrpc", auth="user", methods=["POST"])
     def push_unregister(self, token, **kwargs):
         # sudo: the user's own devices only (domain on the user's contact)
-        device = request.env["mkt.push.token"].sudo().search([
-            ("token", "=", token), ("partner_id", "=", request.env.user.partner_id.id)])
+        device = (
+            request.env["mkt.push.token"]
+            .sudo()
+            .search([("token", "=", token), ("partner_id", "=", request.env.user.partner_id.id)])
+        )
         device.active = False
         return {"unregistered": len(device)}

@@ -21,10 +21,13 @@ class LinkTracker(models.Model):
         cache = self.env.context.get("mkt_link_cache")
         if not isinstance(cache, MktLinkCache) or not isinstance(vals_list, list):
             return super().search_or_create(vals_list)
-        keys = [tuple(sorted((key, repr(value)) for key, value in vals.items()))
-                for vals in vals_list]
-        missing = {key: vals for key, vals in zip(keys, vals_list) if key not in cache}
+        keys = [
+            tuple(sorted((key, repr(value)) for key, value in vals.items())) for vals in vals_list
+        ]
+        missing = {
+            key: vals for key, vals in zip(keys, vals_list, strict=False) if key not in cache
+        }
         if missing:
             trackers = super().search_or_create(list(missing.values()))
-            cache.update(zip(missing, trackers.ids))
+            cache.update(zip(missing, trackers.ids, strict=False))
         return self.browse([cache[key] for key in keys])

@@ -5,6 +5,7 @@ import uuid
 from collections import defaultdict
 
 from markupsafe import Markup
+
 from odoo import api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
@@ -18,8 +19,15 @@ _logger = logging.getLogger(__name__)
 
 # mailing.trace failure types that mean "do not send to this recipient"
 REJECTING_FAILURES = {
-    "mail_bl", "mail_optout", "mail_dup", "mail_email_invalid", "mail_email_missing",
-    "sms_blacklist", "sms_optout", "sms_duplicate", "sms_number_missing",
+    "mail_bl",
+    "mail_optout",
+    "mail_dup",
+    "mail_email_invalid",
+    "mail_email_missing",
+    "sms_blacklist",
+    "sms_optout",
+    "sms_duplicate",
+    "sms_number_missing",
     "sms_number_format",
 }
 # failures worth another attempt later
@@ -29,9 +37,20 @@ TRANSIENT_FAILURES = {"mail_smtp", "sms_server", "sms_acc", "sms_credit"}
 SMTP_TEMPORARY_REPLY = re.compile(r"\(4\d\d, b['\"]")
 # what mail.mail.send() reads of each mail, its message and its recipients
 MESSAGE_PREFETCH = [
-    "subject", "body", "email_from", "reply_to", "message_id", "model", "res_id",
-    "author_id", "attachment_ids", "record_alias_domain_id", "record_company_id",
-    "message_type", "partner_ids", "mail_ids",
+    "subject",
+    "body",
+    "email_from",
+    "reply_to",
+    "message_id",
+    "model",
+    "res_id",
+    "author_id",
+    "attachment_ids",
+    "record_alias_domain_id",
+    "record_company_id",
+    "message_type",
+    "partner_ids",
+    "mail_ids",
 ]
 
 
@@ -44,8 +63,12 @@ class MailingMailing(models.Model):
     _inherit = "mailing.mailing"
 
     mkt_activity_id = fields.Many2one(
-        "mkt.activity", "Campaign Step", index="btree_not_null", ondelete="set null",
-        copy=False, readonly=True,
+        "mkt.activity",
+        "Campaign Step",
+        index="btree_not_null",
+        ondelete="set null",
+        copy=False,
+        readonly=True,
         help="This mailing is the content of a marketing campaign step: the campaign "
         "sends it, recipient by recipient, when the step comes due.",
     )
@@ -66,10 +89,12 @@ class MailingMailing(models.Model):
         stop an RPC write): a mailing is not attached to or detached from a
         step by hand."""
         if "mkt_activity_id" in vals and not self.env.su:
-            raise AccessError(self.env._(
-                "The campaign step of a mailing is set by the campaign: edit the step's "
-                "content from the campaign instead."
-            ))
+            raise AccessError(
+                self.env._(
+                    "The campaign step of a mailing is set by the campaign: edit the step's "
+                    "content from the campaign instead."
+                )
+            )
 
     def action_put_in_queue(self):
         self._mkt_refuse_direct_send()
@@ -82,12 +107,15 @@ class MailingMailing(models.Model):
     def _mkt_refuse_direct_send(self):
         steps = self.filtered("mkt_activity_id")
         if steps:
-            raise UserError(self.env._(
-                "%(mailing)s is the content of step %(step)s of campaign %(campaign)s: "
-                "the campaign sends it. Launch the campaign instead.",
-                mailing=steps[0].subject, step=steps[0].mkt_activity_id.name,
-                campaign=steps[0].mkt_activity_id.campaign_id.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "%(mailing)s is the content of step %(step)s of campaign %(campaign)s: "
+                    "the campaign sends it. Launch the campaign instead.",
+                    mailing=steps[0].subject,
+                    step=steps[0].mkt_activity_id.name,
+                    campaign=steps[0].mkt_activity_id.campaign_id.name,
+                )
+            )
 
     def _mkt_send(self, res_ids):
         """Generate this mailing for ``res_ids`` in the caller's transaction.
@@ -104,9 +132,7 @@ class MailingMailing(models.Model):
 
     def _mkt_mailing_in_user_context(self):
         context_user = self.user_id or self.write_uid or self.env.user
-        return self.with_context(
-            **self.env["res.users"].with_user(context_user).context_get()
-        )
+        return self.with_context(**self.env["res.users"].with_user(context_user).context_get())
 
     def _mkt_composer(self, res_ids):
         """The mass-mail composer Email Marketing uses for this mailing
@@ -137,11 +163,15 @@ class MailingMailing(models.Model):
         }
         if mailing.reply_to_mode == "new":
             composer_values["reply_to"] = mailing.reply_to
-        return self.env["mail.compose.message"].with_context(
-            active_ids=res_ids,
-            default_composition_mode="mass_mail",
-            **mailing._get_mass_mailing_context(),
-        ).create(composer_values)
+        return (
+            self.env["mail.compose.message"]
+            .with_context(
+                active_ids=res_ids,
+                default_composition_mode="mass_mail",
+                **mailing._get_mass_mailing_context(),
+            )
+            .create(composer_values)
+        )
 
     def _mkt_mark_done(self):
         if self.state != "done":
@@ -189,17 +219,21 @@ class MailingMailing(models.Model):
         """Link the traces Email/SMS Marketing just created for this mailing
         to our steps (``by_res_id``: record id -> mkt.trace)."""
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mailing_trace mt SET mkt_trace_id = v.trace_id
               FROM (SELECT unnest(%(res_ids)s::int[]) AS res_id,
                            unnest(%(trace_ids)s::int[]) AS trace_id) v
              WHERE mt.mass_mailing_id = %(mailing)s AND mt.res_id = v.res_id
                AND mt.model = %(model)s AND mt.mkt_trace_id IS NULL
             """,
-            res_ids=list(by_res_id), trace_ids=[t.id for t in by_res_id.values()],
-            mailing=self.id, model=model,
-        ))
+                res_ids=list(by_res_id),
+                trace_ids=[t.id for t in by_res_id.values()],
+                mailing=self.id,
+                model=model,
+            )
+        )
         self.env["mailing.trace"].invalidate_model(["mkt_trace_id"])
 
     def _mkt_send_mails(self, traces, mailing_traces):
@@ -215,10 +249,14 @@ class MailingMailing(models.Model):
             deferred.write({"auto_delete": False})
         # send() walks the mails one by one (browse(id)): without this prefetch
         # each of them reads its own fields, message and recipients
-        mails.fetch([
-            fname for fname, field in mails._fields.items()
-            if field.store and field.prefetch is True and not field.inherited
-        ] + ["recipient_ids", "mailing_trace_ids"])
+        mails.fetch(
+            [
+                fname
+                for fname, field in mails._fields.items()
+                if field.store and field.prefetch is True and not field.inherited
+            ]
+            + ["recipient_ids", "mailing_trace_ids"]
+        )
         messages = mails.mail_message_id
         messages.fetch([fname for fname in MESSAGE_PREFETCH if fname in messages._fields])
         mails.recipient_ids.fetch()
@@ -237,8 +275,10 @@ class MailingMailing(models.Model):
             # what send() would have deleted: sent, or failed for a missing or
             # invalid address (mail.mail._postprocess_sent_message)
             deferred.filtered(
-                lambda m: m.state == "sent"
-                or m.failure_type in ("mail_email_invalid", "mail_email_missing")
+                lambda m: (
+                    m.state == "sent"
+                    or m.failure_type in ("mail_email_invalid", "mail_email_missing")
+                )
             ).unlink()
         return outcome
 
@@ -299,9 +339,9 @@ class MailingMailing(models.Model):
             with self.env.cr.savepoint():
                 # sudo: rendered as the engine, the content having been
                 # checked with its author's rights when written (see above)
-                mailing = self.sudo().with_context(
-                    mkt_campaign_send=True
-                )._mkt_mailing_in_user_context()
+                mailing = (
+                    self.sudo().with_context(mkt_campaign_send=True)._mkt_mailing_in_user_context()
+                )
                 # subjects and bodies of the whole chunk rendered at once
                 # (mail.render.mixin, links shortened: post_convert_links);
                 # blacklist, opt-out, duplicates and invalid addresses
@@ -357,19 +397,22 @@ class MailingMailing(models.Model):
         self.env["res.partner"].union(*partners.values()).fetch(["lang"])
         default_lang = composer.env.context.get("lang")
         langs = {
-            res_id: lang or default_lang
-            for res_id, lang in composer._render_lang(res_ids).items()
+            res_id: lang or default_lang for res_id, lang in composer._render_lang(res_ids).items()
         }
         subjects = composer._render_field("subject", res_ids, res_ids_lang=langs)
         bodies = composer._render_field(
-            "body", res_ids, res_ids_lang=langs, options={"preserve_comments": True},
+            "body",
+            res_ids,
+            res_ids_lang=langs,
+            options={"preserve_comments": True},
         )
         emails_from = composer._render_field("email_from", res_ids)
         if composer.reply_to_force_new:
             replies_to = composer._render_field("reply_to", res_ids)
         else:
             replies_to = Records._notify_get_reply_to_batch(
-                defaults=emails_from, author_ids=dict.fromkeys(res_ids, composer.author_id.id),
+                defaults=emails_from,
+                author_ids=dict.fromkeys(res_ids, composer.author_id.id),
             )
         alias_domains = Records._mail_get_alias_domains(default_company=self.env.company)
         recipients = Records._message_get_default_recipients()
@@ -383,8 +426,7 @@ class MailingMailing(models.Model):
                 static,
                 attachment_ids=[],
                 body=body,
-                body_html=Markup(layout[0]) + body + Markup(layout[1])
-                if body and layout else body,
+                body_html=Markup(layout[0]) + body + Markup(layout[1]) if body and layout else body,
                 email_cc=defaults.get("email_cc") or "",
                 email_from=emails_from[res_id],
                 email_to=defaults.get("email_to") or "",
@@ -414,7 +456,8 @@ class MailingMailing(models.Model):
         page = self.env["ir.qweb"]._render(
             "mass_mailing.mass_mailing_mail_layout",
             {"body": Markup(marker), "mailing_style": Markup(f"<style>{styles}</style>")},
-            minimal_qcontext=True, raise_if_not_found=False,
+            minimal_qcontext=True,
+            raise_if_not_found=False,
         )
         if not page or str(page).count(marker) != 1:
             return None
@@ -429,7 +472,8 @@ class MailingMailing(models.Model):
         recipient's unsubscribe and view links, List-Unsubscribe headers."""
         cr = self.env.cr
         sendable = [
-            (res_id, values) for res_id, values in values_all.items()
+            (res_id, values)
+            for res_id, values in values_all.items()
             if values.get("state") not in ("cancel", "exception")
         ]
         # the open pixel is /mail/track/<mail id>/<token>: Email Marketing
@@ -452,7 +496,8 @@ class MailingMailing(models.Model):
         mail_id_of = dict(zip(values_all, mail_ids, strict=True))
 
         partner_ids = {
-            command[1] for _res_id, values in sendable
+            command[1]
+            for _res_id, values in sendable
             for command in values.get("recipient_ids") or []
         }
         self.env["res.partner"].sudo().browse(partner_ids).fetch(["name", "email"])
@@ -470,18 +515,21 @@ class MailingMailing(models.Model):
         recipient's unsubscribe / view links, List-Unsubscribe headers."""
         base_url = self.get_base_url()
         email_to = tools.mail.email_split_and_format_normalize(values.get("email_to") or "")
-        for partner in self.env["res.partner"].sudo().browse(
-            [command[1] for command in values.get("recipient_ids") or []]
+        for partner in (
+            self.env["res.partner"]
+            .sudo()
+            .browse([command[1] for command in values.get("recipient_ids") or []])
         ):
             email_to += [
                 tools.formataddr((partner.name or "", email))
-                for email in tools.mail.email_normalize_all(partner.email)
-                or [partner.email or ""]
+                for email in tools.mail.email_normalize_all(partner.email) or [partner.email or ""]
             ]
         email_to = [email for email in email_to if email]
         body = values.get("body_html") or ""
-        body = "" if tools.is_html_empty(body) else str(
-            self.env["mail.render.mixin"]._replace_local_links(body)
+        body = (
+            ""
+            if tools.is_html_empty(body)
+            else str(self.env["mail.render.mixin"]._replace_local_links(body))
         )
         if body:
             token = self.env["mail.mail"]._generate_mail_recipient_token(mail_id)
@@ -489,9 +537,11 @@ class MailingMailing(models.Model):
                 body, trace_id, f"{base_url}/mail/track/{mail_id}/{token}/blank.gif"
             )
         headers = {
-            "Return-Path": self.env["mail.alias.domain"].sudo().browse(
-                values.get("record_alias_domain_id")
-            ).bounce_email or self.env.company.bounce_email,
+            "Return-Path": self.env["mail.alias.domain"]
+            .sudo()
+            .browse(values.get("record_alias_domain_id"))
+            .bounce_email
+            or self.env.company.bounce_email,
         }
         if email_to:
             recipient = tools.email_normalize(email_to[0], strict=False) or email_to[0]
@@ -502,14 +552,15 @@ class MailingMailing(models.Model):
                 )
             if f"{base_url}/view" in body:
                 body = body.replace(f"{base_url}/view", self._get_view_url(recipient, res_id))
-            headers.update({
-                "List-Unsubscribe": "<%s>" % self._get_unsubscribe_oneclick_url(
-                    recipient, res_id
-                ),
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "Precedence": "list",
-                "X-Auto-Response-Suppress": "OOF",
-            })
+            headers.update(
+                {
+                    "List-Unsubscribe": "<%s>"
+                    % self._get_unsubscribe_oneclick_url(recipient, res_id),
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "Precedence": "list",
+                    "X-Auto-Response-Suppress": "OOF",
+                }
+            )
         emails_from = _split_and_format(values["email_from"])
         # built (once per chunk the stock way, else from a skeleton) and
         # sent by tools/mail_batch.py
@@ -536,8 +587,9 @@ class MailingMailing(models.Model):
         MailingTrace = self.env["mailing.trace"].sudo()
         outcome = {}
         sent_steps = {mtrace.mkt_trace_id.id for mtrace in sent}
-        ok = MailingTrace.browse([mtrace.id for mtrace, (state, _r) in sent.items()
-                                  if state == "sent"])
+        ok = MailingTrace.browse(
+            [mtrace.id for mtrace, (state, _r) in sent.items() if state == "sent"]
+        )
         ok.set_sent()
         retried = MailingTrace
         failed = defaultdict(lambda: MailingTrace)
@@ -561,18 +613,26 @@ class MailingMailing(models.Model):
                 values["mailing_trace_ids"][0][2]["res_id"]: values
                 for values in values_all.values()
             }
-            mails = self.env["mail.mail"].sudo().create([
-                {
-                    key: value for key, value in by_trace[mtrace.res_id].items()
-                    if key not in ("mailing_trace_ids", "attachment_ids", "references")
-                } | {
-                    "state": "exception",
-                    "failure_type": "mail_smtp",
-                    "failure_reason": mtrace.failure_reason,
-                    "mailing_id": self.id,
-                }
-                for mtrace in kept
-            ])
+            mails = (
+                self.env["mail.mail"]
+                .sudo()
+                .create(
+                    [
+                        {
+                            key: value
+                            for key, value in by_trace[mtrace.res_id].items()
+                            if key not in ("mailing_trace_ids", "attachment_ids", "references")
+                        }
+                        | {
+                            "state": "exception",
+                            "failure_type": "mail_smtp",
+                            "failure_reason": mtrace.failure_reason,
+                            "mailing_id": self.id,
+                        }
+                        for mtrace in kept
+                    ]
+                )
+            )
             for mtrace, mail in zip(kept, mails, strict=True):
                 mtrace.mail_mail_id = mail
         if retried:
@@ -585,9 +645,11 @@ class MailingMailing(models.Model):
         rest = traces.filtered(lambda t: t.id not in sent_steps)
         if rest:
             MailingTrace.invalidate_model()
-            outcome.update(self._mkt_collect_outcome(
-                rest, MailingTrace.search([("mkt_trace_id", "in", rest.ids)])
-            ))
+            outcome.update(
+                self._mkt_collect_outcome(
+                    rest, MailingTrace.search([("mkt_trace_id", "in", rest.ids)])
+                )
+            )
         return outcome
 
     def _mkt_collect_outcome(self, traces, mailing_traces, interrupted=False):
@@ -615,8 +677,10 @@ class MailingMailing(models.Model):
                     mailing_traces._fields["failure_type"]._description_selection(self.env)
                 )
             reason = (
-                mtrace.mail_mail_id.failure_reason or mtrace.failure_reason
-                or failure_labels.get(failure_type) or ""
+                mtrace.mail_mail_id.failure_reason
+                or mtrace.failure_reason
+                or failure_labels.get(failure_type)
+                or ""
             )
             if rejected:
                 outcome[trace] = ("rejected", reason or self.env._("Not sent."))
@@ -633,9 +697,10 @@ class MailingMailing(models.Model):
             retried.unlink()
         for trace in traces:
             if trace.id not in seen_ids:
-                outcome[trace] = ("rejected", self.env._(
-                    "No message was generated for this recipient (no address)."
-                ))
+                outcome[trace] = (
+                    "rejected",
+                    self.env._("No message was generated for this recipient (no address)."),
+                )
         return outcome
 
     def _get_seen_list(self):
@@ -659,32 +724,36 @@ class MailingMailing(models.Model):
         placeholders that do not render on the campaign's records."""
         self.ensure_one()
         if not self:
-            raise ValidationError(self.env._(
-                "Step %(step)s has no message: write its content first.", step=activity.name
-            ))
+            raise ValidationError(
+                self.env._(
+                    "Step %(step)s has no message: write its content first.", step=activity.name
+                )
+            )
         if self.mailing_type == "mail":
             if not self.email_from:
-                raise ValidationError(self.env._(
-                    "The e-mail of step %(step)s has no sender address: set its "
-                    "'Send From' in Email Marketing or the company's e-mail.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The e-mail of step %(step)s has no sender address: set its "
+                        "'Send From' in Email Marketing or the company's e-mail.",
+                        step=activity.name,
+                    )
+                )
             if not self.subject:
-                raise ValidationError(self.env._(
-                    "The e-mail of step %(step)s has no subject.", step=activity.name
-                ))
+                raise ValidationError(
+                    self.env._("The e-mail of step %(step)s has no subject.", step=activity.name)
+                )
             if not (self.body_html and self.body_html.striptags().strip()) and "<img" not in (
                 self.body_html or ""
             ):
-                raise ValidationError(self.env._(
-                    "The e-mail of step %(step)s has no content.", step=activity.name
-                ))
+                raise ValidationError(
+                    self.env._("The e-mail of step %(step)s has no content.", step=activity.name)
+                )
             fnames = ["subject", "body_html"]
         else:
             if not (self.body_plaintext or "").strip():
-                raise ValidationError(self.env._(
-                    "The SMS of step %(step)s has no text.", step=activity.name
-                ))
+                raise ValidationError(
+                    self.env._("The SMS of step %(step)s has no text.", step=activity.name)
+                )
             fnames = ["body_plaintext"]
         Model = self.env[activity.campaign_id.model_name]
         sample = Model.search(activity.campaign_id._get_domain(), limit=1) or Model.search(
@@ -696,7 +765,11 @@ class MailingMailing(models.Model):
             try:
                 self._render_field(fname, sample.ids)
             except Exception as e:  # noqa: BLE001 - reported to the user
-                raise ValidationError(self.env._(
-                    "The %(part)s of step %(step)s does not render: %(error)s",
-                    part=self._fields[fname].string, step=activity.name, error=e,
-                )) from e
+                raise ValidationError(
+                    self.env._(
+                        "The %(part)s of step %(step)s does not render: %(error)s",
+                        part=self._fields[fname].string,
+                        step=activity.name,
+                        error=e,
+                    )
+                ) from e

@@ -30,11 +30,16 @@ class MailingMailing(models.Model):
             with self.env.cr.savepoint():
                 # the mailing's environment: the campaign's context (opt-out
                 # lists, no "already sent" scan) reaches the composer
-                composer = mailing.env["sms.composer"].with_context(active_id=False).create(
-                    # the campaign sends the SMS itself, below, to know the outcome
-                    mailing._send_sms_get_composer_values(list(by_res_id)) | {
-                        "mass_force_send": False,
-                    }
+                composer = (
+                    mailing.env["sms.composer"]
+                    .with_context(active_id=False)
+                    .create(
+                        # the campaign sends the SMS itself, below, to know the outcome
+                        mailing._send_sms_get_composer_values(list(by_res_id))
+                        | {
+                            "mass_force_send": False,
+                        }
+                    )
                 )
                 composer._action_send_sms()
         except TransientDbError:
@@ -46,9 +51,12 @@ class MailingMailing(models.Model):
         MailingTrace = self.env["mailing.trace"].sudo()
         MailingTrace.invalidate_model()
         mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
-        sms = self.env["sms.sms"].sudo().browse(
-            [sms_id for sms_id in mailing_traces.mapped("sms_id_int") if sms_id]
-        ).exists()
+        sms = (
+            self.env["sms.sms"]
+            .sudo()
+            .browse([sms_id for sms_id in mailing_traces.mapped("sms_id_int") if sms_id])
+            .exists()
+        )
         outgoing = sms.filtered(lambda s: s.state == "outgoing")
         if outgoing:
             traces._mark_sending()
@@ -69,10 +77,13 @@ class MailingMailing(models.Model):
         for trace, (state, reason) in list(outcome.items()):
             sms_row = sent_by_trace.get(trace)
             if sms_row and sms_row.state == "error":
-                outcome[trace] = (state, self.env._(
-                    "The SMS provider did not accept the message: %(error)s",
-                    error=failure_labels.get(sms_row.failure_type) or reason,
-                ))
+                outcome[trace] = (
+                    state,
+                    self.env._(
+                        "The SMS provider did not accept the message: %(error)s",
+                        error=failure_labels.get(sms_row.failure_type) or reason,
+                    ),
+                )
         # a retried step gets a new SMS: drop the one that failed
         (outgoing.exists().filtered(lambda s: not s.mailing_trace_ids.exists())).unlink()
         return outcome

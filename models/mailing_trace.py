@@ -15,22 +15,26 @@ class MailingTrace(models.Model):
         status = vals.get("trace_status")
         clicked = bool(vals.get("links_click_datetime"))
         events = [
-            event for event, happened in (
+            event
+            for event, happened in (
                 ("open", status in ("open", "reply") or clicked),
                 ("reply", status == "reply"),
                 ("click", clicked),
                 ("bounce", status == "bounce"),
-            ) if happened
+            )
+            if happened
         ]
         res = super().write(vals)
         if status == "bounce":
             # the provider's answer kept on the step (mkt_trace_feedback.py)
             linked = self.filtered("mkt_trace_id")
             now = fields.Datetime.now()
-            self.env["mkt.trace"].sudo()._record_feedback([
-                (mtrace.mkt_trace_id.id, "bounced_hard", mtrace.failure_reason or False, now)
-                for mtrace in linked
-            ])
+            self.env["mkt.trace"].sudo()._record_feedback(
+                [
+                    (mtrace.mkt_trace_id.id, "bounced_hard", mtrace.failure_reason or False, now)
+                    for mtrace in linked
+                ]
+            )
         if events:
             linked = self.filtered("mkt_trace_id")
             for event in events:

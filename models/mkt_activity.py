@@ -1,5 +1,6 @@
 import logging
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 
@@ -48,7 +49,6 @@ EVENT_CANCELS = {
 }
 
 
-
 class MktChannel(NamedTuple):
     """A channel of the registry (MktActivity._mkt_channel)."""
 
@@ -70,22 +70,30 @@ class MktActivity(models.Model):
 
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
-    campaign_id = fields.Many2one(
-        "mkt.campaign", required=True, ondelete="cascade", index=True
-    )
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade", index=True)
     model_name = fields.Char(related="campaign_id.model_name")
     company_id = fields.Many2one(related="campaign_id.company_id")
     parent_id = fields.Many2one(
-        "mkt.activity", "Parent Activity", ondelete="cascade", index=True,
+        "mkt.activity",
+        "Parent Activity",
+        ondelete="cascade",
+        index=True,
         domain="[('campaign_id', '=', campaign_id), ('id', '!=', id)]",
     )
     parent_path = fields.Char(index=True)
     child_ids = fields.One2many("mkt.activity", "parent_id", "Children")
     level = fields.Integer(compute="_compute_level")
     activity_type = fields.Selection(
-        [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"),
-         ("push", "Push Notification"), ("server_action", "Server Action")],
-        "Type", required=True, default="email",
+        [
+            ("email", "E-mail"),
+            ("sms", "SMS"),
+            ("whatsapp", "WhatsApp"),
+            ("push", "Push Notification"),
+            ("server_action", "Server Action"),
+        ],
+        "Type",
+        required=True,
+        default="email",
     )
     trigger_type = fields.Selection(
         [
@@ -105,38 +113,53 @@ class MktActivity(models.Model):
             ("whatsapp_reply", "Parent WhatsApp replied"),
             ("whatsapp_not_reply", "Parent WhatsApp not replied"),
         ],
-        "Trigger", required=True, default="begin",
+        "Trigger",
+        required=True,
+        default="begin",
     )
     interval_number = fields.Integer(
-        "Delay", default=0,
+        "Delay",
+        default=0,
         help="How long after the trigger the step runs. For a 'not' trigger this is "
         "the time the recipient has to act.",
     )
     interval_type = fields.Selection(
         [("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"), ("months", "Months")],
-        "Delay Unit", default="hours", required=True,
+        "Delay Unit",
+        default="hours",
+        required=True,
     )
     trigger_description = fields.Char(
-        "When", compute="_compute_trigger_description",
+        "When",
+        compute="_compute_trigger_description",
         help="The step's trigger and delay in words, as the workflow tree shows them.",
     )
     domain = fields.Char(
-        "Applied Filter", default="[]", required=True,
+        "Applied Filter",
+        default="[]",
+        required=True,
         help="The participant's record must still match this filter when the step "
         "comes due; otherwise the step is rejected.",
     )
     mailing_id = fields.Many2one(
-        "mailing.mailing", "Content", ondelete="restrict", copy=False,
+        "mailing.mailing",
+        "Content",
+        ondelete="restrict",
+        copy=False,
         help="The e-mail or SMS sent by this step, edited with Email/SMS Marketing.",
     )
     mailing_type = fields.Selection(related="mailing_id.mailing_type")
     subject = fields.Char(related="mailing_id.subject", readonly=False)
     body_html = fields.Html(
-        related="mailing_id.body_html", readonly=False, sanitize=False,
+        related="mailing_id.body_html",
+        readonly=False,
+        sanitize=False,
     )
     body_plaintext = fields.Text(related="mailing_id.body_plaintext", readonly=False)
     whatsapp_template_id = fields.Many2one(
-        "mkt.whatsapp.template", "WhatsApp Template", ondelete="restrict",
+        "mkt.whatsapp.template",
+        "WhatsApp Template",
+        ondelete="restrict",
         domain="[('model', '=', model_name)]",
         help="An approved template of the campaign's target: WhatsApp only delivers "
         "approved templates to start a conversation.",
@@ -146,7 +169,8 @@ class MktActivity(models.Model):
     )
     push_body = fields.Text("Notification Text")
     server_action_id = fields.Many2one(
-        "ir.actions.server", ondelete="restrict",
+        "ir.actions.server",
+        ondelete="restrict",
         domain="[('model_id.model', '=', model_name)]",
     )
     trace_ids = fields.One2many("mkt.trace", "activity_id", "Queue")
@@ -156,7 +180,8 @@ class MktActivity(models.Model):
     scheduled_count = fields.Integer("Scheduled", compute="_compute_statistics")
     canceled_count = fields.Integer("Canceled", compute="_compute_statistics")
     success_rate = fields.Float(
-        "Success (%)", compute="_compute_statistics",
+        "Success (%)",
+        compute="_compute_statistics",
         help="Processed / (processed + rejected + failed): the share of due steps that ran.",
     )
 
@@ -193,28 +218,32 @@ class MktActivity(models.Model):
                 "begin": _("%(delay)s after the campaign starts", delay=delay),
                 "after_parent": _("%(delay)s after the parent step", delay=delay),
                 "email_open": _("%(delay)s after the parent e-mail was opened", delay=delay),
-                "email_not_open": _("%(delay)s after the parent e-mail was not opened",
-                                    delay=delay),
+                "email_not_open": _(
+                    "%(delay)s after the parent e-mail was not opened", delay=delay
+                ),
                 "email_click": _("%(delay)s after the parent e-mail was clicked", delay=delay),
-                "email_not_click": _("%(delay)s after the parent e-mail was not clicked",
-                                     delay=delay),
-                "email_reply": _("%(delay)s after the parent e-mail was replied to",
-                                 delay=delay),
-                "email_not_reply": _("%(delay)s after the parent e-mail was not replied to",
-                                     delay=delay),
+                "email_not_click": _(
+                    "%(delay)s after the parent e-mail was not clicked", delay=delay
+                ),
+                "email_reply": _("%(delay)s after the parent e-mail was replied to", delay=delay),
+                "email_not_reply": _(
+                    "%(delay)s after the parent e-mail was not replied to", delay=delay
+                ),
                 "email_bounce": _("%(delay)s after the parent e-mail bounced", delay=delay),
                 "sms_click": _("%(delay)s after the parent SMS was clicked", delay=delay),
-                "sms_not_click": _("%(delay)s after the parent SMS was not clicked",
-                                   delay=delay),
-                "whatsapp_read": _("%(delay)s after the parent WhatsApp message was read",
-                                   delay=delay),
+                "sms_not_click": _("%(delay)s after the parent SMS was not clicked", delay=delay),
+                "whatsapp_read": _(
+                    "%(delay)s after the parent WhatsApp message was read", delay=delay
+                ),
                 "whatsapp_not_read": _(
-                    "%(delay)s after the parent WhatsApp message was not read", delay=delay),
+                    "%(delay)s after the parent WhatsApp message was not read", delay=delay
+                ),
                 "whatsapp_reply": _(
-                    "%(delay)s after the parent WhatsApp message was replied to", delay=delay),
+                    "%(delay)s after the parent WhatsApp message was replied to", delay=delay
+                ),
                 "whatsapp_not_reply": _(
-                    "%(delay)s after the parent WhatsApp message was not replied to",
-                    delay=delay),
+                    "%(delay)s after the parent WhatsApp message was not replied to", delay=delay
+                ),
             }
         else:
             sentences = {
@@ -231,10 +260,12 @@ class MktActivity(models.Model):
                 "sms_not_click": _("Right after the parent SMS, if it is not clicked"),
                 "whatsapp_read": _("As soon as the parent WhatsApp message is read"),
                 "whatsapp_not_read": _(
-                    "Right after the parent WhatsApp message, if it is not read"),
+                    "Right after the parent WhatsApp message, if it is not read"
+                ),
                 "whatsapp_reply": _("As soon as the parent WhatsApp message is replied to"),
                 "whatsapp_not_reply": _(
-                    "Right after the parent WhatsApp message, if it is not replied to"),
+                    "Right after the parent WhatsApp message, if it is not replied to"
+                ),
             }
         return sentences.get(self.trigger_type, "")
 
@@ -262,9 +293,9 @@ class MktActivity(models.Model):
     def _check_interval_number(self):
         for activity in self:
             if activity.interval_number < 0:
-                raise ValidationError(self.env._(
-                    "The delay of step %(step)s cannot be negative.", step=activity.name
-                ))
+                raise ValidationError(
+                    self.env._("The delay of step %(step)s cannot be negative.", step=activity.name)
+                )
 
     @api.constrains("trigger_type", "parent_id", "activity_type")
     def _check_trigger(self):
@@ -273,30 +304,44 @@ class MktActivity(models.Model):
             label = dict(self._fields["trigger_type"]._description_selection(self.env))[trigger]
             if trigger == "begin":
                 if activity.parent_id:
-                    raise ValidationError(self.env._(
-                        "Step %(step)s starts at campaign start, so it cannot have a parent.",
-                        step=activity.name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "Step %(step)s starts at campaign start, so it cannot have a parent.",
+                            step=activity.name,
+                        )
+                    )
                 continue
             if not activity.parent_id:
-                raise ValidationError(self.env._(
-                    "Step %(step)s is triggered by '%(trigger)s': choose its parent step.",
-                    step=activity.name, trigger=label,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Step %(step)s is triggered by '%(trigger)s': choose its parent step.",
+                        step=activity.name,
+                        trigger=label,
+                    )
+                )
             if activity.parent_id.campaign_id != activity.campaign_id:
-                raise ValidationError(self.env._(
-                    "The parent of step %(step)s belongs to another campaign.",
-                    step=activity.name,
-                ))
-            allowed = (EVENT_TRIGGERS.get(trigger) or NEGATIVE_TRIGGERS.get(trigger) or (None, None))[1]
+                raise ValidationError(
+                    self.env._(
+                        "The parent of step %(step)s belongs to another campaign.",
+                        step=activity.name,
+                    )
+                )
+            allowed = (
+                EVENT_TRIGGERS.get(trigger) or NEGATIVE_TRIGGERS.get(trigger) or (None, None)
+            )[1]
             if allowed and activity.parent_id.activity_type not in allowed:
-                raise ValidationError(self.env._(
-                    "Step %(step)s is triggered by '%(trigger)s', but its parent "
-                    "%(parent)s is not a %(kind)s step.",
-                    step=activity.name, trigger=label, parent=activity.parent_id.name,
-                    kind={("sms",): "SMS", ("whatsapp",): "WhatsApp"}.get(
-                        allowed, self.env._("e-mail")),
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Step %(step)s is triggered by '%(trigger)s', but its parent "
+                        "%(parent)s is not a %(kind)s step.",
+                        step=activity.name,
+                        trigger=label,
+                        parent=activity.parent_id.name,
+                        kind={("sms",): "SMS", ("whatsapp",): "WhatsApp"}.get(
+                            allowed, self.env._("e-mail")
+                        ),
+                    )
+                )
         if self._has_cycle():
             raise ValidationError(self.env._("The workflow's steps cannot form a loop."))
 
@@ -319,14 +364,15 @@ class MktActivity(models.Model):
         ]
         activities = super().create(vals_list)
         contents = [
-            activity._content_for_type(content) for activity, content in zip(activities, contents)
+            activity._content_for_type(content)
+            for activity, content in zip(activities, contents, strict=False)
         ]
         # the author may run the server action (constraints run as superuser)
         if not self.env.su:
             for activity in activities.filtered("server_action_id"):
                 activity._check_server_action_user(self.env.user)
         activities._sync_mailing()
-        for activity, content in zip(activities, contents):
+        for activity, content in zip(activities, contents, strict=False):
             if content and activity.mailing_id:
                 # written in the author's environment: mailing.mailing checks
                 # the template-editor restriction on write
@@ -367,7 +413,7 @@ class MktActivity(models.Model):
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
-        for activity, vals in zip(self, vals_list):
+        for activity, vals in zip(self, vals_list, strict=False):
             if activity.mailing_id and "mailing_id" not in (default or {}):
                 vals["mailing_id"] = activity.mailing_id.copy().id
         return vals_list
@@ -381,10 +427,10 @@ class MktActivity(models.Model):
         an SMS step's form also carries the (empty, hidden) e-mail subject and
         body, which must not reach its mailing (its subject is required)."""
         keep = {
-            "email": ("subject", "body_html"), "sms": ("body_plaintext",),
+            "email": ("subject", "body_html"),
+            "sms": ("body_plaintext",),
         }.get(self.activity_type, ())
-        return {fname: value for fname, value in content.items()
-                if fname in keep or value}
+        return {fname: value for fname, value in content.items() if fname in keep or value}
 
     @api.model
     def _check_content_rights(self, values, model_name):
@@ -404,17 +450,17 @@ class MktActivity(models.Model):
             if engine == "qweb":
                 unsafe = Render._has_unsafe_expression_template_qweb(source, model_name)
             else:
-                unsafe = Render._has_unsafe_expression_template_inline_template(
-                    source, model_name
-                )
+                unsafe = Render._has_unsafe_expression_template_inline_template(source, model_name)
             if unsafe:
-                raise AccessError(self.env._(
-                    "Only members of %(group_name)s group are allowed to edit templates "
-                    "containing sensible placeholders: simple placeholders such as "
-                    "{{ object.name }} are allowed, not %(content)s.",
-                    group_name=self.env.ref("mail.group_mail_template_editor").name,
-                    content=source,
-                ))
+                raise AccessError(
+                    self.env._(
+                        "Only members of %(group_name)s group are allowed to edit templates "
+                        "containing sensible placeholders: simple placeholders such as "
+                        "{{ object.name }} are allowed, not %(content)s.",
+                        group_name=self.env.ref("mail.group_mail_template_editor").name,
+                        content=source,
+                    )
+                )
 
     def _check_server_action_user(self, user):
         """The step's server action may be run by ``user`` (the step's author,
@@ -423,12 +469,16 @@ class MktActivity(models.Model):
         self.ensure_one()
         action = self.sudo().server_action_id
         if action.group_ids and not (action.group_ids & user.all_group_ids):
-            raise AccessError(self.env._(
-                "Step %(step)s: %(user)s may not run the server action %(action)s "
-                "(reserved to %(groups)s).",
-                step=self.name, user=user.name, action=action.name,
-                groups=", ".join(action.group_ids.mapped("full_name")),
-            ))
+            raise AccessError(
+                self.env._(
+                    "Step %(step)s: %(user)s may not run the server action %(action)s "
+                    "(reserved to %(groups)s).",
+                    step=self.name,
+                    user=user.name,
+                    action=action.name,
+                    groups=", ".join(action.group_ids.mapped("full_name")),
+                )
+            )
 
     def _sync_mailing(self):
         """E-mail and SMS steps keep their content in a ``mailing.mailing`` that
@@ -451,11 +501,13 @@ class MktActivity(models.Model):
             }
             mailing = activity.mailing_id.sudo()
             if not mailing:
-                values.update({
-                    "subject": activity.name,
-                    "body_arch": False,
-                    "body_html": False,
-                })
+                values.update(
+                    {
+                        "subject": activity.name,
+                        "body_arch": False,
+                        "body_html": False,
+                    }
+                )
                 if mailing_type == "mail":
                     values["email_from"] = (
                         self.env.user.email_formatted
@@ -465,7 +517,8 @@ class MktActivity(models.Model):
                 activity.mailing_id = Mailing.create(values)
             else:
                 values = {
-                    fname: value for fname, value in values.items()
+                    fname: value
+                    for fname, value in values.items()
                     if mailing._fields[fname].convert_to_write(mailing[fname], mailing) != value
                     and not (fname == "campaign_id" and not value)
                 }
@@ -507,7 +560,8 @@ class MktActivity(models.Model):
     def _get_domain(self):
         self.ensure_one()
         return self.campaign_id._parse_domain(
-            self.domain, self.campaign_id.model_name,
+            self.domain,
+            self.campaign_id.model_name,
             self.env._("step %(name)s", name=self.name),
         )
 
@@ -521,61 +575,85 @@ class MktActivity(models.Model):
             elif activity.activity_type == "whatsapp":
                 template = activity.whatsapp_template_id
                 if not template:
-                    raise ValidationError(self.env._(
-                        "Step %(step)s sends a WhatsApp message: choose its template.",
-                        step=activity.name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "Step %(step)s sends a WhatsApp message: choose its template.",
+                            step=activity.name,
+                        )
+                    )
                 if template.status != "approved":
-                    raise ValidationError(self.env._(
-                        "The WhatsApp template %(template)s of step %(step)s is not approved "
-                        "by WhatsApp (status: %(status)s): submit it and wait for approval.",
-                        template=template.name, step=activity.name,
-                        status=dict(template._fields["status"]._description_selection(
-                            self.env))[template.status],
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "The WhatsApp template %(template)s of step %(step)s is not approved "
+                            "by WhatsApp (status: %(status)s): submit it and wait for approval.",
+                            template=template.name,
+                            step=activity.name,
+                            status=dict(
+                                template._fields["status"]._description_selection(self.env)
+                            )[template.status],
+                        )
+                    )
                 if template.model != activity.campaign_id.model_name:
-                    raise ValidationError(self.env._(
-                        "The WhatsApp template %(template)s of step %(step)s applies to "
-                        "%(model)s, not to the campaign's target.",
-                        template=template.name, step=activity.name, model=template.model_id.name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "The WhatsApp template %(template)s of step %(step)s applies to "
+                            "%(model)s, not to the campaign's target.",
+                            template=template.name,
+                            step=activity.name,
+                            model=template.model_id.name,
+                        )
+                    )
             elif activity.activity_type == "server_action":
                 # sudo: server actions are readable by administrators only,
                 # the step's is read to be checked (who may run it: at save
                 # and when it runs)
                 action = activity.sudo().server_action_id
                 if not action:
-                    raise ValidationError(self.env._(
-                        "Step %(step)s runs a server action: choose which one.",
-                        step=activity.name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "Step %(step)s runs a server action: choose which one.",
+                            step=activity.name,
+                        )
+                    )
                 if action.model_id.model != activity.campaign_id.model_name:
-                    raise ValidationError(self.env._(
-                        "The server action %(action)s of step %(step)s applies to "
-                        "%(model)s, not to the campaign's target.",
-                        action=action.name, step=activity.name, model=action.model_id.name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "The server action %(action)s of step %(step)s applies to "
+                            "%(model)s, not to the campaign's target.",
+                            action=action.name,
+                            step=activity.name,
+                            model=action.model_id.name,
+                        )
+                    )
 
     def _check_push_content(self):
         """A push step needs a title and a text whose placeholders render (on a
         record of the target, when there is one)."""
         self.ensure_one()
         if not (self.push_title or "").strip() or not (self.push_body or "").strip():
-            raise ValidationError(self.env._(
-                "Step %(step)s sends a push notification: write its title and text.",
-                step=self.name,
-            ))
+            raise ValidationError(
+                self.env._(
+                    "Step %(step)s sends a push notification: write its title and text.",
+                    step=self.name,
+                )
+            )
         # a record the user may read: the texts are rendered with their rights
         sample = self.env[self.campaign_id.model_name].search([], limit=1)
-        for label, source in ((self.env._("title"), self.push_title),
-                              (self.env._("text"), self.push_body)):
+        for label, source in (
+            (self.env._("title"), self.push_title),
+            (self.env._("text"), self.push_body),
+        ):
             try:
                 self._render_push(source, sample.ids)
             except Exception as error:  # noqa: BLE001 - any rendering error is the user's input
-                raise ValidationError(self.env._(
-                    "The %(what)s of step %(step)s does not render: %(error)s",
-                    what=label, step=self.name, error=error,
-                )) from error
+                raise ValidationError(
+                    self.env._(
+                        "The %(what)s of step %(step)s does not render: %(error)s",
+                        what=label,
+                        step=self.name,
+                        error=error,
+                    )
+                ) from error
 
     def _render_push(self, source, res_ids):
         """{res_id: rendered text} of a push title or text, rendered with the
@@ -585,7 +663,8 @@ class MktActivity(models.Model):
         Render = self.env["mail.render.mixin"]
         if not (self.env.su or self.env.user.has_group("mail.group_mail_template_editor")) and (
             Render._has_unsafe_expression_template_inline_template(
-                source or "", self.campaign_id.model_name)
+                source or "", self.campaign_id.model_name
+            )
         ):
             # beyond simple placeholders: only a template editor can have
             # written it (every write by a user is checked, _check_content_rights),
@@ -593,7 +672,10 @@ class MktActivity(models.Model):
             # the engine will, as mailing.mailing does (_unrestricted_rendering)
             Render = Render.sudo()
         return Render._render_template(
-            source, self.campaign_id.model_name, res_ids, engine="inline_template",
+            source,
+            self.campaign_id.model_name,
+            res_ids,
+            engine="inline_template",
         )
 
     # ------------------------------------------------------------------
@@ -648,17 +730,23 @@ class MktActivity(models.Model):
             # own group restriction), as when the step was saved: a change of
             # responsible or of the action's groups since then stops it here
             if not campaign.user_id:
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s has no responsible user: nobody may run its "
-                    "server action %(action)s.", campaign=campaign.name, action=action.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s has no responsible user: nobody may run its "
+                        "server action %(action)s.",
+                        campaign=campaign.name,
+                        action=action.name,
+                    )
+                )
             activity._check_server_action_user(campaign.user_id)
         except UserError as e:  # AccessError included
             return {trace: ("failed", str(e)) for trace in traces}
         try:
             with self.env.cr.savepoint():
                 action.with_context(
-                    active_model=model, active_ids=res_ids, active_id=res_ids[0],
+                    active_model=model,
+                    active_ids=res_ids,
+                    active_id=res_ids[0],
                 ).run()
                 self.env.flush_all()
         except Exception as e:  # noqa: BLE001 - the reason is kept on every step

@@ -23,26 +23,37 @@ class MktActivity(models.Model):
     _inherit = "mkt.activity"
 
     ab_enabled = fields.Boolean(
-        "A/B Test", copy=False,
+        "A/B Test",
+        copy=False,
         help="Send variants of this e-mail to a share of the participants each, then "
         "the best one to the others once the test period is over.",
     )
     ab_variant_ids = fields.One2many("mkt.activity.variant", "activity_id", "Variants")
     ab_criterion = fields.Selection(
-        [("open", "Open Rate"), ("click", "Click Rate")], "Winner By",
-        default="open", required=True,
+        [("open", "Open Rate"), ("click", "Click Rate")],
+        "Winner By",
+        default="open",
+        required=True,
     )
     ab_test_hours = fields.Integer(
-        "Test Period (hours)", default=24,
+        "Test Period (hours)",
+        default=24,
         help="How long after the first test e-mail the winner is chosen.",
     )
     ab_test_start = fields.Datetime("Test Started On", readonly=True, copy=False)
     ab_test_end = fields.Datetime("Winner Chosen After", compute="_compute_ab_test_end")
     ab_winner_id = fields.Many2one(
-        "mkt.activity.variant", "Winner", readonly=True, copy=False, ondelete="set null",
+        "mkt.activity.variant",
+        "Winner",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
     )
-    ab_rest_share = fields.Integer("Rest (%)", compute="_compute_ab_rest_share",
-                                   help="Share of the participants who get the winner.")
+    ab_rest_share = fields.Integer(
+        "Rest (%)",
+        compute="_compute_ab_rest_share",
+        help="Share of the participants who get the winner.",
+    )
 
     @api.depends("ab_test_start", "ab_test_hours")
     def _compute_ab_test_end(self):
@@ -60,15 +71,19 @@ class MktActivity(models.Model):
     def _check_ab(self):
         for activity in self.filtered("ab_enabled"):
             if activity.activity_type != "email":
-                raise ValidationError(self.env._(
-                    "Only e-mail steps can be A/B tested: %(step)s is not one.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Only e-mail steps can be A/B tested: %(step)s is not one.",
+                        step=activity.name,
+                    )
+                )
             if activity.ab_test_hours < 1:
-                raise ValidationError(self.env._(
-                    "The test period of step %(step)s must last at least one hour.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The test period of step %(step)s must last at least one hour.",
+                        step=activity.name,
+                    )
+                )
 
     def _ab_active(self):
         self.ensure_one()
@@ -82,10 +97,12 @@ class MktActivity(models.Model):
         """Before launch: a test needs two variants with content."""
         for activity in self.filtered("ab_enabled"):
             if len(activity.ab_variant_ids) < 2:
-                raise ValidationError(self.env._(
-                    "The A/B test of step %(step)s needs at least two variants.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The A/B test of step %(step)s needs at least two variants.",
+                        step=activity.name,
+                    )
+                )
             for variant in activity.ab_variant_ids:
                 variant.mailing_id._mkt_check_content(activity)
 
@@ -103,10 +120,13 @@ class MktActivity(models.Model):
     def _cron_ab_decide(self):
         """Choose the winner of the A/B tests whose test period is over and
         wake the queue: the participants held for the winner get it."""
-        activities = self.search([
-            ("ab_enabled", "=", True), ("ab_winner_id", "=", False),
-            ("ab_test_start", "!=", False),
-        ]).filtered(lambda a: a.ab_test_end <= fields.Datetime.now())
+        activities = self.search(
+            [
+                ("ab_enabled", "=", True),
+                ("ab_winner_id", "=", False),
+                ("ab_test_start", "!=", False),
+            ]
+        ).filtered(lambda a: a.ab_test_end <= fields.Datetime.now())
         activities._ab_decide()
         if activities:
             self.env["mkt.trace"]._trigger_queue()
@@ -121,27 +141,37 @@ class MktActivity(models.Model):
             rate = "open_rate" if activity.ab_criterion == "open" else "click_rate"
             winner = max(variants, key=lambda v: (v[rate], v.sent_count, -v.sequence, -v.id))
             activity.sudo().ab_winner_id = winner
-            activity.campaign_id.sudo().message_post(body=self.env._(
-                "A/B test of step %(step)s: %(variant)s wins with a %(criterion)s of "
-                "%(rate).1f%%; it is sent to the other participants.",
-                step=activity.name, variant=winner.name,
-                criterion=dict(self._fields["ab_criterion"]._description_selection(
-                    self.env))[activity.ab_criterion].lower(),
-                rate=winner[rate],
-            ))
-            _logger.info("mkt_campaign: A/B test of step %s won by variant %s",
-                         activity.id, winner.id)
+            activity.campaign_id.sudo().message_post(
+                body=self.env._(
+                    "A/B test of step %(step)s: %(variant)s wins with a %(criterion)s of "
+                    "%(rate).1f%%; it is sent to the other participants.",
+                    step=activity.name,
+                    variant=winner.name,
+                    criterion=dict(self._fields["ab_criterion"]._description_selection(self.env))[
+                        activity.ab_criterion
+                    ].lower(),
+                    rate=winner[rate],
+                )
+            )
+            _logger.info(
+                "mkt_campaign: A/B test of step %s won by variant %s", activity.id, winner.id
+            )
 
 
 class MktTrace(models.Model):
     _inherit = "mkt.trace"
 
     ab_variant_id = EngineMany2one(
-        "mkt.activity.variant", "Variant", readonly=True, index="btree_not_null",
+        "mkt.activity.variant",
+        "Variant",
+        readonly=True,
+        index="btree_not_null",
         help="The variant of the step's A/B test this participant received.",
     )
     ab_group = fields.Selection(
-        [("test", "Test"), ("winner", "Winner")], "A/B Group", readonly=True,
+        [("test", "Test"), ("winner", "Winner")],
+        "A/B Group",
+        readonly=True,
         help="Test: received a variant during the test. Winner: received the winning "
         "variant after it.",
     )
@@ -151,10 +181,13 @@ class MktTrace(models.Model):
         if activity._ab_active():
             held = self._ab_assign(activity)
             if held:
-                held._postpone(activity.ab_test_end, activity.env._(
-                    "Waiting for the winner of the A/B test (chosen after %(date)s).",
-                    date=fields.Datetime.to_string(activity.ab_test_end),
-                ))
+                held._postpone(
+                    activity.ab_test_end,
+                    activity.env._(
+                        "Waiting for the winner of the A/B test (chosen after %(date)s).",
+                        date=fields.Datetime.to_string(activity.ab_test_end),
+                    ),
+                )
         return super(MktTrace, self - held)._execute_activity(activity)
 
     def _execute_channel(self, activity):
@@ -163,9 +196,11 @@ class MktTrace(models.Model):
         outcome = {}
         for variant, traces in self.grouped("ab_variant_id").items():
             ctx = {AB_VARIANT_KEY: variant.id}
-            outcome.update(super(MktTrace, traces.with_context(**ctx))._execute_channel(
-                activity.with_context(**ctx)
-            ))
+            outcome.update(
+                super(MktTrace, traces.with_context(**ctx))._execute_channel(
+                    activity.with_context(**ctx)
+                )
+            )
         return outcome
 
     def _ab_assign(self, activity):
@@ -183,8 +218,9 @@ class MktTrace(models.Model):
             ranges.append(SQL("(%s::int, %s::int, %s::int)", variant.id, low, low + variant.share))
             low += variant.share
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mkt_trace t SET ab_variant_id = v.variant_id, ab_group = 'test'
               FROM (VALUES %(ranges)s) AS v(variant_id, low, high)
              WHERE t.id = ANY(%(ids)s) AND t.ab_variant_id IS NULL
@@ -194,18 +230,24 @@ class MktTrace(models.Model):
                    < v.high
             RETURNING t.id
             """,
-            ranges=SQL(", ").join(ranges), ids=self.ids, activity=activity.id,
-        ))
+                ranges=SQL(", ").join(ranges),
+                ids=self.ids,
+                activity=activity.id,
+            )
+        )
         if not activity.ab_test_start:
             # the test period starts when the step first runs
             activity.sudo().ab_test_start = now
         winner = activity.ab_winner_id
         if winner:
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace SET ab_variant_id = %s, ab_group = 'winner'
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace SET ab_variant_id = %s, ab_group = 'winner'
                     WHERE id = ANY(%s) AND ab_variant_id IS NULL""",
-                winner.id, self.ids,
-            ))
+                    winner.id,
+                    self.ids,
+                )
+            )
         self.invalidate_recordset(["ab_variant_id", "ab_group"])
         if winner:
             return self.browse()
@@ -223,7 +265,10 @@ class MailingMailing(models.Model):
     def _check_mkt_no_mailing_ab_test(self):
         for mailing in self:
             if mailing.mkt_activity_id and mailing.ab_testing_enabled:
-                raise ValidationError(self.env._(
-                    "%(mailing)s is the content of a campaign step: use the step's A/B Test "
-                    "(variants) instead of Email Marketing's.", mailing=mailing.subject,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "%(mailing)s is the content of a campaign step: use the step's A/B Test "
+                        "(variants) instead of Email Marketing's.",
+                        mailing=mailing.subject,
+                    )
+                )

@@ -16,8 +16,14 @@ _logger = logging.getLogger(__name__)
 EXPIRY_UNITS = {"hours": "hours", "days": "days", "weeks": "weeks"}
 # a change of these in a running campaign's step may call for Update
 WORKFLOW_FIELDS = {
-    "parent_id", "trigger_type", "interval_number", "interval_type", "activity_type",
-    "date_field_id", "date_direction", "campaign_id",
+    "parent_id",
+    "trigger_type",
+    "interval_number",
+    "interval_type",
+    "activity_type",
+    "date_field_id",
+    "date_direction",
+    "campaign_id",
 }
 
 
@@ -32,7 +38,9 @@ class MktActivity(models.Model):
         ondelete={"record_date": "set default"},
     )
     date_field_id = fields.Many2one(
-        "ir.model.fields", "Date Field", ondelete="cascade",
+        "ir.model.fields",
+        "Date Field",
+        ondelete="cascade",
         domain="[('model', '=', model_name), ('ttype', 'in', ('date', 'datetime')), "
         "('store', '=', True)]",
         help="The step runs the delay before or after this date of the participant's "
@@ -40,25 +48,33 @@ class MktActivity(models.Model):
     )
     date_direction = fields.Selection(
         [("before", "Before the date"), ("after", "After the date")],
-        "Before / After", default="before",
+        "Before / After",
+        default="before",
     )
     expiry_number = fields.Integer(
-        "Expires After", default=0,
+        "Expires After",
+        default=0,
         help="A step not executed within this time after it came due is canceled with "
         "that reason (a sale that ended, a late reminder). 0: it never expires.",
     )
     expiry_type = fields.Selection(
         [("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks")],
-        "Expiry Unit", default="days", required=True,
+        "Expiry Unit",
+        default="days",
+        required=True,
     )
     mail_template_id = fields.Many2one(
-        "mail.template", "Start From Template", ondelete="set null",
+        "mail.template",
+        "Start From Template",
+        ondelete="set null",
         domain="[('model', '=', model_name)]",
         help="Copies the subject and body of an e-mail template of the campaign's target "
         "into the step, as a starting point.",
     )
     preview_html = fields.Html(
-        "Preview", compute="_compute_preview_html", sanitize=False,
+        "Preview",
+        compute="_compute_preview_html",
+        sanitize=False,
         help="The e-mail rendered for the first record of the campaign's audience.",
     )
 
@@ -72,7 +88,7 @@ class MktActivity(models.Model):
         return super()._compute_trigger_description()
 
     def _trigger_sentence(self):
-        """"3 days before Birthday": the date trigger in words."""
+        """ "3 days before Birthday": the date trigger in words."""
         if self.trigger_type != "record_date":
             return super()._trigger_sentence()
         _ = self.env._
@@ -92,9 +108,7 @@ class MktActivity(models.Model):
         if self.activity_type != "email" or not campaign.model_name or not self.body_html:
             return False
         try:
-            record = self.env[campaign.model_name].search(
-                campaign._get_audience_domain(), limit=1
-            )
+            record = self.env[campaign.model_name].search(campaign._get_audience_domain(), limit=1)
         except (UserError, ValidationError):
             # a filter being edited: the preview waits for a valid one
             record = self.env[campaign.model_name]
@@ -105,21 +119,29 @@ class MktActivity(models.Model):
         Render = self.env["mail.render.mixin"]
         try:
             subject = Render._render_template(
-                self.subject or "", campaign.model_name, record.ids, engine="inline_template",
+                self.subject or "",
+                campaign.model_name,
+                record.ids,
+                engine="inline_template",
             )[record.id]
             body = Render._render_template(
-                self.body_html, campaign.model_name, record.ids, engine="qweb",
+                self.body_html,
+                campaign.model_name,
+                record.ids,
+                engine="qweb",
                 options={"post_process": True},
             )[record.id]
         except Exception as error:  # noqa: BLE001 - any rendering error is the author's input
             return Markup("<p class='text-danger'>%s</p>") % self.env._(
-                "The e-mail does not render: %(error)s", error=error,
+                "The e-mail does not render: %(error)s",
+                error=error,
             )
         return Markup(
             "<p class='text-muted mb-1'>%s</p><p><strong>%s</strong></p><div>%s</div>"
         ) % (
             self.env._("Rendered for %(record)s", record=record.display_name),
-            subject, Markup(body),
+            subject,
+            Markup(body),
         )
 
     @api.model_create_multi
@@ -136,9 +158,7 @@ class MktActivity(models.Model):
 
     def _flag_workflow_change(self):
         """A running campaign whose steps were added or re-wired offers Update."""
-        campaigns = self.campaign_id.filtered(
-            lambda c: c.state == "running" and not c.needs_update
-        )
+        campaigns = self.campaign_id.filtered(lambda c: c.state == "running" and not c.needs_update)
         # the engine's flag (mkt.campaign._check_engine_fields)
         campaigns.sudo().write({"needs_update": True})
 
@@ -160,10 +180,12 @@ class MktActivity(models.Model):
         super(MktActivity, self - dated)._check_trigger()
         for activity in dated.filtered("parent_id"):
             if activity.parent_id.campaign_id != activity.campaign_id:
-                raise ValidationError(self.env._(
-                    "The parent of step %(step)s belongs to another campaign.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The parent of step %(step)s belongs to another campaign.",
+                        step=activity.name,
+                    )
+                )
         if dated._has_cycle():
             raise ValidationError(self.env._("The workflow's steps cannot form a loop."))
 
@@ -172,25 +194,35 @@ class MktActivity(models.Model):
         for activity in self.filtered(lambda a: a.trigger_type == "record_date"):
             field = activity.date_field_id
             if not field:
-                raise ValidationError(self.env._(
-                    "Step %(step)s runs on a date of the record: choose which date.",
-                    step=activity.name,
-                ))
-            if field.model != activity.campaign_id.model_name or field.ttype not in (
-                "date", "datetime"
-            ) or not field.store:
-                raise ValidationError(self.env._(
-                    "The date %(field)s of step %(step)s is not a stored date of the "
-                    "campaign's target.", field=field.field_description, step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Step %(step)s runs on a date of the record: choose which date.",
+                        step=activity.name,
+                    )
+                )
+            if (
+                field.model != activity.campaign_id.model_name
+                or field.ttype not in ("date", "datetime")
+                or not field.store
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "The date %(field)s of step %(step)s is not a stored date of the "
+                        "campaign's target.",
+                        field=field.field_description,
+                        step=activity.name,
+                    )
+                )
 
     @api.constrains("expiry_number")
     def _check_expiry_number(self):
         for activity in self:
             if activity.expiry_number < 0:
-                raise ValidationError(self.env._(
-                    "The expiry of step %(step)s cannot be negative.", step=activity.name
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The expiry of step %(step)s cannot be negative.", step=activity.name
+                    )
+                )
 
     def _get_schedule_date(self, reference, ignore_delay=False):
         # a step on a record's date is queued now: the queue dates it from

@@ -18,7 +18,9 @@ class MktActivityVariant(models.Model):
     )
     campaign_id = fields.Many2one(related="activity_id.campaign_id")
     share = fields.Integer(
-        "Share (%)", default=10, required=True,
+        "Share (%)",
+        default=10,
+        required=True,
         help="Share of the step's participants who receive this variant during the test.",
     )
     mailing_id = fields.Many2one(
@@ -32,7 +34,8 @@ class MktActivityVariant(models.Model):
     open_rate = fields.Float("Open Rate (%)", compute="_compute_statistics")
     click_rate = fields.Float("Click Rate (%)", compute="_compute_statistics")
     winner_sent_count = fields.Integer(
-        "Sent as Winner", compute="_compute_statistics",
+        "Sent as Winner",
+        compute="_compute_statistics",
         help="Messages of this variant sent to the rest of the participants after the test.",
     )
     is_winner = fields.Boolean("Winner", compute="_compute_is_winner")
@@ -44,11 +47,18 @@ class MktActivityVariant(models.Model):
     def _compute_statistics(self):
         """Sent / opened / clicked messages of the test group per variant:
         one grouped read for all the variants shown."""
-        groups = self.env["mkt.trace"].sudo()._read_group(
-            [("ab_variant_id", "in", self.ids), ("state", "=", "processed"),
-             ("is_test", "=", False)],
-            ["ab_variant_id", "ab_group"],
-            ["__count", "open_datetime:count", "click_datetime:count"],
+        groups = (
+            self.env["mkt.trace"]
+            .sudo()
+            ._read_group(
+                [
+                    ("ab_variant_id", "in", self.ids),
+                    ("state", "=", "processed"),
+                    ("is_test", "=", False),
+                ],
+                ["ab_variant_id", "ab_group"],
+                ["__count", "open_datetime:count", "click_datetime:count"],
+            )
         )
         stats = {(variant.id, group): counts for variant, group, *counts in groups}
         for variant in self:
@@ -69,10 +79,12 @@ class MktActivityVariant(models.Model):
     def _check_shares(self):
         for activity in self.activity_id:
             if sum(activity.ab_variant_ids.mapped("share")) > 100:
-                raise ValidationError(self.env._(
-                    "The variants of step %(step)s share more than 100%% of its participants.",
-                    step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The variants of step %(step)s share more than 100%% of its participants.",
+                        step=activity.name,
+                    )
+                )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -84,18 +96,23 @@ class MktActivityVariant(models.Model):
             Activity._check_content_rights(vals, activity.sudo().campaign_id.model_name)
             contents.append({f: vals.pop(f) for f in ("subject", "body_html") if f in vals})
         variants = super().create(vals_list)
-        for variant, content in zip(variants, contents):
+        for variant, content in zip(variants, contents, strict=False):
             activity = variant.activity_id
             if activity.activity_type != "email" or not activity.mailing_id:
-                raise ValidationError(self.env._(
-                    "Only e-mail steps have variants: %(step)s is not one.", step=activity.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Only e-mail steps have variants: %(step)s is not one.",
+                        step=activity.name,
+                    )
+                )
             # the engine's copy of the step's mailing (its link to the step is
             # the campaign's, as for the step's own mailing)
-            variant.mailing_id = activity.mailing_id.sudo().copy({
-                "mkt_activity_id": activity.id,
-                "name": f"{activity.mailing_id.sudo().name} - {variant.name}",
-            })
+            variant.mailing_id = activity.mailing_id.sudo().copy(
+                {
+                    "mkt_activity_id": activity.id,
+                    "name": f"{activity.mailing_id.sudo().name} - {variant.name}",
+                }
+            )
             if content:
                 # written in the author's environment: mailing.mailing checks
                 # the template-editor restriction on write
@@ -110,9 +127,11 @@ class MktActivityVariant(models.Model):
     @api.ondelete(at_uninstall=False)
     def _unlink_except_sent(self):
         if self.filtered("sent_count"):
-            raise UserError(self.env._(
-                "A variant that was sent cannot be deleted: its results belong to the step."
-            ))
+            raise UserError(
+                self.env._(
+                    "A variant that was sent cannot be deleted: its results belong to the step."
+                )
+            )
 
     def unlink(self):
         mailings = self.mailing_id

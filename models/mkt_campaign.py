@@ -14,9 +14,15 @@ _logger = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 10
 AUDIENCE_FIELDS = (
-    "model_name", "domain", "registered_days", "mailing_list_ids",
-    "previous_ids.condition", "previous_ids.previous_campaign_id",
-    "previous_ids.engagement", "refinement_ids.kind", "refinement_ids.res_id",
+    "model_name",
+    "domain",
+    "registered_days",
+    "mailing_list_ids",
+    "previous_ids.condition",
+    "previous_ids.previous_campaign_id",
+    "previous_ids.engagement",
+    "refinement_ids.kind",
+    "refinement_ids.res_id",
     "refinement_ids.record_ref",
 )
 # written by the engine only (as superuser): never by a user, even over RPC
@@ -31,31 +37,37 @@ class MktCampaign(models.Model):
 
     name = fields.Char(required=True, tracking=True)
     active = fields.Boolean(default=True)
-    company_id = fields.Many2one(
-        "res.company", default=lambda self: self.env.company, index=True
-    )
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)
     user_id = fields.Many2one(
         "res.users", "Responsible", default=lambda self: self.env.user, tracking=True
     )
     utm_campaign_id = fields.Many2one(
-        "utm.campaign", "UTM Campaign", ondelete="restrict", copy=False, readonly=True,
+        "utm.campaign",
+        "UTM Campaign",
+        ondelete="restrict",
+        copy=False,
+        readonly=True,
         help="Attributes the campaign's mailings, links and the revenue they bring.",
     )
     model_id = fields.Many2one(
-        "ir.model", "Target", required=True, ondelete="cascade",
+        "ir.model",
+        "Target",
+        required=True,
+        ondelete="cascade",
         domain=[("is_mailing_enabled", "=", True)],
         default=lambda self: self.env["ir.model"]._get_id("res.partner"),
         help="The kind of records the campaign targets: contacts, leads, POS orders…",
     )
-    model_name = fields.Char(
-        "Target Model", related="model_id.model", store=True, readonly=True
-    )
+    model_name = fields.Char("Target Model", related="model_id.model", store=True, readonly=True)
     domain = fields.Char(
-        "Filter", default="[]", required=True,
+        "Filter",
+        default="[]",
+        required=True,
         help="Only records matching this filter are enrolled.",
     )
     unique_field_id = fields.Many2one(
-        "ir.model.fields", ondelete="set null",
+        "ir.model.fields",
+        ondelete="set null",
         domain="[('model_id', '=', model_id), ('store', '=', True), "
         "('ttype', 'in', ('char', 'many2one', 'integer', 'selection'))]",
         help="Records sharing a value of this field (an e-mail, a customer…) are "
@@ -68,7 +80,9 @@ class MktCampaign(models.Model):
             ("manual", "Manual confirmation"),
             ("normal", "Normal"),
         ],
-        default="normal", required=True, tracking=True,
+        default="normal",
+        required=True,
+        tracking=True,
         help="Test: runs the whole workflow at once, ignoring delays and executing "
         "no action: only the queue is produced.\n"
         "Test in real time: delays are respected, no action is executed.\n"
@@ -77,35 +91,47 @@ class MktCampaign(models.Model):
     )
     state = fields.Selection(
         [("draft", "Draft"), ("running", "Running"), ("stopped", "Stopped")],
-        default="draft", required=True, readonly=True, copy=False, tracking=True,
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        tracking=True,
     )
     schedule_date = fields.Datetime(
-        "Start Date", copy=False,
+        "Start Date",
+        copy=False,
         help="When set, the campaign enrols its audience at that moment.",
     )
     auto_entry = fields.Boolean(
-        "Enrol New Matches", default=True,
+        "Enrol New Matches",
+        default=True,
         help="Records that start to match the filter after the launch are enrolled "
         "by the hourly synchronisation. When off, the audience is frozen at launch.",
     )
     last_sync_date = fields.Datetime("Last Enrolment", readonly=True, copy=False)
     is_paused = fields.Boolean(
-        "Paused", readonly=True, copy=False, tracking=True,
+        "Paused",
+        readonly=True,
+        copy=False,
+        tracking=True,
         help="A paused campaign holds its pending steps in the queue (nothing is "
         "canceled) until it is resumed; new matching records are still enrolled.",
     )
     paused_date = fields.Datetime("Paused Since", readonly=True, copy=False)
     audience = fields.Selection(
         [("customers", "Customers"), ("leads", "Leads"), ("custom", "Other Records")],
-        default="custom", required=True,
+        default="custom",
+        required=True,
         help="Customers: contacts with at least one POS order, sale order or invoice.",
     )
     registered_days = fields.Integer(
-        "Registered Within (days)", default=0,
+        "Registered Within (days)",
+        default=0,
         help="Only records created in the last N days. 0: no limit.",
     )
     mailing_list_ids = fields.Many2many(
-        "mailing.list", string="Distribution Lists",
+        "mailing.list",
+        string="Distribution Lists",
         help="Only records subscribed (and not opted out) to one of these lists: mailing "
         "list contacts themselves, or records whose e-mail is on a list.",
     )
@@ -117,7 +143,8 @@ class MktCampaign(models.Model):
     )
     sample_html = fields.Html("Sample", compute="_compute_sample_html", sanitize=False)
     reentry_days = fields.Integer(
-        "Re-entry After (days)", default=0,
+        "Re-entry After (days)",
+        default=0,
         help="A record that completed or left the campaign may enter it again after "
         "this many days, and then receives the steps again. 0: never again.",
     )
@@ -126,9 +153,7 @@ class MktCampaign(models.Model):
         help="Double opt-in: messages go only to contacts who confirmed their "
         "subscription; the others' steps are rejected with the reason.",
     )
-    activity_ids = fields.One2many(
-        "mkt.activity", "campaign_id", "Activities", copy=True
-    )
+    activity_ids = fields.One2many("mkt.activity", "campaign_id", "Activities", copy=True)
     participant_ids = fields.One2many("mkt.participant", "campaign_id", "Participants")
     participant_count = fields.Integer(compute="_compute_participant_counts")
     test_participant_count = fields.Integer(compute="_compute_participant_counts")
@@ -165,7 +190,8 @@ class MktCampaign(models.Model):
             try:
                 campaign.record_count = (
                     self.env[campaign.model_name].search_count(campaign._get_audience_domain())
-                    if campaign.model_name else 0
+                    if campaign.model_name
+                    else 0
                 )
             except (ValidationError, UserError):
                 campaign.record_count = 0
@@ -183,10 +209,11 @@ class MktCampaign(models.Model):
             except (ValidationError, UserError) as e:
                 campaign.sample_html = Markup("<p class='text-danger'>%s</p>") % e
                 continue
-            campaign.sample_html = Markup("<ul class='mb-0'>%s</ul>") % Markup("").join(
-                Markup("<li>%s</li>") % record.display_name for record in records
-            ) if records else Markup("<p class='text-muted'>%s</p>") % self.env._(
-                "No record matches."
+            campaign.sample_html = (
+                Markup("<ul class='mb-0'>%s</ul>")
+                % Markup("").join(Markup("<li>%s</li>") % record.display_name for record in records)
+                if records
+                else Markup("<p class='text-muted'>%s</p>") % self.env._("No record matches.")
             )
 
     @api.onchange("audience")
@@ -202,10 +229,13 @@ class MktCampaign(models.Model):
     def _check_days(self):
         for campaign in self:
             if campaign.registered_days < 0 or campaign.reentry_days < 0:
-                raise ValidationError(self.env._(
-                    "Campaign %(campaign)s: the registration window and the re-entry "
-                    "cooldown cannot be negative.", campaign=campaign.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Campaign %(campaign)s: the registration window and the re-entry "
+                        "cooldown cannot be negative.",
+                        campaign=campaign.name,
+                    )
+                )
 
     @api.depends("mode")
     def _compute_is_test_mode(self):
@@ -222,40 +252,44 @@ class MktCampaign(models.Model):
         for campaign in self:
             field = campaign.unique_field_id
             if field and field.model_id != campaign.model_id:
-                raise ValidationError(self.env._(
-                    "The unique field %(field)s of campaign %(campaign)s does not "
-                    "belong to its target %(model)s.",
-                    field=field.field_description, campaign=campaign.name,
-                    model=campaign.model_id.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The unique field %(field)s of campaign %(campaign)s does not "
+                        "belong to its target %(model)s.",
+                        field=field.field_description,
+                        campaign=campaign.name,
+                        model=campaign.model_id.name,
+                    )
+                )
 
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
             self._convert_model_name(vals)
-            self._check_engine_fields({
-                fname: value for fname, value in vals.items()
-                if not (fname == "state" and value == "draft")
-            })
+            self._check_engine_fields(
+                {
+                    fname: value
+                    for fname, value in vals.items()
+                    if not (fname == "state" and value == "draft")
+                }
+            )
         return super().create(vals_list)
 
     def write(self, vals):
         self._check_engine_fields(vals)
         self._convert_model_name(vals)
-        if "mode" in vals and any(
-            c.state == "running" and c.mode != vals["mode"] for c in self
-        ):
+        if "mode" in vals and any(c.state == "running" and c.mode != vals["mode"] for c in self):
             # a test run never sends and a real one must not stop halfway
             # into a rehearsal: the queue of each mode is its own
-            raise UserError(self.env._(
-                "The mode of a running campaign cannot change: stop it first."
-            ))
+            raise UserError(
+                self.env._("The mode of a running campaign cannot change: stop it first.")
+            )
         if "model_id" in vals and any(
             c.model_id.id != vals["model_id"] and c.participant_ids for c in self
         ):
-            raise UserError(self.env._(
-                "The target of a campaign that already has participants cannot change."
-            ))
+            raise UserError(
+                self.env._("The target of a campaign that already has participants cannot change.")
+            )
         res = super().write(vals)
         if "model_id" in vals or "name" in vals:
             self.activity_ids._sync_mailing()
@@ -268,11 +302,13 @@ class MktCampaign(models.Model):
         enrolment and UTM campaign are the engine's (Launch / Stop)."""
         forged = [fname for fname in ENGINE_FIELDS if vals.get(fname)]
         if forged and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: use Launch, Stop or "
-                "Reset to Draft.",
-                fields=", ".join(self._fields[fname].string for fname in forged),
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: use Launch, Stop or "
+                    "Reset to Draft.",
+                    fields=", ".join(self._fields[fname].string for fname in forged),
+                )
+            )
 
     @api.model
     def _convert_model_name(self, vals):
@@ -282,9 +318,9 @@ class MktCampaign(models.Model):
         if model_name and "model_id" not in vals:
             model = self.env["ir.model"]._get(model_name)
             if not model:
-                raise ValidationError(self.env._(
-                    "The target model %(model)s does not exist.", model=model_name
-                ))
+                raise ValidationError(
+                    self.env._("The target model %(model)s does not exist.", model=model_name)
+                )
             vals["model_id"] = model.id
 
     @api.ondelete(at_uninstall=False)
@@ -312,17 +348,19 @@ class MktCampaign(models.Model):
             {fname: value for fname, value in step.items() if fname not in template_fields},
             records._name,
         )
-        campaign = self.sudo().create({
-            "name": name,
-            "model_id": self.env["ir.model"].sudo()._get_id(records._name),
-            "domain": repr([("id", "in", records.ids)]),
-            "unique_field_id": unique_field
-            and self.env["ir.model.fields"].sudo()._get(records._name, unique_field).id,
-            "auto_entry": False,
-            "user_id": self.env.user.id,
-            "company_id": self.env.company.id,
-            "activity_ids": [fields.Command.create({"trigger_type": "begin", **step})],
-        })
+        campaign = self.sudo().create(
+            {
+                "name": name,
+                "model_id": self.env["ir.model"].sudo()._get_id(records._name),
+                "domain": repr([("id", "in", records.ids)]),
+                "unique_field_id": unique_field
+                and self.env["ir.model.fields"].sudo()._get(records._name, unique_field).id,
+                "auto_entry": False,
+                "user_id": self.env.user.id,
+                "company_id": self.env.company.id,
+                "activity_ids": [fields.Command.create({"trigger_type": "begin", **step})],
+            }
+        )
         campaign.action_start()
         return campaign
 
@@ -332,7 +370,9 @@ class MktCampaign(models.Model):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "type": "success", "title": title, "message": message,
+                "type": "success",
+                "title": title,
+                "message": message,
                 "next": {"type": "ir.actions.act_window_close"},
             },
         }
@@ -355,8 +395,8 @@ class MktCampaign(models.Model):
         self._check_launchable()
         for campaign in self:
             if not campaign.utm_campaign_id:
-                campaign.sudo().utm_campaign_id = self.env["utm.campaign"].sudo().create(
-                    {"name": campaign.name}
+                campaign.sudo().utm_campaign_id = (
+                    self.env["utm.campaign"].sudo().create({"name": campaign.name})
                 )
         # a (re)launch takes the audience as it is now, even when it is then frozen
         self.sudo().write({"state": "running", "last_sync_date": False})
@@ -372,9 +412,7 @@ class MktCampaign(models.Model):
         due._sync_participants()
         due.filtered(lambda c: c.mode == "test")._run_test_workflow()
         for campaign in self - due:
-            self.env.ref("mkt_campaign.ir_cron_sync_participants")._trigger(
-                campaign.schedule_date
-            )
+            self.env.ref("mkt_campaign.ir_cron_sync_participants")._trigger(campaign.schedule_date)
         if due.filtered(lambda c: c.mode != "test"):
             self.env["mkt.trace"]._trigger_queue()
         return True
@@ -388,16 +426,23 @@ class MktCampaign(models.Model):
         # set-based: a campaign may have a million pending steps
         self.env.flush_all()
         now = fields.Datetime.now()
-        self.env.cr.execute(SQL(
-            """UPDATE mkt_trace SET state = 'canceled', error_message = %s, processed_date = %s
+        self.env.cr.execute(
+            SQL(
+                """UPDATE mkt_trace SET state = 'canceled', error_message = %s, processed_date = %s
                 WHERE campaign_id = ANY(%s) AND state = 'scheduled'""",
-            self.env._("The campaign was stopped."), now, running.ids,
-        ))
-        self.env.cr.execute(SQL(
-            """UPDATE mkt_participant SET state = 'canceled', end_date = %s
+                self.env._("The campaign was stopped."),
+                now,
+                running.ids,
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                """UPDATE mkt_participant SET state = 'canceled', end_date = %s
                 WHERE campaign_id = ANY(%s) AND state = 'running'""",
-            now, running.ids,
-        ))
+                now,
+                running.ids,
+            )
+        )
         self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
         self.env["mkt.participant"].invalidate_model(["state", "end_date"])
         return True
@@ -428,14 +473,18 @@ class MktCampaign(models.Model):
         if skip_missed:
             self.env.flush_all()
             # set-based: a campaign may hold a million steps
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace SET state = 'canceled', error_message = %s,
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace SET state = 'canceled', error_message = %s,
                           processed_date = %s
                     WHERE campaign_id = ANY(%s) AND state = 'scheduled'
                       AND schedule_date <= %s""",
-                self.env._("Skipped: it came due while the campaign was paused."),
-                now, paused.ids, now,
-            ))
+                    self.env._("Skipped: it came due while the campaign was paused."),
+                    now,
+                    paused.ids,
+                    now,
+                )
+            )
             self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
             paused.participant_ids.filtered(lambda p: p.state == "running")._update_completion()
         paused.sudo().write({"is_paused": False, "paused_date": False})
@@ -493,14 +542,17 @@ class MktCampaign(models.Model):
     def _check_launchable(self):
         for campaign in self:
             if campaign.state == "running":
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s is already running.", campaign=campaign.name
-                ))
+                raise UserError(
+                    self.env._("Campaign %(campaign)s is already running.", campaign=campaign.name)
+                )
             if not campaign.activity_ids:
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s has no activity: add at least one step "
-                    "to its workflow before launching it.", campaign=campaign.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s has no activity: add at least one step "
+                        "to its workflow before launching it.",
+                        campaign=campaign.name,
+                    )
+                )
             campaign._get_domain()
             campaign._get_audience_env()
             campaign.activity_ids._check_launchable()
@@ -527,19 +579,25 @@ class MktCampaign(models.Model):
         try:
             value = safe_eval(domain_str or "[]", self._get_eval_context())
             if not isinstance(value, (list, tuple)) or not _is_plain(value):
-                raise ValueError(self.env._(
-                    "a filter is a list of conditions whose values are texts, "
-                    "numbers, booleans or dates"
-                ))
+                raise ValueError(
+                    self.env._(
+                        "a filter is a list of conditions whose values are texts, "
+                        "numbers, booleans or dates"
+                    )
+                )
             domain = Domain(value)
             model = self.env[model_name]
             domain.validate(model)
             model._search(domain)
         except Exception as e:  # noqa: BLE001 - every parsing error is reported to the user
-            raise ValidationError(self.env._(
-                "The filter of %(label)s is invalid: %(error)s\nFilter: %(domain)s",
-                label=label, error=e, domain=domain_str,
-            )) from e
+            raise ValidationError(
+                self.env._(
+                    "The filter of %(label)s is invalid: %(error)s\nFilter: %(domain)s",
+                    label=label,
+                    error=e,
+                    domain=domain_str,
+                )
+            ) from e
         return domain
 
     def _get_audience_env(self):
@@ -559,42 +617,61 @@ class MktCampaign(models.Model):
                 context["allowed_company_ids"] = company.ids
             return self.env(su=True, context=context)
         if not user or not user.active:
-            raise UserError(self.env._(
-                "Campaign %(campaign)s has no active responsible user: its audience is "
-                "the records that user may read. Choose an active responsible user.",
-                campaign=self.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "Campaign %(campaign)s has no active responsible user: its audience is "
+                    "the records that user may read. Choose an active responsible user.",
+                    campaign=self.name,
+                )
+            )
         if company and company not in user.company_ids:
-            raise UserError(self.env._(
-                "The responsible user %(user)s of campaign %(campaign)s has no access "
-                "to its company %(company)s.",
-                user=user.name, campaign=self.name, company=company.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "The responsible user %(user)s of campaign %(campaign)s has no access "
+                    "to its company %(company)s.",
+                    user=user.name,
+                    campaign=self.name,
+                    company=company.name,
+                )
+            )
         companies = company or user.company_ids
-        env = self.env(user=user.id, su=False, context=dict(
-            self.env.context, allowed_company_ids=companies.ids,
-        ))
+        env = self.env(
+            user=user.id,
+            su=False,
+            context=dict(
+                self.env.context,
+                allowed_company_ids=companies.ids,
+            ),
+        )
         if self.model_name and not env[self.model_name].has_access("read"):
-            raise UserError(self.env._(
-                "The responsible user %(user)s of campaign %(campaign)s may not read "
-                "%(target)s records.",
-                user=user.name, campaign=self.name, target=self.model_id.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "The responsible user %(user)s of campaign %(campaign)s may not read "
+                    "%(target)s records.",
+                    user=user.name,
+                    campaign=self.name,
+                    target=self.model_id.name,
+                )
+            )
         previous = self.previous_ids.previous_campaign_id
         hidden = previous - previous.with_env(env)._filtered_access("read")
         if hidden:
-            raise UserError(self.env._(
-                "The responsible user %(user)s of campaign %(campaign)s may not read "
-                "the previous campaigns %(previous)s that limit its audience.",
-                user=user.name, campaign=self.name,
-                previous=", ".join(hidden.sudo().mapped("name")),
-            ))
+            raise UserError(
+                self.env._(
+                    "The responsible user %(user)s of campaign %(campaign)s may not read "
+                    "the previous campaigns %(previous)s that limit its audience.",
+                    user=user.name,
+                    campaign=self.name,
+                    previous=", ".join(hidden.sudo().mapped("name")),
+                )
+            )
         return env
 
     def _get_domain(self):
         self.ensure_one()
         return self._parse_domain(
-            self.domain, self.model_name,
+            self.domain,
+            self.model_name,
             self.env._("campaign %(name)s", name=self.name),
         )
 
@@ -609,12 +686,15 @@ class MktCampaign(models.Model):
         domain = self._get_domain()
         if self.registered_days:
             domain &= Domain(
-                "create_date", ">=", fields.Datetime.now() - relativedelta(days=self.registered_days)
+                "create_date",
+                ">=",
+                fields.Datetime.now() - relativedelta(days=self.registered_days),
             )
         if self.mailing_list_ids:
             domain &= self._get_list_domain()
         for line in self.previous_ids:
             domain &= line._get_domain()
+
         # while the form is edited, the picked record is in record_ref: its
         # inverse writes res_id only when the campaign is saved
         def refined(kind):
@@ -639,17 +719,20 @@ class MktCampaign(models.Model):
             return Domain("id", "in", subscribed)
         emails = SQL(
             "SELECT mc.email_normalized FROM mailing_contact mc"
-            " WHERE mc.email_normalized IS NOT NULL AND mc.id IN (%s)", subscribed,
+            " WHERE mc.email_normalized IS NOT NULL AND mc.id IN (%s)",
+            subscribed,
         )
         Model = self.env[self.model_name]
         if "email_normalized" in Model._fields and Model._fields["email_normalized"].store:
             return Domain("email_normalized", "in", emails)
         if Model._mkt_partner_field() == "partner_id":
             return Domain("partner_id.email_normalized", "in", emails)
-        raise ValidationError(self.env._(
-            "%(target)s records have no e-mail to match distribution lists with.",
-            target=self.model_id.name,
-        ))
+        raise ValidationError(
+            self.env._(
+                "%(target)s records have no e-mail to match distribution lists with.",
+                target=self.model_id.name,
+            )
+        )
 
     # ------------------------------------------------------------------
     # Enrolment
@@ -658,11 +741,17 @@ class MktCampaign(models.Model):
     @api.model
     def _cron_sync_participants(self):
         now = fields.Datetime.now()
-        campaigns = self.search([
-            ("state", "=", "running"),
-            "|", ("schedule_date", "=", False), ("schedule_date", "<=", now),
-            "|", ("auto_entry", "=", True), ("last_sync_date", "=", False),
-        ])
+        campaigns = self.search(
+            [
+                ("state", "=", "running"),
+                "|",
+                ("schedule_date", "=", False),
+                ("schedule_date", "<=", now),
+                "|",
+                ("auto_entry", "=", True),
+                ("last_sync_date", "=", False),
+            ]
+        )
         cron = self.env["ir.cron"]
         auto_commit = not modules.module.current_test
         if auto_commit or self.env.context.get("ir_cron_progress_id"):
@@ -718,7 +807,8 @@ class MktCampaign(models.Model):
                 # never run by a test
                 traces = Trace._claim(
                     Domain("campaign_id", "=", campaign.id) & Domain("is_test", "=", True),
-                    limit=None, ignore_schedule=True,
+                    limit=None,
+                    ignore_schedule=True,
                 )
                 if not traces:
                     break

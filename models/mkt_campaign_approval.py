@@ -9,11 +9,30 @@ TEST_MODES = ("test", "test_realtime")
 # what may change on an approved campaign without a new approval: the engine's
 # fields and the figures of the Results tab (nothing that is sent, nor to whom)
 APPROVAL_KEEPS = {
-    "state", "approved_by_id", "approved_date", "last_sync_date", "utm_campaign_id",
-    "budget", "budget_pause", "budget_paused", "budget_notified_80", "budget_notified_100",
-    "cost_ids", "cost_per_email", "cost_per_sms", "cost_per_whatsapp", "cost_per_push",
-    "target_lead_count", "target_conversion_rate", "target_revenue", "target_roi",
-    "attribution_days", "phase_id", "phase_date", "end_date", "queue_outdated",
+    "state",
+    "approved_by_id",
+    "approved_date",
+    "last_sync_date",
+    "utm_campaign_id",
+    "budget",
+    "budget_pause",
+    "budget_paused",
+    "budget_notified_80",
+    "budget_notified_100",
+    "cost_ids",
+    "cost_per_email",
+    "cost_per_sms",
+    "cost_per_whatsapp",
+    "cost_per_push",
+    "target_lead_count",
+    "target_conversion_rate",
+    "target_revenue",
+    "target_roi",
+    "attribution_days",
+    "phase_id",
+    "phase_date",
+    "end_date",
+    "queue_outdated",
 }
 
 
@@ -59,10 +78,12 @@ class MktCampaign(models.Model):
         # an approval is given by action_approve only
         forged = [fname for fname in ("approved_by_id", "approved_date") if vals.get(fname)]
         if forged and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: use Approve.",
-                fields=", ".join(self._fields[fname].string for fname in forged),
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: use Approve.",
+                    fields=", ".join(self._fields[fname].string for fname in forged),
+                )
+            )
         return res
 
     # ------------------------------------------------------------------
@@ -73,21 +94,25 @@ class MktCampaign(models.Model):
         """Ask the managers to approve the campaigns (state To Approve)."""
         self._check_can_run()
         if not self._is_approval_required():
-            raise UserError(self.env._(
-                "Campaigns need no approval: launch the campaign directly."
-            ))
+            raise UserError(self.env._("Campaigns need no approval: launch the campaign directly."))
         for campaign in self:
             if campaign.state not in ("draft", "stopped"):
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s cannot be submitted for approval: only a "
-                    "draft or stopped campaign can.", campaign=campaign.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s cannot be submitted for approval: only a "
+                        "draft or stopped campaign can.",
+                        campaign=campaign.name,
+                    )
+                )
             # what a launch would refuse is reported now, not to the approver
             if not campaign.activity_ids:
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s has no activity: add at least one step "
-                    "to its workflow before submitting it.", campaign=campaign.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s has no activity: add at least one step "
+                        "to its workflow before submitting it.",
+                        campaign=campaign.name,
+                    )
+                )
         # state is the engine's (a user may not write it): narrow sudo
         self.sudo().write({"state": "pending", "approved_by_id": False, "approved_date": False})
         for campaign in self:
@@ -98,17 +123,22 @@ class MktCampaign(models.Model):
         self._check_can_approve()
         for campaign in self:
             if campaign.state != "pending":
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
-                ))
-        self.sudo().write({
-            "state": "approved", "approved_by_id": self.env.user.id,
-            "approved_date": fields.Datetime.now(),
-        })
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
+                    )
+                )
+        self.sudo().write(
+            {
+                "state": "approved",
+                "approved_by_id": self.env.user.id,
+                "approved_date": fields.Datetime.now(),
+            }
+        )
         for campaign in self:
-            campaign._close_approval_activities(self.env._(
-                "Approved by %(user)s.", user=self.env.user.name
-            ))
+            campaign._close_approval_activities(
+                self.env._("Approved by %(user)s.", user=self.env.user.name)
+            )
             campaign._post_note(
                 self.env._("Campaign approved by %(user)s.", user=self.env.user.name),
                 campaign.user_id.partner_id,
@@ -135,16 +165,23 @@ class MktCampaign(models.Model):
             raise UserError(self.env._("Give the reason of the refusal."))
         for campaign in self:
             if campaign.state != "pending":
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
+                    )
+                )
         self.sudo().write({"state": "draft"})
         for campaign in self:
-            campaign._close_approval_activities(self.env._(
-                "Refused by %(user)s: %(reason)s", user=self.env.user.name, reason=reason,
-            ))
+            campaign._close_approval_activities(
+                self.env._(
+                    "Refused by %(user)s: %(reason)s",
+                    user=self.env.user.name,
+                    reason=reason,
+                )
+            )
             campaign._post_note(
-                Markup("%s<br/>%s") % (
+                Markup("%s<br/>%s")
+                % (
                     self.env._("Campaign refused by %(user)s.", user=self.env.user.name),
                     reason,
                 ),
@@ -160,9 +197,9 @@ class MktCampaign(models.Model):
         if not self.env.is_superuser() and not self.env.user.has_group(
             "mkt_campaign.group_mkt_campaign_manager"
         ):
-            raise AccessError(self.env._(
-                "Only marketing campaign managers can approve or refuse campaigns."
-            ))
+            raise AccessError(
+                self.env._("Only marketing campaign managers can approve or refuse campaigns.")
+            )
         self.check_access("read")
 
     def _check_launchable(self):
@@ -174,10 +211,13 @@ class MktCampaign(models.Model):
             return
         for campaign in self:
             if campaign.mode not in TEST_MODES and campaign.state != "approved":
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s needs approval before it is launched: submit "
-                    "it, then a manager approves it.", campaign=campaign.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s needs approval before it is launched: submit "
+                        "it, then a manager approves it.",
+                        campaign=campaign.name,
+                    )
+                )
 
     def _reset_approval(self):
         """Approved campaigns changed since: back to draft, to be submitted
@@ -187,18 +227,26 @@ class MktCampaign(models.Model):
         # the engine's fields (narrow sudo)
         self.sudo().write({"state": "draft", "approved_by_id": False, "approved_date": False})
         for campaign in self:
-            campaign._post_note(self.env._(
-                "Changed by %(user)s after its approval: the campaign is to be submitted "
-                "for approval again.", user=self.env.user.name,
-            ), campaign.user_id.partner_id)
+            campaign._post_note(
+                self.env._(
+                    "Changed by %(user)s after its approval: the campaign is to be submitted "
+                    "for approval again.",
+                    user=self.env.user.name,
+                ),
+                campaign.user_id.partner_id,
+            )
 
     def _approvers(self):
         """Active managers who may read the campaign (its company)."""
         self.ensure_one()
         group = self.env.ref("mkt_campaign.group_mkt_campaign_manager")
         users = group.sudo().all_user_ids.filtered(
-            lambda u: u.active and not u.share and not u._is_superuser()
-            and (not self.company_id or self.company_id in u.company_ids)
+            lambda u: (
+                u.active
+                and not u.share
+                and not u._is_superuser()
+                and (not self.company_id or self.company_id in u.company_ids)
+            )
         )
         return users
 
@@ -206,23 +254,26 @@ class MktCampaign(models.Model):
         self.ensure_one()
         approvers = self._approvers()
         summary = self.env._("Approve campaign %(campaign)s", campaign=self.name)
-        note = self.env._(
-            "%(user)s submitted the campaign for approval.", user=self.env.user.name
-        )
+        note = self.env._("%(user)s submitted the campaign for approval.", user=self.env.user.name)
         activity_type = self.env.ref("mkt_campaign.mail_activity_type_mkt_campaign_approval")
         model_id = self.env["ir.model"]._get_id(self._name)
         # a campaign user may not create activities on a campaign (read-only
         # access): the activities for the managers are created as superuser,
         # with the text above only
-        self.env["mail.activity"].sudo().create([{
-            "res_model_id": model_id,
-            "res_id": self.id,
-            "activity_type_id": activity_type.id,
-            "summary": summary,
-            "note": note,
-            "user_id": user.id,
-            "date_deadline": fields.Date.context_today(self),
-        } for user in approvers])
+        self.env["mail.activity"].sudo().create(
+            [
+                {
+                    "res_model_id": model_id,
+                    "res_id": self.id,
+                    "activity_type_id": activity_type.id,
+                    "summary": summary,
+                    "note": note,
+                    "user_id": user.id,
+                    "date_deadline": fields.Date.context_today(self),
+                }
+                for user in approvers
+            ]
+        )
         self._post_note(
             self.env._("Submitted for approval by %(user)s.", user=self.env.user.name),
             approvers.partner_id,
@@ -231,11 +282,21 @@ class MktCampaign(models.Model):
     def _close_approval_activities(self, feedback):
         self.ensure_one()
         # the approval activities of the campaign, whoever they were assigned to
-        activities = self.env["mail.activity"].sudo().search([
-            ("res_model", "=", self._name), ("res_id", "=", self.id),
-            ("activity_type_id", "=",
-             self.env.ref("mkt_campaign.mail_activity_type_mkt_campaign_approval").id),
-        ])
+        activities = (
+            self.env["mail.activity"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", self._name),
+                    ("res_id", "=", self.id),
+                    (
+                        "activity_type_id",
+                        "=",
+                        self.env.ref("mkt_campaign.mail_activity_type_mkt_campaign_approval").id,
+                    ),
+                ]
+            )
+        )
         activities.action_feedback(feedback=feedback)
 
     def _post_note(self, body, partners):
@@ -245,8 +306,10 @@ class MktCampaign(models.Model):
         author and a text built here (the reason of a refusal is escaped)."""
         self.ensure_one()
         self.sudo().message_post(
-            body=body, author_id=self.env.user.partner_id.id,
-            partner_ids=partners.ids, subtype_xmlid="mail.mt_note",
+            body=body,
+            author_id=self.env.user.partner_id.id,
+            partner_ids=partners.ids,
+            subtype_xmlid="mail.mt_note",
         )
 
 

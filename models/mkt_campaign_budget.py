@@ -6,8 +6,15 @@ from .mkt_campaign_results import MESSAGE_TYPES  # the channels with a unit cost
 
 # budget used (%) at which the responsible is told, once each
 BUDGET_THRESHOLDS = (80, 100)
-BUDGET_FIELDS = ("budget", "budget_pause", "cost_ids", "cost_per_email", "cost_per_sms",
-                 "cost_per_whatsapp", "cost_per_push")
+BUDGET_FIELDS = (
+    "budget",
+    "budget_pause",
+    "cost_ids",
+    "cost_per_email",
+    "cost_per_sms",
+    "cost_per_whatsapp",
+    "cost_per_push",
+)
 # written by the engine only (the budget checks), never by a user
 BUDGET_ENGINE_FIELDS = ("budget_paused", "budget_notified_80", "budget_notified_100")
 
@@ -27,7 +34,9 @@ class MktCampaign(models.Model):
         "turned off).",
     )
     budget_paused = fields.Boolean(
-        "Sending Paused (Budget)", readonly=True, copy=False,
+        "Sending Paused (Budget)",
+        readonly=True,
+        copy=False,
         help="The costs reached the budget: the campaign's steps wait in the queue.",
     )
     budget_notified_80 = fields.Boolean("Told at 80% of the Budget", readonly=True, copy=False)
@@ -55,10 +64,12 @@ class MktCampaign(models.Model):
         # even False: resuming a paused campaign is raising its budget
         forged = [fname for fname in BUDGET_ENGINE_FIELDS if fname in vals]
         if forged and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: the budget checks set it.",
-                fields=", ".join(self._fields[fname].string for fname in forged),
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: the budget checks set it.",
+                    fields=", ".join(self._fields[fname].string for fname in forged),
+                )
+            )
         return res
 
     def _check_budget(self):
@@ -71,11 +82,21 @@ class MktCampaign(models.Model):
         (self - campaigns).filtered("budget_paused").sudo().write({"budget_paused": False})
         if not campaigns:
             return
-        campaigns.invalidate_recordset([
-            "pending_count", "sent_count", "sent_email_count", "sent_sms_count",
-            "sent_whatsapp_count", "sent_push_count", "registered_cost", "message_cost",
-            "total_cost", "budget_remaining", "budget_used_rate",
-        ])
+        campaigns.invalidate_recordset(
+            [
+                "pending_count",
+                "sent_count",
+                "sent_email_count",
+                "sent_sms_count",
+                "sent_whatsapp_count",
+                "sent_push_count",
+                "registered_cost",
+                "message_cost",
+                "total_cost",
+                "budget_remaining",
+                "budget_used_rate",
+            ]
+        )
         resumed = self.browse()
         for campaign in campaigns:
             rate = campaign.budget_used_rate
@@ -100,11 +121,14 @@ class MktCampaign(models.Model):
         """Set the flag if nobody did: True for the one caller that did."""
         self.ensure_one()
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            "UPDATE mkt_campaign SET %(flag)s = true WHERE id = %(id)s AND %(flag)s IS NOT TRUE"
-            " RETURNING id",
-            flag=SQL.identifier(fname), id=self.id,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE mkt_campaign SET %(flag)s = true WHERE id = %(id)s AND %(flag)s IS NOT TRUE"
+                " RETURNING id",
+                flag=SQL.identifier(fname),
+                id=self.id,
+            )
+        )
         marked = bool(self.env.cr.fetchone())
         self.invalidate_recordset([fname])
         return marked
@@ -120,21 +144,24 @@ class MktCampaign(models.Model):
         }
         if threshold < 100:
             body = self.env._(
-                "Campaign %(campaign)s has used %(rate)s%% of its budget: %(cost)s "
-                "of %(budget)s.", **values,
+                "Campaign %(campaign)s has used %(rate)s%% of its budget: %(cost)s of %(budget)s.",
+                **values,
             )
         elif self.budget_pause:
             body = self.env._(
                 "Campaign %(campaign)s reached its budget: %(cost)s of %(budget)s. Its "
-                "sending is paused until the budget is raised.", **values,
+                "sending is paused until the budget is raised.",
+                **values,
             )
         else:
             body = self.env._(
-                "Campaign %(campaign)s reached its budget: %(cost)s of %(budget)s.", **values,
+                "Campaign %(campaign)s reached its budget: %(cost)s of %(budget)s.",
+                **values,
             )
         # the queue worker posts for the campaign: engine text, no user content
         self.sudo().message_post(
-            body=body, partner_ids=self.user_id.partner_id.ids,
+            body=body,
+            partner_ids=self.user_id.partner_id.ids,
             subtype_xmlid="mail.mt_note",
         )
 
@@ -158,19 +185,29 @@ class MktActivity(models.Model):
         help="Messages sent × unit cost, plus the costs registered on this step.",
     )
 
-    @api.depends("activity_type", "expected_count", "campaign_id.cost_per_email",
-                 "campaign_id.cost_per_sms", "campaign_id.cost_per_whatsapp",
-                 "campaign_id.cost_per_push", "campaign_id.cost_ids.amount",
-                 "campaign_id.cost_ids.activity_id")
+    @api.depends(
+        "activity_type",
+        "expected_count",
+        "campaign_id.cost_per_email",
+        "campaign_id.cost_per_sms",
+        "campaign_id.cost_per_whatsapp",
+        "campaign_id.cost_per_push",
+        "campaign_id.cost_ids.amount",
+        "campaign_id.cost_ids.activity_id",
+    )
     def _compute_costs(self):
         for activity in self:
             campaign = activity.campaign_id
-            unit = campaign[f"cost_per_{activity.activity_type}"] if (
-                activity.activity_type in MESSAGE_TYPES and campaign
-            ) else 0.0
-            registered = sum(campaign.cost_ids.filtered(
-                lambda c, a=activity: c.activity_id == a
-            ).mapped("amount"))
+            unit = (
+                campaign[f"cost_per_{activity.activity_type}"]
+                if (activity.activity_type in MESSAGE_TYPES and campaign)
+                else 0.0
+            )
+            registered = sum(
+                campaign.cost_ids.filtered(lambda c, a=activity: c.activity_id == a).mapped(
+                    "amount"
+                )
+            )
             activity.unit_cost = unit
             activity.planned_cost = unit * activity.expected_count
             activity.actual_cost = unit * activity.processed_count + registered
@@ -184,16 +221,19 @@ class MktTrace(models.Model):
         if activity.activity_type in MESSAGE_TYPES and campaign.budget_paused:
             # paused by an earlier chunk of this batch: back to the queue,
             # which claims none of the campaign's steps until it resumes
-            self._postpone(fields.Datetime.now(), self.env._(
-                "Sending paused: the campaign reached its budget."
-            ))
+            self._postpone(
+                fields.Datetime.now(),
+                self.env._("Sending paused: the campaign reached its budget."),
+            )
             return False
         requeued = super()._execute_chunk(activity, auto_commit)
         # one grouped query over the campaign's queue rows per chunk, while
         # there is something left to tell or to pause (a budget raised later
         # is re-checked by write())
-        if activity.activity_type in MESSAGE_TYPES and campaign.budget and (
-            campaign.budget_pause or not campaign.budget_notified_100
+        if (
+            activity.activity_type in MESSAGE_TYPES
+            and campaign.budget
+            and (campaign.budget_pause or not campaign.budget_notified_100)
         ):
             campaign._check_budget()
             if auto_commit:

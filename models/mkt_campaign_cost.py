@@ -6,15 +6,15 @@ class MktCampaignCost(models.Model):
     _description = "Marketing Campaign Cost"
     _order = "date desc, id desc"
 
-    campaign_id = fields.Many2one(
-        "mkt.campaign", required=True, ondelete="cascade", index=True
-    )
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade", index=True)
     date = fields.Date(required=True, default=fields.Date.context_today)
     name = fields.Char(
         "Description", required=True, help="e.g. Purchase of a contact list, e-mail design."
     )
     activity_id = fields.Many2one(
-        "mkt.activity", "Step", ondelete="set null",
+        "mkt.activity",
+        "Step",
+        ondelete="set null",
         domain="[('campaign_id', '=', campaign_id)]",
         help="The workflow step the cost belongs to, if any.",
     )

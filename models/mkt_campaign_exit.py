@@ -21,15 +21,19 @@ class MktCampaign(models.Model):
         "leaves.",
     )
     left_count = fields.Integer(
-        "Left", compute="_compute_left_count",
+        "Left",
+        compute="_compute_left_count",
         help="Participants who left the campaign on its exit condition.",
     )
 
     def _compute_left_count(self):
-        counts = dict(self.env["mkt.participant"]._read_group(
-            [("campaign_id", "in", self.ids), ("state", "=", "left"), ("is_test", "=", False)],
-            ["campaign_id"], ["__count"],
-        ))
+        counts = dict(
+            self.env["mkt.participant"]._read_group(
+                [("campaign_id", "in", self.ids), ("state", "=", "left"), ("is_test", "=", False)],
+                ["campaign_id"],
+                ["__count"],
+            )
+        )
         for campaign in self:
             campaign.left_count = counts.get(campaign, 0)
 
@@ -49,7 +53,8 @@ class MktCampaign(models.Model):
         if not self._has_exit_domain():
             return None
         return self._parse_domain(
-            self.exit_domain, self.model_name,
+            self.exit_domain,
+            self.model_name,
             self.env._("the exit condition of campaign %(name)s", name=self.name),
         )
 
@@ -97,8 +102,9 @@ class MktCampaign(models.Model):
         query = Model._search(exit_domain)
         self.env.flush_all()
         now = fields.Datetime.now()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH leavers AS (
                 UPDATE mkt_participant p SET state = 'left', end_date = %(now)s
                  WHERE p.campaign_id = %(campaign)s AND p.state = 'running'
@@ -112,9 +118,12 @@ class MktCampaign(models.Model):
             )
             SELECT id FROM leavers
             """,
-            now=now, campaign=self.id, matching=query.subselect(),
-            reason=self._exit_reason(),
-        ))
+                now=now,
+                campaign=self.id,
+                matching=query.subselect(),
+                reason=self._exit_reason(),
+            )
+        )
         left = [row[0] for row in self.env.cr.fetchall()]
         if left:
             self.env["mkt.participant"].invalidate_model(["state", "end_date"])
@@ -122,9 +131,7 @@ class MktCampaign(models.Model):
         return left
 
     def _exit_reason(self):
-        return self.env._(
-            "The participant left the campaign: the record meets its exit condition."
-        )
+        return self.env._("The participant left the campaign: the record meets its exit condition.")
 
 
 class MktParticipant(models.Model):

@@ -12,7 +12,8 @@ class MktCampaign(models.Model):
     delivered_count = fields.Integer("Delivered", compute="_compute_feedback_counts")
     soft_bounced_count = fields.Integer("Soft Bounces", compute="_compute_feedback_counts")
     complained_count = fields.Integer(
-        "Spam Complaints", compute="_compute_feedback_counts",
+        "Spam Complaints",
+        compute="_compute_feedback_counts",
         help="Messages the recipient marked as spam: the address was blocklisted.",
     )
     blocked_count = fields.Integer("Blocked", compute="_compute_feedback_counts")
@@ -26,8 +27,9 @@ class MktCampaign(models.Model):
             self.env.flush_all()
             # every feedback a message got counts once per kind (a message
             # delivered, then complained about, counts in both)
-            self.env.cr.execute(SQL(
-                """
+            self.env.cr.execute(
+                SQL(
+                    """
                 SELECT t.campaign_id, at.outcome, count(DISTINCT t.id)
                   FROM mkt_trace_attempt at
                   JOIN mkt_trace t ON t.id = at.trace_id
@@ -36,8 +38,9 @@ class MktCampaign(models.Model):
                                       'blocked', 'unsubscribed')
                  GROUP BY t.campaign_id, at.outcome
                 """,
-                self.ids,
-            ))
+                    self.ids,
+                )
+            )
             counts = {(cid, outcome): count for cid, outcome, count in self.env.cr.fetchall()}
         for campaign in self:
             campaign.delivered_count = counts.get((campaign.id, "delivered"), 0)

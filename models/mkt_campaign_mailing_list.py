@@ -32,12 +32,16 @@ class MktCampaign(models.Model):
         # the list and its contacts are the user's: their Email Marketing rights
         self.env["mailing.contact"].check_access("create")
         self.env["mailing.subscription"].check_access("create")
-        mailing_list = self.env["mailing.list"].create({
-            "name": name or self.env._(
-                "%(campaign)s (%(date)s)", campaign=self.name,
-                date=fields.Date.to_string(fields.Date.context_today(self)),
-            ),
-        })
+        mailing_list = self.env["mailing.list"].create(
+            {
+                "name": name
+                or self.env._(
+                    "%(campaign)s (%(date)s)",
+                    campaign=self.name,
+                    date=fields.Date.to_string(fields.Date.context_today(self)),
+                ),
+            }
+        )
         domain = self._get_audience_domain()
         Model = self.env[self.model_name]
         responsible_query = Model.with_env(self._get_audience_env())._search(domain)
@@ -47,8 +51,9 @@ class MktCampaign(models.Model):
         now = fields.Datetime.now()
         if self.model_name == "mailing.contact":
             # the contacts themselves are subscribed
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 INSERT INTO mailing_subscription (contact_id, list_id, opt_out,
                                                   create_uid, write_uid, create_date, write_date)
                 SELECT t.id, %(list)s, false, %(uid)s, %(uid)s, %(now)s, %(now)s
@@ -56,13 +61,18 @@ class MktCampaign(models.Model):
                  WHERE t.id IN (%(responsible)s) AND t.id IN (%(user)s)
                    AND t.email_normalized IS NOT NULL
                 """,
-                list=mailing_list.id, uid=self.env.uid, now=now,
-                responsible=responsible_query.subselect(), user=user_query.subselect(),
-            ))
+                    list=mailing_list.id,
+                    uid=self.env.uid,
+                    now=now,
+                    responsible=responsible_query.subselect(),
+                    user=user_query.subselect(),
+                )
+            )
         else:
             email, normalized, name_sql, joins = self._mailing_list_columns(Model)
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 WITH audience AS MATERIALIZED (
                     SELECT DISTINCT ON (%(normalized)s) %(name)s AS name, %(email)s AS email,
                            %(normalized)s AS email_normalized
@@ -82,24 +92,37 @@ class MktCampaign(models.Model):
                                                   create_uid, write_uid, create_date, write_date)
                 SELECT c.id, %(list)s, false, %(uid)s, %(uid)s, %(now)s, %(now)s FROM contacts c
                 """,
-                normalized=normalized, name=name_sql, email=email, joins=joins,
-                table=SQL.identifier(Model._table),
-                responsible=responsible_query.subselect(), user=user_query.subselect(),
-                uid=self.env.uid, now=now, list=mailing_list.id,
-            ))
+                    normalized=normalized,
+                    name=name_sql,
+                    email=email,
+                    joins=joins,
+                    table=SQL.identifier(Model._table),
+                    responsible=responsible_query.subselect(),
+                    user=user_query.subselect(),
+                    uid=self.env.uid,
+                    now=now,
+                    list=mailing_list.id,
+                )
+            )
         count = cr.rowcount
         self.env["mailing.contact"].invalidate_model()
         self.env["mailing.subscription"].invalidate_model()
         mailing_list.invalidate_recordset()
-        self._post_note(self.env._(
-            "Audience saved as the mailing list %(list)s (%(count)s contacts) by %(user)s.",
-            list=mailing_list.name, count=count, user=self.env.user.name,
-        ), self.env["res.partner"])
+        self._post_note(
+            self.env._(
+                "Audience saved as the mailing list %(list)s (%(count)s contacts) by %(user)s.",
+                list=mailing_list.name,
+                count=count,
+                user=self.env.user.name,
+            ),
+            self.env["res.partner"],
+        )
         return mailing_list
 
     def _mailing_list_columns(self, Model):
         """SQL of (e-mail, normalized e-mail, name, joins) for the records of
         ``Model`` (alias ``t``): their own e-mail, or their contact's."""
+
         def stored(fname):
             field = Model._fields.get(fname)
             return bool(field and field.store and field.column_type and not field.translate)
@@ -108,7 +131,8 @@ class MktCampaign(models.Model):
         if email_fname and stored(email_fname):
             email = SQL("t.%s", SQL.identifier(email_fname))
             normalized = (
-                SQL("t.email_normalized") if stored("email_normalized")
+                SQL("t.email_normalized")
+                if stored("email_normalized")
                 else SQL("lower(trim(t.%s))", SQL.identifier(email_fname))
             )
             joins = SQL("")
@@ -117,10 +141,12 @@ class MktCampaign(models.Model):
             normalized = SQL("rp.email_normalized")
             joins = SQL("JOIN res_partner rp ON rp.id = %s", partner_sql)
         else:
-            raise UserError(self.env._(
-                "%(target)s records have no e-mail address to save in a mailing list.",
-                target=self.model_id.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "%(target)s records have no e-mail address to save in a mailing list.",
+                    target=self.model_id.name,
+                )
+            )
         rec_name = Model._rec_name
         if rec_name and stored(rec_name):
             name = SQL("t.%s", SQL.identifier(rec_name))

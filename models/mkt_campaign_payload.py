@@ -9,7 +9,10 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     payload_field_ids = fields.One2many(
-        "mkt.campaign.payload.field", "campaign_id", "Payload Mapping", copy=True,
+        "mkt.campaign.payload.field",
+        "campaign_id",
+        "Payload Mapping",
+        copy=True,
         help="At enrolment, these fields of each record are copied into its "
         "participant's payload, under their key.",
     )
@@ -39,8 +42,9 @@ class MktCampaign(models.Model):
         if not pairs:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mkt_participant p
                SET payload = COALESCE(p.payload, '{}'::jsonb)
                              || jsonb_strip_nulls(jsonb_build_object(%(pairs)s))
@@ -48,7 +52,10 @@ class MktCampaign(models.Model):
              WHERE t.id = p.res_id AND p.campaign_id = %(campaign)s
                AND p.enrolled_date = %(now)s
             """,
-            pairs=SQL(", ").join(pairs), table=SQL.identifier(Model._table),
-            campaign=self.id, now=now,
-        ))
+                pairs=SQL(", ").join(pairs),
+                table=SQL.identifier(Model._table),
+                campaign=self.id,
+                now=now,
+            )
+        )
         self.env["mkt.participant"].invalidate_model(["payload"])

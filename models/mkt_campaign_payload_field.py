@@ -3,8 +3,16 @@ from odoo.exceptions import ValidationError
 
 # field types whose stored column becomes a JSON value as it is
 PAYLOAD_FIELD_TYPES = [
-    "char", "text", "integer", "float", "monetary", "boolean", "date", "datetime",
-    "selection", "many2one",
+    "char",
+    "text",
+    "integer",
+    "float",
+    "monetary",
+    "boolean",
+    "date",
+    "datetime",
+    "selection",
+    "many2one",
 ]
 
 
@@ -21,13 +29,17 @@ class MktCampaignPayloadField(models.Model):
     campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade", index=True)
     model_name = fields.Char(related="campaign_id.model_name")
     field_id = fields.Many2one(
-        "ir.model.fields", "Field", required=True, ondelete="cascade",
+        "ir.model.fields",
+        "Field",
+        required=True,
+        ondelete="cascade",
         domain="[('model', '=', model_name), ('store', '=', True), ('ttype', 'in', %s)]"
         % PAYLOAD_FIELD_TYPES,
         help="Field of the campaign's records copied into the participant's payload.",
     )
     key = fields.Char(
-        "Payload Key", required=True,
+        "Payload Key",
+        required=True,
         help="Read in messages as {{ object_payload.get('key', '') }}.",
     )
 
@@ -45,25 +57,35 @@ class MktCampaignPayloadField(models.Model):
         for line in self:
             field = line.field_id
             if field.model != line.campaign_id.model_name:
-                raise ValidationError(self.env._(
-                    "Field %(field)s is not a field of the campaign's records.",
-                    field=field.field_description,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Field %(field)s is not a field of the campaign's records.",
+                        field=field.field_description,
+                    )
+                )
             if not field.store or field.ttype not in PAYLOAD_FIELD_TYPES:
-                raise ValidationError(self.env._(
-                    "Field %(field)s cannot be copied into a payload: choose a stored "
-                    "text, number, date, yes/no, selection or many2one field.",
-                    field=field.field_description,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Field %(field)s cannot be copied into a payload: choose a stored "
+                        "text, number, date, yes/no, selection or many2one field.",
+                        field=field.field_description,
+                    )
+                )
             if field.groups:
                 # the mapping is copied in SQL: a field restricted to some
                 # groups would leak to every message author
-                raise ValidationError(self.env._(
-                    "Field %(field)s is restricted to some user groups: it cannot be "
-                    "copied into a payload.", field=field.field_description,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Field %(field)s is restricted to some user groups: it cannot be "
+                        "copied into a payload.",
+                        field=field.field_description,
+                    )
+                )
             if not (line.key or "").strip() or len(line.key) > 64:
-                raise ValidationError(self.env._(
-                    "The payload key of field %(field)s must be a short name "
-                    "(at most 64 characters).", field=field.field_description,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The payload key of field %(field)s must be a short name "
+                        "(at most 64 characters).",
+                        field=field.field_description,
+                    )
+                )

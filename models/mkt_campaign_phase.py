@@ -1,4 +1,5 @@
 import logging
+
 from markupsafe import Markup
 
 from odoo import api, fields, models
@@ -30,7 +31,9 @@ class MktCampaignPhase(models.Model):
         "Folded in Kanban", help="Campaigns in this phase are folded in the kanban view."
     )
     company_id = fields.Many2one(
-        "res.company", "Company", index=True,
+        "res.company",
+        "Company",
+        index=True,
         help="Only campaigns of this company use the phase. Empty: every company.",
     )
     description = fields.Text(translate=True)
@@ -42,7 +45,9 @@ class MktCampaignPhase(models.Model):
             ("days_after_last", "N days after the last message"),
             ("end_date", "When the campaign's end date is reached"),
         ],
-        "Move On", default="manual", required=True,
+        "Move On",
+        default="manual",
+        required=True,
         help="When campaigns in this phase move on to the next phase by themselves "
         "(checked every hour):\n"
         "- all first steps sent: every step starting the workflow has run for "
@@ -52,11 +57,14 @@ class MktCampaignPhase(models.Model):
         "- end date: the campaign's end date is past.",
     )
     condition_days = fields.Integer(
-        "Days After Last Message", default=7,
+        "Days After Last Message",
+        default=7,
         help="For 'N days after the last message': how many days.",
     )
     server_action_id = fields.Many2one(
-        "ir.actions.server", "Server Action on Entry", ondelete="restrict",
+        "ir.actions.server",
+        "Server Action on Entry",
+        ondelete="restrict",
         domain="[('model_id.model', '=', 'mkt.campaign')]",
         help="Run on the campaign when it enters this phase, with the rights of its "
         "responsible (who must be allowed to run it).",
@@ -66,7 +74,9 @@ class MktCampaignPhase(models.Model):
         help="When a campaign enters this phase, its responsible receives a message.",
     )
     mail_template_id = fields.Many2one(
-        "mail.template", "Message Template", ondelete="set null",
+        "mail.template",
+        "Message Template",
+        ondelete="set null",
         domain="[('model', '=', 'mkt.campaign')]",
         help="The message sent to the responsible. Empty: a short standard message.",
     )
@@ -80,11 +90,14 @@ class MktCampaignPhase(models.Model):
     def _check_server_action_model(self):
         for phase in self.sudo().filtered("server_action_id"):
             if phase.server_action_id.model_id.model != "mkt.campaign":
-                raise ValidationError(self.env._(
-                    "The server action %(action)s of phase %(phase)s must apply to "
-                    "marketing campaigns.",
-                    action=phase.server_action_id.name, phase=phase.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The server action %(action)s of phase %(phase)s must apply to "
+                        "marketing campaigns.",
+                        action=phase.server_action_id.name,
+                        phase=phase.name,
+                    )
+                )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -107,21 +120,26 @@ class MktCampaignPhase(models.Model):
             # sudo: server actions are readable by administrators only
             action = phase.sudo().server_action_id
             if action.group_ids and not (action.group_ids & user.all_group_ids):
-                raise AccessError(self.env._(
-                    "Phase %(phase)s: %(user)s may not run the server action %(action)s "
-                    "(reserved to %(groups)s).",
-                    phase=phase.name, user=user.name, action=action.name,
-                    groups=", ".join(action.group_ids.mapped("full_name")),
-                ))
+                raise AccessError(
+                    self.env._(
+                        "Phase %(phase)s: %(user)s may not run the server action %(action)s "
+                        "(reserved to %(groups)s).",
+                        phase=phase.name,
+                        user=user.name,
+                        action=action.name,
+                        groups=", ".join(action.group_ids.mapped("full_name")),
+                    )
+                )
 
     def _next_phase(self, company):
         """The phase after this one for a campaign of ``company``."""
         self.ensure_one()
-        phases = self.search(Domain("company_id", "in", [False, company.id]) if company
-                             else Domain("company_id", "=", False))
-        later = phases.filtered(
-            lambda p: (p.sequence, p.id) > (self.sequence, self.id)
+        phases = self.search(
+            Domain("company_id", "in", [False, company.id])
+            if company
+            else Domain("company_id", "=", False)
         )
+        later = phases.filtered(lambda p: (p.sequence, p.id) > (self.sequence, self.id))
         return later[:1]
 
 
@@ -129,17 +147,27 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     phase_id = fields.Many2one(
-        "mkt.campaign.phase", "Phase", tracking=True, copy=False, index=True,
-        ondelete="restrict", group_expand="_read_group_phase_ids",
+        "mkt.campaign.phase",
+        "Phase",
+        tracking=True,
+        copy=False,
+        index=True,
+        ondelete="restrict",
+        group_expand="_read_group_phase_ids",
         default=lambda self: self._default_phase(),
         domain="['|', ('company_id', '=', False), ('company_id', '=', company_id)]",
     )
     phase_date = fields.Datetime(
-        "In Phase Since", readonly=True, copy=False, default=fields.Datetime.now,
+        "In Phase Since",
+        readonly=True,
+        copy=False,
+        default=fields.Datetime.now,
         help="When the campaign entered its current phase.",
     )
     end_date = fields.Datetime(
-        "End Date", copy=False, tracking=True,
+        "End Date",
+        copy=False,
+        tracking=True,
         help="When the campaign ends: a phase may move on when it is reached.",
     )
 
@@ -158,22 +186,33 @@ class MktCampaign(models.Model):
     def _init_phases(self):
         """Campaigns without a phase (created before phases existed) start in
         the first one. Called by the phases' data file on install/update."""
-        first = self.env["mkt.campaign.phase"].sudo().search(
-            Domain("company_id", "=", False), limit=1
+        first = (
+            self.env["mkt.campaign.phase"].sudo().search(Domain("company_id", "=", False), limit=1)
         )
         if first:
-            self.env.cr.execute(SQL(
-                "UPDATE mkt_campaign SET phase_id = %s, phase_date = now() at time zone 'UTC'"
-                " WHERE phase_id IS NULL", first.id,
-            ))
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE mkt_campaign SET phase_id = %s, phase_date = now() at time zone 'UTC'"
+                    " WHERE phase_id IS NULL",
+                    first.id,
+                )
+            )
             self.invalidate_model(["phase_id", "phase_date"])
 
     @api.model
     def _read_group_phase_ids(self, phases, domain):
         """Every phase is a kanban column, even an empty one."""
-        return phases.search(Domain("id", "in", phases.ids) | Domain("company_id", "in", [
-            False, *self.env.companies.ids,
-        ]))
+        return phases.search(
+            Domain("id", "in", phases.ids)
+            | Domain(
+                "company_id",
+                "in",
+                [
+                    False,
+                    *self.env.companies.ids,
+                ],
+            )
+        )
 
     def write(self, vals):
         moved = self.browse()
@@ -202,10 +241,12 @@ class MktCampaign(models.Model):
     def _check_engine_fields(self, vals):
         super()._check_engine_fields(vals)
         if vals.get("phase_date") and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: change its phase instead.",
-                fields=self._fields["phase_date"].string,
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: change its phase instead.",
+                    fields=self._fields["phase_date"].string,
+                )
+            )
 
     # ------------------------------------------------------------------
     # Entry actions
@@ -229,25 +270,39 @@ class MktCampaign(models.Model):
         user = self.user_id
         try:
             if not user:
-                raise UserError(self.env._(
-                    "Campaign %(campaign)s has no responsible user: nobody may run the "
-                    "server action %(action)s.", campaign=self.name, action=action.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Campaign %(campaign)s has no responsible user: nobody may run the "
+                        "server action %(action)s.",
+                        campaign=self.name,
+                        action=action.name,
+                    )
+                )
             phase._check_server_action_user(user)
             with self.env.cr.savepoint():
                 # sudo: server actions run as the engine, as server-action
                 # steps do, once the responsible's right to run it is checked
                 action.with_context(
-                    active_model=self._name, active_ids=self.ids, active_id=self.id,
+                    active_model=self._name,
+                    active_ids=self.ids,
+                    active_id=self.id,
                 ).run()
                 self.env.flush_all()
         except Exception as error:  # noqa: BLE001 - the reason goes to the chatter
-            _logger.info("mkt_campaign: entry action of phase %s failed on campaign %s: %s",
-                         phase.id, self.id, error)
-            self.message_post(body=self.env._(
-                "The server action %(action)s of phase %(phase)s could not run: %(error)s",
-                action=action.name, phase=phase.name, error=str(error),
-            ))
+            _logger.info(
+                "mkt_campaign: entry action of phase %s failed on campaign %s: %s",
+                phase.id,
+                self.id,
+                error,
+            )
+            self.message_post(
+                body=self.env._(
+                    "The server action %(action)s of phase %(phase)s could not run: %(error)s",
+                    action=action.name,
+                    phase=phase.name,
+                    error=str(error),
+                )
+            )
 
     def _notify_phase_responsible(self, phase):
         self.ensure_one()
@@ -256,16 +311,21 @@ class MktCampaign(models.Model):
         if template:
             # the template's author (a template editor) wrote its content
             self.message_post_with_source(
-                template, partner_ids=partner.ids, subtype_xmlid="mail.mt_comment",
+                template,
+                partner_ids=partner.ids,
+                subtype_xmlid="mail.mt_comment",
             )
             return
         campaign = self.with_context(lang=self.user_id.lang or self.env.lang)
         body = Markup("<p>%s</p>") % campaign.env._(
             "Campaign %(campaign)s entered the phase %(phase)s.",
-            campaign=self.name, phase=phase.with_context(lang=campaign.env.lang).name,
+            campaign=self.name,
+            phase=phase.with_context(lang=campaign.env.lang).name,
         )
         self.message_post(
-            body=body, partner_ids=partner.ids, subtype_xmlid="mail.mt_comment",
+            body=body,
+            partner_ids=partner.ids,
+            subtype_xmlid="mail.mt_comment",
             message_type="notification",
         )
 
@@ -300,8 +360,9 @@ class MktCampaign(models.Model):
         self.env.flush_all()
         now = fields.Datetime.now()
         message_types = list(MESSAGE_TYPES)
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT c.id, ph.condition
               FROM mkt_campaign c
               JOIN mkt_campaign_phase ph ON ph.id = c.phase_id
@@ -333,8 +394,10 @@ class MktCampaign(models.Model):
                          <= %(now)s - make_interval(days => ph.condition_days))
                )
             """,
-            now=now, types=message_types,
-        ))
+                now=now,
+                types=message_types,
+            )
+        )
         rows = self.env.cr.fetchall()
         campaigns = self.browse([row[0] for row in rows])
         reasons = {
@@ -347,4 +410,7 @@ class MktCampaign(models.Model):
                 "Moved on automatically: the last message was sent long enough ago."
             ),
         }
-        return {campaign: reasons[condition] for campaign, (_id, condition) in zip(campaigns, rows)}
+        return {
+            campaign: reasons[condition]
+            for campaign, (_id, condition) in zip(campaigns, rows, strict=False)
+        }

@@ -23,7 +23,9 @@ class MktCampaign(models.Model):
     # of the campaign, but no part of its workflow (never queued at enrolment)
     activity_ids = fields.One2many(domain=[("is_one_off", "=", False)])
     queue_outdated = fields.Boolean(
-        "Queue Outdated", readonly=True, copy=False,
+        "Queue Outdated",
+        readonly=True,
+        copy=False,
         help="The workflow changed while the campaign runs: Rebuild Queue applies the "
         "changes to the steps waiting in the queue.",
     )
@@ -32,10 +34,13 @@ class MktCampaign(models.Model):
     def _check_engine_fields(self, vals):
         super()._check_engine_fields(vals)
         if vals.get("queue_outdated") and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: it is set when the workflow "
-                "changes.", fields=self._fields["queue_outdated"].string,
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: it is set when the workflow "
+                    "changes.",
+                    fields=self._fields["queue_outdated"].string,
+                )
+            )
 
     def action_start(self):
         res = super().action_start()
@@ -63,10 +68,12 @@ class MktCampaign(models.Model):
         self.ensure_one()
         self._check_can_run()
         if self.state != "running":
-            raise UserError(self.env._(
-                "Campaign %(campaign)s is not running: its queue is built when it is "
-                "launched.", campaign=self.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "Campaign %(campaign)s is not running: its queue is built when it is launched.",
+                    campaign=self.name,
+                )
+            )
         self.env.flush_all()
         cr = self.env.cr
         # one rebuild or enrolment of a campaign at a time (_enrol locks it too)
@@ -91,21 +98,27 @@ class MktCampaign(models.Model):
         )
         # 1. scheduled rows of deleted steps, then of steps that moved
         # (another trigger or parent, or their event did not happen)
-        cr.execute(SQL(
-            """UPDATE mkt_trace t SET state = 'canceled', error_message = %(reason)s,
+        cr.execute(
+            SQL(
+                """UPDATE mkt_trace t SET state = 'canceled', error_message = %(reason)s,
                       processed_date = %(now)s
                 WHERE t.campaign_id = %(campaign)s AND t.state = 'scheduled'
                   AND NOT EXISTS (SELECT 1 FROM mkt_activity a
                                    WHERE a.id = t.activity_id AND a.campaign_id = t.campaign_id)""",
-            reason=self.env._("Canceled by Rebuild Queue: the step was deleted from the workflow."),
-            now=now, campaign=self.id,
-        ))
+                reason=self.env._(
+                    "Canceled by Rebuild Queue: the step was deleted from the workflow."
+                ),
+                now=now,
+                campaign=self.id,
+            )
+        )
         canceled = cr.rowcount
         # a row of an event trigger whose event has not happened (yet): the
         # engine queues such a step when the event comes, as for any
         # participant; the row made under the old trigger is withdrawn
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             DELETE FROM mkt_trace t
              USING mkt_activity a, mkt_participant p, mkt_trace par
              WHERE t.campaign_id = %(campaign)s AND t.state = 'scheduled'
@@ -113,11 +126,15 @@ class MktCampaign(models.Model):
                AND a.trigger_type = ANY(%(events)s) AND par.activity_id = a.parent_id
                AND (%(reference)s) IS NULL
             """,
-            campaign=self.id, events=list(EVENT_TRIGGERS), reference=reference,
-        ))
+                campaign=self.id,
+                events=list(EVENT_TRIGGERS),
+                reference=reference,
+            )
+        )
         canceled += cr.rowcount
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             WITH misfits AS (
                 SELECT t.id FROM mkt_trace t
                   JOIN mkt_activity a ON a.id = t.activity_id
@@ -133,18 +150,22 @@ class MktCampaign(models.Model):
               FROM misfits m
              WHERE t.id = m.id AND t.state = 'scheduled'
             """,
-            campaign=self.id, fits=fits, now=now,
-            reason=self.env._(
-                "Canceled by Rebuild Queue: the step's trigger or parent changed, so it no "
-                "longer applies to this participant."
-            ),
-        ))
+                campaign=self.id,
+                fits=fits,
+                now=now,
+                reason=self.env._(
+                    "Canceled by Rebuild Queue: the step's trigger or parent changed, so it no "
+                    "longer applies to this participant."
+                ),
+            )
+        )
         canceled += cr.rowcount
         # 2. scheduled rows re-planned: the step's delay after its reference
         # (enrolment, the parent's run or its event); steps being retried
         # keep their back-off
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             WITH planned AS (
                 SELECT t.id, (%(reference)s) + %(delay)s AS date
                   FROM mkt_trace t
@@ -160,13 +181,17 @@ class MktCampaign(models.Model):
              WHERE t.id = planned.id AND planned.date IS NOT NULL
                AND t.schedule_date IS DISTINCT FROM planned.date AND t.state = 'scheduled'
             """,
-            reference=reference, delay=delay, campaign=self.id,
-        ))
+                reference=reference,
+                delay=delay,
+                campaign=self.id,
+            )
+        )
         replanned = cr.rowcount
         # 3. steps added to the workflow: first steps for the participants,
         # child steps under the processed rows of their parent
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             WITH added AS (
                 INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
                                        is_test, parent_id, state, schedule_date, attempts,
@@ -196,16 +221,20 @@ class MktCampaign(models.Model):
             )
             SELECT participant_id FROM added
             """,
-            reference=reference, delay=delay, campaign=self.id,
-        ))
+                reference=reference,
+                delay=delay,
+                campaign=self.id,
+            )
+        )
         rows = cr.fetchall()
         added = len(rows)
         added_participants = {row[0] for row in rows}
         # 4. failed rows requeued, as Retry does (due now, confirmed)
         requeued = 0
         if requeue_failed:
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 WITH failed AS (
                     SELECT t.id FROM mkt_trace t
                       JOIN mkt_activity a ON a.id = t.activity_id
@@ -220,21 +249,30 @@ class MktCampaign(models.Model):
                  WHERE t.id = f.id AND t.state = 'failed'
              RETURNING t.participant_id
                 """,
-                campaign=self.id, fits=fits, now=now,
-            ))
+                    campaign=self.id,
+                    fits=fits,
+                    now=now,
+                )
+            )
             rows = cr.fetchall()
             requeued = len(rows)
             added_participants |= {row[0] for row in rows}
         self.env["mkt.trace"].invalidate_model()
         Participant = self.env["mkt.participant"].sudo()
         Participant.browse(list(added_participants))._reopen()
-        Participant.search([
-            ("campaign_id", "=", self.id), ("state", "=", "running"),
-        ])._update_completion()
+        Participant.search(
+            [
+                ("campaign_id", "=", self.id),
+                ("state", "=", "running"),
+            ]
+        )._update_completion()
         # the steps added to the workflow are queued: nothing left for Update
         self.sudo().write({"queue_outdated": False, "needs_update": False})
         counts = {
-            "canceled": canceled, "replanned": replanned, "added": added, "requeued": requeued,
+            "canceled": canceled,
+            "replanned": replanned,
+            "added": added,
+            "requeued": requeued,
         }
         # sudo: a campaign user may run the campaign, not write it (which
         # posting in its chatter requires); the note is the user's
@@ -242,7 +280,8 @@ class MktCampaign(models.Model):
             body=self.env._(
                 "Queue rebuilt by %(user)s: %(canceled)s steps canceled, %(replanned)s "
                 "re-planned, %(added)s added, %(requeued)s failed steps requeued.",
-                user=self.env.user.name, **counts,
+                user=self.env.user.name,
+                **counts,
             ),
             author_id=self.env.user.partner_id.id,
         )
@@ -272,7 +311,9 @@ class MktActivity(models.Model):
     _inherit = "mkt.activity"
 
     is_one_off = fields.Boolean(
-        "One-off Message", readonly=True, copy=False,
+        "One-off Message",
+        readonly=True,
+        copy=False,
         help="A message sent once to chosen participants (Message Participants), "
         "outside the workflow.",
     )

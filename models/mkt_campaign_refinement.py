@@ -10,17 +10,18 @@ class MktCampaignRefinement(models.Model):
     _description = "Marketing Campaign Audience: Manual Refinement"
     _order = "kind, id"
 
-    campaign_id = fields.Many2one(
-        "mkt.campaign", required=True, ondelete="cascade", index=True
-    )
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade", index=True)
     model_name = fields.Char(related="campaign_id.model_name")
     kind = fields.Selection(
         [("include", "Always include"), ("exclude", "Never include")],
-        required=True, default="exclude",
+        required=True,
+        default="exclude",
     )
     record_ref = fields.Reference(
-        selection="_selection_record_ref", string="Record",
-        compute="_compute_record_ref", inverse="_inverse_record_ref",
+        selection="_selection_record_ref",
+        string="Record",
+        compute="_compute_record_ref",
+        inverse="_inverse_record_ref",
     )
     res_id = fields.Many2oneReference("Record ID", model_field="model_name")
     record_name = fields.Char(compute="_compute_record_name", store=True)
@@ -36,9 +37,10 @@ class MktCampaignRefinement(models.Model):
 
     @api.model
     def _selection_record_ref(self):
-        return [(model.model, model.name) for model in self.env["ir.model"].sudo().search(
-            [("is_mailing_enabled", "=", True)]
-        )]
+        return [
+            (model.model, model.name)
+            for model in self.env["ir.model"].sudo().search([("is_mailing_enabled", "=", True)])
+        ]
 
     @api.depends("campaign_id.model_name", "res_id")
     def _compute_record_ref(self):
@@ -60,8 +62,10 @@ class MktCampaignRefinement(models.Model):
         for line in self:
             if line.record_ref:
                 if line.record_ref._name != line.model_name:
-                    raise ValidationError(self.env._(
-                        "%(record)s is not a record of the campaign's target.",
-                        record=line.record_ref.display_name,
-                    ))
+                    raise ValidationError(
+                        self.env._(
+                            "%(record)s is not a record of the campaign's target.",
+                            record=line.record_ref.display_name,
+                        )
+                    )
                 line.res_id = line.record_ref.id

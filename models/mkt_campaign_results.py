@@ -3,8 +3,21 @@ from odoo.tools import SQL
 
 MESSAGE_TYPES = ["email", "sms", "whatsapp", "push"]
 # the delivery figures, in the order _compute_delivery unpacks them
-DELIVERY_KEYS = ("pending", "email", "sms", "whatsapp", "push", "failed", "canceled",
-                 "rejected", "opened", "read", "clicked", "replied", "bounced")
+DELIVERY_KEYS = (
+    "pending",
+    "email",
+    "sms",
+    "whatsapp",
+    "push",
+    "failed",
+    "canceled",
+    "rejected",
+    "opened",
+    "read",
+    "clicked",
+    "replied",
+    "bounced",
+)
 # amounts without taxes, in the currency of the order's company (currency_rate:
 # the rate of the order's currency to the company's at the order date)
 RATE = SQL("COALESCE(NULLIF(o.currency_rate, 0), 1)")
@@ -36,7 +49,8 @@ class MktCampaign(models.Model):
         "Cost per Push", help="Counted for every push notification the campaign sent."
     )
     attribution_days = fields.Integer(
-        "Revenue Window (days)", default=30,
+        "Revenue Window (days)",
+        default=30,
         help="Orders a participant's customer places within this many days after the "
         "campaign's first message to them count as the campaign's revenue.",
     )
@@ -60,11 +74,15 @@ class MktCampaign(models.Model):
     replied_count = fields.Integer("Replied", compute="_compute_delivery")
     bounced_count = fields.Integer("Bounced", compute="_compute_delivery")
     open_rate = fields.Float(
-        "Open Rate (%)", compute="_compute_delivery", aggregator="avg",
+        "Open Rate (%)",
+        compute="_compute_delivery",
+        aggregator="avg",
         help="E-mails opened / e-mails sent.",
     )
     click_rate = fields.Float(
-        "Click Rate (%)", compute="_compute_delivery", aggregator="avg",
+        "Click Rate (%)",
+        compute="_compute_delivery",
+        aggregator="avg",
         help="E-mails and SMS whose link was clicked / e-mails and SMS sent.",
     )
     read_count = fields.Integer("WhatsApp Read", compute="_compute_delivery")
@@ -72,7 +90,8 @@ class MktCampaign(models.Model):
         "Read Rate (%)", compute="_compute_delivery", help="WhatsApp messages read / sent."
     )
     reply_rate = fields.Float(
-        "Reply Rate (%)", compute="_compute_delivery",
+        "Reply Rate (%)",
+        compute="_compute_delivery",
         help="E-mails and WhatsApp messages replied to / sent.",
     )
     bounce_rate = fields.Float("Bounce Rate (%)", compute="_compute_delivery")
@@ -112,11 +131,20 @@ class MktCampaign(models.Model):
             # the figures of campaigns the caller reads (record rules applied
             # to self): who may see a campaign sees its figures, as the form's
             # statistics always showed them
-            groups = self.env["mkt.campaign.report"].sudo()._read_group(
-                [("campaign_id", "in", self.ids)],
-                ["campaign_id", "activity_type", "state"],
-                ["trace_count:sum", "opened_count:sum", "clicked_count:sum",
-                 "replied_count:sum", "bounced_count:sum"],
+            groups = (
+                self.env["mkt.campaign.report"]
+                .sudo()
+                ._read_group(
+                    [("campaign_id", "in", self.ids)],
+                    ["campaign_id", "activity_type", "state"],
+                    [
+                        "trace_count:sum",
+                        "opened_count:sum",
+                        "clicked_count:sum",
+                        "replied_count:sum",
+                        "bounced_count:sum",
+                    ],
+                )
             )
             for campaign, channel, state, count, opened, clicked, replied, bounced in groups:
                 row = stats.setdefault(campaign.id, dict.fromkeys(DELIVERY_KEYS, 0))
@@ -136,29 +164,44 @@ class MktCampaign(models.Model):
                     row["bounced"] += bounced
         for campaign in self:
             row = stats.get(campaign.id) or dict.fromkeys(DELIVERY_KEYS, 0)
-            (pending, emails, sms, whatsapp, push, failed, canceled, rejected,
-             opened, read, clicked, replied, bounced) = (row[key] for key in DELIVERY_KEYS)
-            campaign.update({
-                "pending_count": pending,
-                "sent_email_count": emails,
-                "sent_sms_count": sms,
-                "sent_whatsapp_count": whatsapp,
-                "sent_push_count": push,
-                "sent_count": emails + sms + whatsapp + push,
-                "failed_count": failed,
-                "canceled_count": canceled,
-                "rejected_count": rejected,
-                "opened_count": opened,
-                "read_count": read,
-                "clicked_count": clicked,
-                "replied_count": replied,
-                "bounced_count": bounced,
-                "open_rate": _rate(opened, emails),
-                "click_rate": _rate(clicked, emails + sms),
-                "read_rate": _rate(read, whatsapp),
-                "reply_rate": _rate(replied, emails + whatsapp),
-                "bounce_rate": _rate(bounced, emails),
-            })
+            (
+                pending,
+                emails,
+                sms,
+                whatsapp,
+                push,
+                failed,
+                canceled,
+                rejected,
+                opened,
+                read,
+                clicked,
+                replied,
+                bounced,
+            ) = (row[key] for key in DELIVERY_KEYS)
+            campaign.update(
+                {
+                    "pending_count": pending,
+                    "sent_email_count": emails,
+                    "sent_sms_count": sms,
+                    "sent_whatsapp_count": whatsapp,
+                    "sent_push_count": push,
+                    "sent_count": emails + sms + whatsapp + push,
+                    "failed_count": failed,
+                    "canceled_count": canceled,
+                    "rejected_count": rejected,
+                    "opened_count": opened,
+                    "read_count": read,
+                    "clicked_count": clicked,
+                    "replied_count": replied,
+                    "bounced_count": bounced,
+                    "open_rate": _rate(opened, emails),
+                    "click_rate": _rate(clicked, emails + sms),
+                    "read_rate": _rate(read, whatsapp),
+                    "reply_rate": _rate(replied, emails + whatsapp),
+                    "bounce_rate": _rate(bounced, emails),
+                }
+            )
 
     def action_view_statistics(self):
         """The campaign's rows of the statistics report, by step and status."""
@@ -175,15 +218,23 @@ class MktCampaign(models.Model):
     # Budget and costs
     # ------------------------------------------------------------------
 
-    @api.depends("budget", "cost_ids.amount", "cost_per_email", "cost_per_sms",
-                 "cost_per_whatsapp", "cost_per_push")
+    @api.depends(
+        "budget",
+        "cost_ids.amount",
+        "cost_per_email",
+        "cost_per_sms",
+        "cost_per_whatsapp",
+        "cost_per_push",
+    )
     def _compute_costs(self):
         for campaign in self:
             registered = sum(campaign.cost_ids.mapped("amount"))
-            messages = (campaign.sent_email_count * campaign.cost_per_email
-                        + campaign.sent_sms_count * campaign.cost_per_sms
-                        + campaign.sent_whatsapp_count * campaign.cost_per_whatsapp
-                        + campaign.sent_push_count * campaign.cost_per_push)
+            messages = (
+                campaign.sent_email_count * campaign.cost_per_email
+                + campaign.sent_sms_count * campaign.cost_per_sms
+                + campaign.sent_whatsapp_count * campaign.cost_per_whatsapp
+                + campaign.sent_push_count * campaign.cost_per_push
+            )
             total = registered + messages
             campaign.registered_cost = registered
             campaign.message_cost = messages
@@ -211,12 +262,14 @@ class MktCampaign(models.Model):
             elif partner_sql is not None:
                 partner = SQL(
                     "(SELECT %s FROM %s r WHERE r.id = p.res_id)",
-                    partner_sql, SQL.identifier(Model._table),
+                    partner_sql,
+                    SQL.identifier(Model._table),
                 )
             else:
                 partner = SQL("NULL::int")
-            parts.append(SQL(
-                """
+            parts.append(
+                SQL(
+                    """
                 SELECT m.campaign_id, m.participant_id, p.res_id, %(partner)s AS partner_id,
                        m.first_date,
                        m.first_date + interval '1 day' * c.attribution_days AS until,
@@ -231,8 +284,11 @@ class MktCampaign(models.Model):
                   JOIN mkt_participant p ON p.id = m.participant_id
                   JOIN mkt_campaign c ON c.id = m.campaign_id
                 """,
-                partner=partner, ids=campaigns.ids, types=MESSAGE_TYPES,
-            ))
+                    partner=partner,
+                    ids=campaigns.ids,
+                    types=MESSAGE_TYPES,
+                )
+            )
         return SQL(" UNION ALL ").join(parts) if parts else None
 
     def _compute_revenue(self):
@@ -244,8 +300,9 @@ class MktCampaign(models.Model):
             lead_campaigns = self.filtered(lambda c: c.model_name == "crm.lead")
             # leads of the campaign: attributed to its UTM campaign (tracked links,
             # web forms, set by hand), or enrolled leads it messaged
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 WITH reached AS MATERIALIZED (%(reached)s),
                 attributed AS (
                     SELECT c.id AS campaign_id, l.id AS lead_id, NULL::timestamp AS first_date
@@ -271,8 +328,11 @@ class MktCampaign(models.Model):
                       ORDER BY a.campaign_id, l.id, a.first_date NULLS FIRST) x
               GROUP BY x.campaign_id
                 """,
-                reached=reached, ids=self.ids, lead_campaigns=lead_campaigns.ids,
-            ))
+                    reached=reached,
+                    ids=self.ids,
+                    lead_campaigns=lead_campaigns.ids,
+                )
+            )
             won_leads = {}
             for campaign_id, count, won, revenue, won_ids in cr.fetchall():
                 leads[campaign_id] = (count, won)
@@ -282,8 +342,9 @@ class MktCampaign(models.Model):
             # a messaged customer within the window; an order of a won opportunity
             # counted above is not counted twice
             has_opportunity = "opportunity_id" in self.env["sale.order"]._fields
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 WITH reached AS MATERIALIZED (%(reached)s),
                 won AS (SELECT * FROM unnest(%(won_campaigns)s::int[], %(won_leads)s::int[])
                                    AS w(campaign_id, lead_id))
@@ -305,16 +366,22 @@ class MktCampaign(models.Model):
                          WHERE w.campaign_id = x.campaign_id AND %(opportunity)s)
               GROUP BY x.campaign_id
                 """,
-                reached=reached, ids=self.ids, rate=RATE,
-                won_campaigns=[c for c, lead_ids in won_leads.items() for _lead in lead_ids],
-                won_leads=[lead for lead_ids in won_leads.values() for lead in lead_ids],
-                opportunity=SQL("so.opportunity_id = w.lead_id") if has_opportunity else SQL("false"),
-            ))
+                    reached=reached,
+                    ids=self.ids,
+                    rate=RATE,
+                    won_campaigns=[c for c, lead_ids in won_leads.items() for _lead in lead_ids],
+                    won_leads=[lead for lead_ids in won_leads.values() for lead in lead_ids],
+                    opportunity=SQL("so.opportunity_id = w.lead_id")
+                    if has_opportunity
+                    else SQL("false"),
+                )
+            )
             sales = dict(cr.fetchall())
             # Point of Sale: paid orders of messaged customers within the window
             # (refunds count negatively)
-            cr.execute(SQL(
-                """
+            cr.execute(
+                SQL(
+                    """
                 WITH reached AS MATERIALIZED (%(reached)s)
                 SELECT x.campaign_id, sum(x.amount)
                   FROM (SELECT DISTINCT r.campaign_id, o.id,
@@ -326,12 +393,16 @@ class MktCampaign(models.Model):
                            AND (r.company_id IS NULL OR o.company_id = r.company_id)) x
               GROUP BY x.campaign_id
                 """,
-                reached=reached, rate=RATE,
-            ))
+                    reached=reached,
+                    rate=RATE,
+                )
+            )
             pos = dict(cr.fetchall())
         for campaign in self:
             count, won = leads.get(campaign.id, (0, 0))
-            revenue = crm.get(campaign.id, 0.0) + sales.get(campaign.id, 0.0) + pos.get(campaign.id, 0.0)
+            revenue = (
+                crm.get(campaign.id, 0.0) + sales.get(campaign.id, 0.0) + pos.get(campaign.id, 0.0)
+            )
             campaign.lead_count = count
             campaign.won_count = won
             campaign.conversion_rate = _rate(won, count)

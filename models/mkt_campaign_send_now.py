@@ -6,8 +6,11 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     one_off_activity_ids = fields.One2many(
-        "mkt.activity", "campaign_id", "One-off Messages",
-        domain=[("is_one_off", "=", True)], readonly=True,
+        "mkt.activity",
+        "campaign_id",
+        "One-off Messages",
+        domain=[("is_one_off", "=", True)],
+        readonly=True,
     )
 
 
@@ -24,18 +27,23 @@ class MktTrace(models.Model):
         self.campaign_id._check_can_run()
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         if not traces:
-            raise UserError(self.env._(
-                "Only scheduled steps can be sent now: the selected ones already ran or "
-                "were canceled."
-            ))
+            raise UserError(
+                self.env._(
+                    "Only scheduled steps can be sent now: the selected ones already ran or "
+                    "were canceled."
+                )
+            )
         held = traces.campaign_id.filtered(
             lambda c: c.state != "running" or c.is_paused or c.budget_paused
         )
         if held:
-            raise UserError(self.env._(
-                "Campaign %(campaign)s is not sending (stopped, paused or over its "
-                "budget): resume it to send its steps.", campaign=held[0].name,
-            ))
+            raise UserError(
+                self.env._(
+                    "Campaign %(campaign)s is not sending (stopped, paused or over its "
+                    "budget): resume it to send its steps.",
+                    campaign=held[0].name,
+                )
+            )
         # the queue's own fields: a campaign user may not write the steps
         traces.write({"schedule_date": fields.Datetime.now(), "is_confirmed": True})
         self._trigger_queue()
@@ -57,9 +65,7 @@ class MktParticipant(models.Model):
         participants of one campaign (wizard mkt.participant.message)."""
         campaign = self.campaign_id
         if len(campaign) != 1:
-            raise UserError(self.env._(
-                "Select participants of one campaign to message them."
-            ))
+            raise UserError(self.env._("Select participants of one campaign to message them."))
         campaign._check_can_run()
         return {
             "type": "ir.actions.act_window",

@@ -11,7 +11,8 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     test_event_share = fields.Integer(
-        "Simulated Engagement (%)", default=0,
+        "Simulated Engagement (%)",
+        default=0,
         help="Test modes send nothing, so nothing is opened: this share of the test "
         "participants opens their messages, and the same share of those clicks, so that "
         "the workflow's branches on opens and clicks run too.",
@@ -42,16 +43,21 @@ class MktCampaign(models.Model):
         self.ensure_one()
         self._check_can_run()
         if not self.activity_ids:
-            raise UserError(self.env._(
-                "Campaign %(campaign)s has no activity: add at least one step to its "
-                "workflow before testing it.", campaign=self.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "Campaign %(campaign)s has no activity: add at least one step to its "
+                    "workflow before testing it.",
+                    campaign=self.name,
+                )
+            )
         record = self.env[self.model_name].browse(int(res_id or 0)).exists()
         if not record:
-            raise ValidationError(self.env._(
-                "Choose an existing %(target)s record to test the campaign on.",
-                target=self.model_id.name,
-            ))
+            raise ValidationError(
+                self.env._(
+                    "Choose an existing %(target)s record to test the campaign on.",
+                    target=self.model_id.name,
+                )
+            )
         # the tester must be allowed to see the record they message
         record.check_access("read")
         participant = self._create_record_test(record)
@@ -72,26 +78,37 @@ class MktCampaign(models.Model):
                 break
         now = fields.Datetime.now()
         # the engine's rows (campaign users may not write participants)
-        participant = self.env["mkt.participant"].sudo().create({
-            "campaign_id": self.id,
-            "res_id": record.id,
-            "record_name": record.display_name,
-            "email": email or False,
-            "phone": phone,
-            "is_test": True,
-            "is_record_test": True,
-            "state": "running",
-            "enrolled_date": now,
-        })
-        self.env["mkt.trace"].sudo().create([{
-            "participant_id": participant.id,
-            "activity_id": activity.id,
-            "campaign_id": self.id,
-            "res_id": record.id,
-            "is_test": True,
-            "state": "scheduled",
-            "schedule_date": activity._get_schedule_date(now),
-        } for activity in self.activity_ids.filtered(lambda a: not a.parent_id)])
+        participant = (
+            self.env["mkt.participant"]
+            .sudo()
+            .create(
+                {
+                    "campaign_id": self.id,
+                    "res_id": record.id,
+                    "record_name": record.display_name,
+                    "email": email or False,
+                    "phone": phone,
+                    "is_test": True,
+                    "is_record_test": True,
+                    "state": "running",
+                    "enrolled_date": now,
+                }
+            )
+        )
+        self.env["mkt.trace"].sudo().create(
+            [
+                {
+                    "participant_id": participant.id,
+                    "activity_id": activity.id,
+                    "campaign_id": self.id,
+                    "res_id": record.id,
+                    "is_test": True,
+                    "state": "scheduled",
+                    "schedule_date": activity._get_schedule_date(now),
+                }
+                for activity in self.activity_ids.filtered(lambda a: not a.parent_id)
+            ]
+        )
         return participant
 
     def action_view_test_participants(self):

@@ -2,7 +2,6 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
-
 # written by the engine only (Launch, Update)
 UPDATE_ENGINE_FIELDS = ("needs_update",)
 
@@ -14,7 +13,9 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     needs_update = fields.Boolean(
-        "Workflow Changed", readonly=True, copy=False,
+        "Workflow Changed",
+        readonly=True,
+        copy=False,
         help="Steps were added or their trigger changed since the workflow was last "
         "applied to the participants (at launch, then by Update).",
     )
@@ -24,10 +25,12 @@ class MktCampaign(models.Model):
         super()._check_engine_fields(vals)
         forged = [fname for fname in UPDATE_ENGINE_FIELDS if vals.get(fname)]
         if forged and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a campaign cannot be written: use Launch or Update.",
-                fields=", ".join(self._fields[fname].string for fname in forged),
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a campaign cannot be written: use Launch or Update.",
+                    fields=", ".join(self._fields[fname].string for fname in forged),
+                )
+            )
 
     def action_start(self):
         res = super().action_start()
@@ -45,10 +48,12 @@ class MktCampaign(models.Model):
         self._check_can_run()
         running = self.filtered(lambda c: c.state == "running")
         if not running:
-            raise UserError(self.env._(
-                "Only a running campaign's workflow can be updated: a draft one applies "
-                "its workflow when launched."
-            ))
+            raise UserError(
+                self.env._(
+                    "Only a running campaign's workflow can be updated: a draft one applies "
+                    "its workflow when launched."
+                )
+            )
         running.activity_ids._check_launchable()
         count = running._schedule_new_steps()
         running.sudo().write({"needs_update": False})
@@ -64,7 +69,9 @@ class MktCampaign(models.Model):
                 "message": self.env._(
                     "%(count)s steps scheduled for participants already past their parent.",
                     count=count,
-                ) if count else self.env._(
+                )
+                if count
+                else self.env._(
                     "Every participant already has the workflow's steps: nothing to schedule."
                 ),
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
@@ -92,8 +99,9 @@ class MktCampaign(models.Model):
                     activity.id,
                 )
                 if not activity.parent_id:
-                    cr.execute(SQL(
-                        """
+                    cr.execute(
+                        SQL(
+                            """
                         INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
                                                is_test, state, schedule_date, attempts,
                                                is_confirmed)
@@ -104,11 +112,16 @@ class MktCampaign(models.Model):
                         ON CONFLICT DO NOTHING
                         RETURNING participant_id
                         """,
-                        activity=activity.id, date=date, campaign=campaign.id, missing=missing,
-                    ))
+                            activity=activity.id,
+                            date=date,
+                            campaign=campaign.id,
+                            missing=missing,
+                        )
+                    )
                 else:
-                    cr.execute(SQL(
-                        """
+                    cr.execute(
+                        SQL(
+                            """
                         INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
                                                is_test, parent_id, state, schedule_date,
                                                attempts, is_confirmed)
@@ -121,9 +134,13 @@ class MktCampaign(models.Model):
                         ON CONFLICT DO NOTHING
                         RETURNING participant_id
                         """,
-                        activity=activity.id, date=date, parent=activity.parent_id.id,
-                        fired=activity._update_trigger_condition(), missing=missing,
-                    ))
+                            activity=activity.id,
+                            date=date,
+                            parent=activity.parent_id.id,
+                            fired=activity._update_trigger_condition(),
+                            missing=missing,
+                        )
+                    )
                 rows = cr.fetchall()
                 total += len(rows)
                 participants.update(row[0] for row in rows)

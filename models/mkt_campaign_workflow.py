@@ -40,7 +40,8 @@ class MktCampaign(models.Model):
     _inherit = "mkt.campaign"
 
     dashboard_graph = fields.Json(
-        "Last 15 Days", compute="_compute_dashboard_graph",
+        "Last 15 Days",
+        compute="_compute_dashboard_graph",
         help="Steps processed and rejected per day over the last 15 days.",
     )
 
@@ -50,8 +51,10 @@ class MktCampaign(models.Model):
         if self.ids:
             for campaign, state, day, count in self.env["mkt.trace"]._read_group(
                 self._graph_domain(
-                    [("campaign_id", "in", self.ids), ("is_test", "=", False)], days),
-                ["campaign_id", "state", "processed_date:day"], ["__count"],
+                    [("campaign_id", "in", self.ids), ("is_test", "=", False)], days
+                ),
+                ["campaign_id", "state", "processed_date:day"],
+                ["__count"],
             ):
                 counts[campaign.id, state, _day(day)] = count
         for campaign in self:
@@ -85,9 +88,15 @@ class MktCampaign(models.Model):
         base = [("campaign_id", "=", self.id), ("is_test", "=", False)]
         figures = defaultdict(lambda: dict.fromkeys(FIGURE_DOMAINS, 0))
         for activity, state, count, opened, clicked, replied, bounced in Trace._read_group(
-            base, ["activity_id", "state"],
-            ["__count", "open_datetime:count", "click_datetime:count",
-             "reply_datetime:count", "bounce_datetime:count"],
+            base,
+            ["activity_id", "state"],
+            [
+                "__count",
+                "open_datetime:count",
+                "click_datetime:count",
+                "reply_datetime:count",
+                "bounce_datetime:count",
+            ],
         ):
             values = figures[activity.id]
             values["scheduled" if state == "processing" else state] += count
@@ -97,7 +106,8 @@ class MktCampaign(models.Model):
         daily = defaultdict(int)
         for activity, state, day, count in Trace._read_group(
             self._graph_domain(base, days),
-            ["activity_id", "state", "processed_date:day"], ["__count"],
+            ["activity_id", "state", "processed_date:day"],
+            ["__count"],
         ):
             daily[activity.id, state, _day(day)] = count
         activities = {}
@@ -128,7 +138,8 @@ class MktCampaign(models.Model):
             raise UserError(self.env._("This step is not part of the campaign."))
         action = self.env["ir.actions.act_window"]._for_xml_id("mkt_campaign.mkt_trace_action")
         action["domain"] = [
-            ("activity_id", "=", activity.id), ("is_test", "=", False),
+            ("activity_id", "=", activity.id),
+            ("is_test", "=", False),
             *FIGURE_DOMAINS[figure],
         ]
         action["context"] = {"create": False}
@@ -144,10 +155,15 @@ class MktCampaign(models.Model):
         return [today - timedelta(days=offset) for offset in range(GRAPH_DAYS - 1, -1, -1)]
 
     def _graph_domain(self, domain, days):
-        return Domain.AND([domain, [
-            ("state", "in", ("processed", "rejected")),
-            ("processed_date", ">=", datetime.combine(days[0], time.min)),
-        ]])
+        return Domain.AND(
+            [
+                domain,
+                [
+                    ("state", "in", ("processed", "rejected")),
+                    ("processed_date", ">=", datetime.combine(days[0], time.min)),
+                ],
+            ]
+        )
 
     def _graph_series(self, count, days):
         return {

@@ -14,19 +14,36 @@ class MktEvent(models.Model):
     _rec_name = "event_type"
 
     event_date = fields.Datetime("Date", readonly=True)
-    event_type = fields.Selection([
-        ("sent", "Sent"), ("failed", "Failed"), ("opened", "Opened"), ("read", "Read"),
-        ("clicked", "Clicked"), ("replied", "Replied"), ("bounced", "Bounced"),
-        # provider feedback (mkt_trace_feedback.py)
-        ("delivered", "Delivered"), ("bounced_soft", "Bounced (soft)"),
-        ("complained", "Complained (spam)"), ("blocked", "Blocked"),
-        ("unsubscribed", "Unsubscribed"),
-    ], "Event", readonly=True)
+    event_type = fields.Selection(
+        [
+            ("sent", "Sent"),
+            ("failed", "Failed"),
+            ("opened", "Opened"),
+            ("read", "Read"),
+            ("clicked", "Clicked"),
+            ("replied", "Replied"),
+            ("bounced", "Bounced"),
+            # provider feedback (mkt_trace_feedback.py)
+            ("delivered", "Delivered"),
+            ("bounced_soft", "Bounced (soft)"),
+            ("complained", "Complained (spam)"),
+            ("blocked", "Blocked"),
+            ("unsubscribed", "Unsubscribed"),
+        ],
+        "Event",
+        readonly=True,
+    )
     campaign_id = fields.Many2one("mkt.campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
-    channel = fields.Selection([
-        ("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"), ("push", "Push Notification"),
-    ], readonly=True)
+    channel = fields.Selection(
+        [
+            ("email", "E-mail"),
+            ("sms", "SMS"),
+            ("whatsapp", "WhatsApp"),
+            ("push", "Push Notification"),
+        ],
+        readonly=True,
+    )
     trace_id = fields.Many2one("mkt.trace", "Queue Row", readonly=True)
     participant_id = fields.Many2one("mkt.participant", readonly=True)
     record_name = fields.Char("Contact", readonly=True)

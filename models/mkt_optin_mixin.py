@@ -23,7 +23,9 @@ class MktOptinMixin(models.AbstractModel):
     _description = "Marketing Opt-in"
 
     mkt_optin_date = fields.Datetime(
-        "Opt-in Confirmed On", copy=False, tracking=True,
+        "Opt-in Confirmed On",
+        copy=False,
+        tracking=True,
         help="When the contact confirmed the subscription (double opt-in). Campaigns "
         "that require a confirmed opt-in write only to confirmed contacts. Set by the "
         "contact's confirmation; only marketing campaign managers can change it.",
@@ -35,9 +37,14 @@ class MktOptinMixin(models.AbstractModel):
             if not record.id:
                 record.mkt_optin_url = False
                 continue
-            record.mkt_optin_url = "%s/mkt_campaign/optin?%s" % (record.get_base_url(), url_encode({
-                "token": record._mkt_optin_token(),
-            }))
+            record.mkt_optin_url = "%s/mkt_campaign/optin?%s" % (
+                record.get_base_url(),
+                url_encode(
+                    {
+                        "token": record._mkt_optin_token(),
+                    }
+                ),
+            )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -57,10 +64,12 @@ class MktOptinMixin(models.AbstractModel):
         (``_mkt_optin_confirm``) and marketing campaign managers set it."""
         if self.env.su or self.env.user.has_group("mkt_campaign.group_mkt_campaign_manager"):
             return
-        raise AccessError(self.env._(
-            "Only the contact, through the confirmation link, or a "
-            "marketing campaign manager can set the opt-in confirmation date."
-        ))
+        raise AccessError(
+            self.env._(
+                "Only the contact, through the confirmation link, or a "
+                "marketing campaign manager can set the opt-in confirmation date."
+            )
+        )
 
     def _mkt_optin_email(self):
         """The record's normalized e-mail address, which the token carries."""
@@ -73,12 +82,17 @@ class MktOptinMixin(models.AbstractModel):
         ``mkt_campaign.optin_link_days`` days (default 30)."""
         self.ensure_one()
         try:
-            days = int(self.env["ir.config_parameter"].sudo().get_param(
-                "mkt_campaign.optin_link_days", OPTIN_LINK_DAYS_DEFAULT))
+            days = int(
+                self.env["ir.config_parameter"]
+                .sudo()
+                .get_param("mkt_campaign.optin_link_days", OPTIN_LINK_DAYS_DEFAULT)
+            )
         except ValueError:
             days = OPTIN_LINK_DAYS_DEFAULT
         return tools.hash_sign(
-            self.env(su=True), OPTIN_SCOPE, [self._name, self.id, self._mkt_optin_email()],
+            self.env(su=True),
+            OPTIN_SCOPE,
+            [self._name, self.id, self._mkt_optin_email()],
             expiration=timedelta(days=max(days, 1)),
         )
 

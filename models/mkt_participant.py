@@ -21,7 +21,10 @@ class MktParticipant(models.Model):
 
     campaign_id = EngineMany2one(
         # indexed by _campaign_res_idx (campaign_id, res_id)
-        "mkt.campaign", "Campaign", required=True, ondelete="cascade",
+        "mkt.campaign",
+        "Campaign",
+        required=True,
+        ondelete="cascade",
     )
     model_name = fields.Char(related="campaign_id.model_name")
     res_id = fields.Many2oneReference("Record ID", model_field="model_name", required=True)
@@ -33,17 +36,21 @@ class MktParticipant(models.Model):
     )
     state = fields.Selection(
         [("running", "Running"), ("completed", "Completed"), ("canceled", "Canceled")],
-        default="running", required=True,
+        default="running",
+        required=True,
     )
     enrolled_date = fields.Datetime(
-        "Enrolled On", readonly=True, default=fields.Datetime.now,
+        "Enrolled On",
+        readonly=True,
+        default=fields.Datetime.now,
     )
     end_date = fields.Datetime(
         "Left On", readonly=True, help="When the participant completed or left the campaign."
     )
     is_test = fields.Boolean("Test", readonly=True)
     is_record_test = fields.Boolean(
-        "Test on One Record", readonly=True,
+        "Test on One Record",
+        readonly=True,
         help="Created by Launch a Test: its steps run one by one from the test screen.",
     )
     trace_ids = fields.One2many("mkt.trace", "participant_id", "Steps")
@@ -109,10 +116,15 @@ class MktParticipant(models.Model):
         self.campaign_id._check_can_run()
         participants = self.sudo()
         Refinement = self.env["mkt.campaign.refinement"].sudo()
-        existing = {(r.campaign_id.id, r.res_id): r for r in Refinement.search(
-            [("campaign_id", "in", participants.campaign_id.ids),
-             ("res_id", "in", participants.mapped("res_id"))]
-        )}
+        existing = {
+            (r.campaign_id.id, r.res_id): r
+            for r in Refinement.search(
+                [
+                    ("campaign_id", "in", participants.campaign_id.ids),
+                    ("res_id", "in", participants.mapped("res_id")),
+                ]
+            )
+        }
         to_create = []
         for participant in participants:
             line = existing.get((participant.campaign_id.id, participant.res_id))
@@ -121,13 +133,18 @@ class MktParticipant(models.Model):
             elif (participant.campaign_id.id, participant.res_id) not in {
                 (v["campaign_id"], v["res_id"]) for v in to_create
             }:
-                to_create.append({
-                    "campaign_id": participant.campaign_id.id, "res_id": participant.res_id,
-                    "kind": "exclude", "record_name": participant.record_name,
-                })
+                to_create.append(
+                    {
+                        "campaign_id": participant.campaign_id.id,
+                        "res_id": participant.res_id,
+                        "kind": "exclude",
+                        "record_name": participant.record_name,
+                    }
+                )
         Refinement.create(to_create)
         participants.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
-            "canceled", self.env._("Excluded from the campaign by %(user)s.", user=self.env.user.name)
+            "canceled",
+            self.env._("Excluded from the campaign by %(user)s.", user=self.env.user.name),
         )
         participants.filtered(lambda p: p.state == "running").write(
             {"state": "canceled", "end_date": fields.Datetime.now()}
@@ -139,15 +156,18 @@ class MktParticipant(models.Model):
         if not self:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mkt_participant p SET state = 'completed', end_date = %s
              WHERE p.id = ANY(%s) AND p.state = 'running'
                AND NOT EXISTS (SELECT 1 FROM mkt_trace t WHERE t.participant_id = p.id
                                   AND t.state IN ('scheduled', 'processing'))
             """,
-            fields.Datetime.now(), self.ids,
-        ))
+                fields.Datetime.now(),
+                self.ids,
+            )
+        )
         self.invalidate_recordset(["state", "end_date"])
 
     def _after_steps(self, retry=False):
@@ -180,16 +200,18 @@ class MktParticipant(models.Model):
         if not self:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mkt_participant p SET state = 'running'
              WHERE p.id = ANY(%s) AND p.state = 'completed'
                AND NOT EXISTS (SELECT 1 FROM mkt_participant o
                                 WHERE o.campaign_id = p.campaign_id AND o.is_test = p.is_test
                                   AND o.unique_key = p.unique_key AND o.state = 'running')
             """,
-            self.ids,
-        ))
+                self.ids,
+            )
+        )
         self.invalidate_recordset(["state"])
 
     # ------------------------------------------------------------------
@@ -206,9 +228,9 @@ class MktParticipant(models.Model):
         self.env.flush_all()
         # one enrolment of a campaign at a time (a manual launch and the sync
         # cron, two workers): the second waits, then sees the first's rows
-        self.env.cr.execute(SQL(
-            "SELECT id FROM mkt_campaign WHERE id = %s FOR NO KEY UPDATE", campaign.id
-        ))
+        self.env.cr.execute(
+            SQL("SELECT id FROM mkt_campaign WHERE id = %s FOR NO KEY UPDATE", campaign.id)
+        )
         Model = self.env[campaign.model_name].sudo()
         # the audience is what the responsible user may read in the campaign's
         # company: _search adds the record rules to the WHERE clause
@@ -226,9 +248,7 @@ class MktParticipant(models.Model):
             return SQL("t.%s", SQL.identifier(fname))
 
         # a record without a value of its own takes its contact's
-        partner_sql = (
-            Model._mkt_partner_sql("t") if campaign.model_name != "res.partner" else None
-        )
+        partner_sql = Model._mkt_partner_sql("t") if campaign.model_name != "res.partner" else None
 
         def value(fnames, partner_fname):
             for fname in fnames:
@@ -237,7 +257,8 @@ class MktParticipant(models.Model):
             if partner_sql is not None:
                 return SQL(
                     "(SELECT rp.%s FROM res_partner rp WHERE rp.id = %s)",
-                    SQL.identifier(partner_fname), partner_sql,
+                    SQL.identifier(partner_fname),
+                    partner_sql,
                 )
             return SQL("NULL")
 
@@ -258,11 +279,18 @@ class MktParticipant(models.Model):
 
         # first steps: at campaign start, or on a date of the record
         begin = campaign.activity_ids.filtered(lambda a: not a.parent_id)
-        schedule_values = SQL(", ").join(
-            SQL("(%s::int, %s::timestamp)", act.id,
-                act._get_schedule_date(now, campaign.mode == "test"))
-            for act in begin
-        ) if begin else None
+        schedule_values = (
+            SQL(", ").join(
+                SQL(
+                    "(%s::int, %s::timestamp)",
+                    act.id,
+                    act._get_schedule_date(now, campaign.mode == "test"),
+                )
+                for act in begin
+            )
+            if begin
+            else None
+        )
         # a past participation blocks a new one unless it ended more than
         # `reentry_days` ago (0: it always blocks)
         if campaign.reentry_days:
@@ -276,15 +304,19 @@ class MktParticipant(models.Model):
         # unique index: it runs without ON CONFLICT, whose speculative
         # insertion costs about a quarter of the statement. A later one may
         # meet a participant reopened meanwhile by a tracking event.
-        self.env.cr.execute(SQL(
-            "SELECT 1 FROM mkt_participant WHERE campaign_id = %s AND is_test = %s LIMIT 1",
-            campaign.id, is_test,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM mkt_participant WHERE campaign_id = %s AND is_test = %s LIMIT 1",
+                campaign.id,
+                is_test,
+            )
+        )
         on_conflict = SQL("ON CONFLICT DO NOTHING") if self.env.cr.rowcount else SQL("")
         # Participants and queue rows have no foreign keys and no create/write
         # uid (see engine_fields.py): no trigger fires per inserted row
-        trace_insert = SQL(
-            """, traces AS (
+        trace_insert = (
+            SQL(
+                """, traces AS (
                 INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,
                                        is_test, state, schedule_date, attempts)
                 SELECT ins.id, a.activity_id, %(campaign)s, ins.res_id, %(is_test)s,
@@ -292,10 +324,16 @@ class MktParticipant(models.Model):
                   FROM ins CROSS JOIN (VALUES %(values)s) AS a(activity_id, schedule_date)
              RETURNING 1
             )""",
-            campaign=campaign.id, is_test=is_test, values=schedule_values,
-        ) if begin else SQL("")
-        self.env.cr.execute(SQL(
-            """
+                campaign=campaign.id,
+                is_test=is_test,
+                values=schedule_values,
+            )
+            if begin
+            else SQL("")
+        )
+        self.env.cr.execute(
+            SQL(
+                """
             WITH candidates AS MATERIALIZED (
                 -- computed in full before the INSERT: the existence checks run
                 -- against the participants as they were, never against rows the
@@ -326,11 +364,20 @@ class MktParticipant(models.Model):
             )%(trace_insert)s
             SELECT count(*) FROM ins
             """,
-            key=key_sql, name=name_sql, email=email_sql, phone=phone_sql,
-            table=SQL.identifier(table), subquery=query.subselect(),
-            campaign=campaign.id, is_test=is_test, now=now,
-            trace_insert=trace_insert, blocking=blocking, on_conflict=on_conflict,
-        ))
+                key=key_sql,
+                name=name_sql,
+                email=email_sql,
+                phone=phone_sql,
+                table=SQL.identifier(table),
+                subquery=query.subselect(),
+                campaign=campaign.id,
+                is_test=is_test,
+                now=now,
+                trace_insert=trace_insert,
+                blocking=blocking,
+                on_conflict=on_conflict,
+            )
+        )
         count = self.env.cr.fetchone()[0]
         self.env["mkt.participant"].invalidate_model()
         self.env["mkt.trace"].invalidate_model()

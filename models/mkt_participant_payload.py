@@ -26,9 +26,11 @@ class MktParticipant(models.Model):
     def _compute_payload_text(self):
         for participant in self:
             payload = participant.payload
-            participant.payload_text = json.dumps(
-                payload, indent=2, ensure_ascii=False, sort_keys=True, default=str
-            ) if payload else False
+            participant.payload_text = (
+                json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+                if payload
+                else False
+            )
 
     @api.constrains("payload")
     def _check_payload(self):
@@ -37,24 +39,31 @@ class MktParticipant(models.Model):
             if payload in (None, False):
                 continue
             if not isinstance(payload, dict):
-                raise ValidationError(self.env._(
-                    "The payload of %(participant)s must be a JSON object "
-                    '(e.g. {"coupon": "WELCOME10"}).',
-                    participant=participant.display_name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The payload of %(participant)s must be a JSON object "
+                        '(e.g. {"coupon": "WELCOME10"}).',
+                        participant=participant.display_name,
+                    )
+                )
             if len(json.dumps(payload, default=str)) > PAYLOAD_MAX_BYTES:
-                raise ValidationError(self.env._(
-                    "The payload of %(participant)s is larger than %(size)s kB.",
-                    participant=participant.display_name, size=PAYLOAD_MAX_BYTES // 1024,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "The payload of %(participant)s is larger than %(size)s kB.",
+                        participant=participant.display_name,
+                        size=PAYLOAD_MAX_BYTES // 1024,
+                    )
+                )
 
     def write(self, vals):
         # Campaign users may write the payload of the participants they can
         # see (access rights + the company record rule); every other field is
         # the engine's, written as superuser or in SQL.
         if not self.env.su and set(vals) - {"payload"}:
-            raise AccessError(self.env._(
-                "Only the payload of a participant can be changed: the rest is kept "
-                "by the campaign."
-            ))
+            raise AccessError(
+                self.env._(
+                    "Only the payload of a participant can be changed: the rest is kept "
+                    "by the campaign."
+                )
+            )
         return super().write(vals)

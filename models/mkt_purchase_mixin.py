@@ -66,55 +66,71 @@ class MktPurchaseMixin(models.AbstractModel):
     _description = "Purchase Behaviour"
 
     mkt_is_customer = fields.Boolean(
-        "Is a Customer", compute="_compute_mkt_purchase_stats",
-        search="_search_mkt_is_customer", help=CUSTOMER_HELP,
+        "Is a Customer",
+        compute="_compute_mkt_purchase_stats",
+        search="_search_mkt_is_customer",
+        help=CUSTOMER_HELP,
     )
     mkt_product_ids = fields.Many2many(
-        "product.product", string="Products Bought",
-        compute="_compute_mkt_products", search="_search_mkt_product_ids",
-        help="Products of the contact's confirmed sale orders and paid POS orders."
-        + ORDERS_HELP,
+        "product.product",
+        string="Products Bought",
+        compute="_compute_mkt_products",
+        search="_search_mkt_product_ids",
+        help="Products of the contact's confirmed sale orders and paid POS orders." + ORDERS_HELP,
     )
     mkt_product_categ_ids = fields.Many2many(
-        "product.category", string="Product Categories Bought",
-        compute="_compute_mkt_products", search="_search_mkt_product_categ_ids",
+        "product.category",
+        string="Product Categories Bought",
+        compute="_compute_mkt_products",
+        search="_search_mkt_product_categ_ids",
         help="Categories of the products bought, and their parent categories: "
-        "filtering on a category matches the products of its subcategories too."
-        + ORDERS_HELP,
+        "filtering on a category matches the products of its subcategories too." + ORDERS_HELP,
     )
     mkt_order_count = fields.Integer(
-        "Number of Orders", compute="_compute_mkt_purchase_stats",
+        "Number of Orders",
+        compute="_compute_mkt_purchase_stats",
         search="_search_mkt_order_count",
         help="Number of sale and POS orders." + ORDERS_HELP,
     )
     mkt_amount_spent = fields.Monetary(
-        "Amount Spent", currency_field="mkt_currency_id",
-        compute="_compute_mkt_purchase_stats", search="_search_mkt_amount_spent",
+        "Amount Spent",
+        currency_field="mkt_currency_id",
+        compute="_compute_mkt_purchase_stats",
+        search="_search_mkt_amount_spent",
         help="Total of the orders, taxes included, in the currency of the company "
         "that sold." + ORDERS_HELP,
     )
     mkt_amount_spent_30d = fields.Monetary(
-        "Amount Spent (last 30 days)", currency_field="mkt_currency_id",
-        compute="_compute_mkt_purchase_stats", search="_search_mkt_amount_spent_30d",
+        "Amount Spent (last 30 days)",
+        currency_field="mkt_currency_id",
+        compute="_compute_mkt_purchase_stats",
+        search="_search_mkt_amount_spent_30d",
         help="Total of the orders of the last 30 days." + ORDERS_HELP,
     )
     mkt_amount_spent_90d = fields.Monetary(
-        "Amount Spent (last 90 days)", currency_field="mkt_currency_id",
-        compute="_compute_mkt_purchase_stats", search="_search_mkt_amount_spent_90d",
+        "Amount Spent (last 90 days)",
+        currency_field="mkt_currency_id",
+        compute="_compute_mkt_purchase_stats",
+        search="_search_mkt_amount_spent_90d",
         help="Total of the orders of the last 90 days." + ORDERS_HELP,
     )
     mkt_amount_spent_365d = fields.Monetary(
-        "Amount Spent (last 365 days)", currency_field="mkt_currency_id",
-        compute="_compute_mkt_purchase_stats", search="_search_mkt_amount_spent_365d",
+        "Amount Spent (last 365 days)",
+        currency_field="mkt_currency_id",
+        compute="_compute_mkt_purchase_stats",
+        search="_search_mkt_amount_spent_365d",
         help="Total of the orders of the last 365 days." + ORDERS_HELP,
     )
     mkt_last_purchase_date = fields.Datetime(
-        "Last Purchase", compute="_compute_mkt_purchase_stats",
+        "Last Purchase",
+        compute="_compute_mkt_purchase_stats",
         search="_search_mkt_last_purchase_date",
         help="Date of the latest order." + ORDERS_HELP,
     )
     mkt_currency_id = fields.Many2one(
-        "res.currency", "Purchase Currency", compute="_compute_mkt_currency_id",
+        "res.currency",
+        "Purchase Currency",
+        compute="_compute_mkt_currency_id",
     )
 
     # ------------------------------------------------------------------
@@ -149,8 +165,7 @@ class MktPurchaseMixin(models.AbstractModel):
         """{record: id of the contact whose purchases it shows, or False}"""
         key = self._mkt_partner_field()
         return {
-            record: (record if key == "id" else record[key])._origin.id or False
-            for record in self
+            record: (record if key == "id" else record[key])._origin.id or False for record in self
         }
 
     def _mkt_read_purchase_stats(self, partner_ids):
@@ -159,8 +174,9 @@ class MktPurchaseMixin(models.AbstractModel):
             return {}
         self._mkt_flush_purchases()
         periods = sorted({days for stat, days in PURCHASE_STATS.values() if days})
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT o.key, count(*) FILTER (WHERE o.is_order), sum(o.amount),
                    %(period_sums)s,
                    max(o.date_order) FILTER (WHERE o.is_order)
@@ -174,21 +190,28 @@ class MktPurchaseMixin(models.AbstractModel):
                        AND %(companies)s) o
           GROUP BY o.key
             """,
-            period_sums=SQL(", ").join(
-                SQL(
-                    "sum(o.amount) FILTER "
-                    "(WHERE o.date_order >= %s - interval '1 day' * %s)",
-                    UTC_NOW, days,
-                )
-                for days in periods
-            ),
-            amount=AMOUNT, not_refund=NOT_REFUND, sale_orders=SALE_ORDERS,
-            pos_orders=POS_ORDERS, ids=list(partner_ids),
-            companies=self._mkt_companies_sql(),
-        ))
+                period_sums=SQL(", ").join(
+                    SQL(
+                        "sum(o.amount) FILTER (WHERE o.date_order >= %s - interval '1 day' * %s)",
+                        UTC_NOW,
+                        days,
+                    )
+                    for days in periods
+                ),
+                amount=AMOUNT,
+                not_refund=NOT_REFUND,
+                sale_orders=SALE_ORDERS,
+                pos_orders=POS_ORDERS,
+                ids=list(partner_ids),
+                companies=self._mkt_companies_sql(),
+            )
+        )
         stats = {}
-        amount_fields = {days: fname for fname, (stat, days) in PURCHASE_STATS.items()
-                         if stat == "amount" and days}
+        amount_fields = {
+            days: fname
+            for fname, (stat, days) in PURCHASE_STATS.items()
+            if stat == "amount" and days
+        }
         for key, count, amount, *rest in self.env.cr.fetchall():
             values = {
                 "mkt_order_count": count,
@@ -199,14 +222,17 @@ class MktPurchaseMixin(models.AbstractModel):
             for days, period_amount in zip(periods, rest[:-1], strict=True):
                 values[amount_fields[days]] = period_amount
             stats[key] = values
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT DISTINCT partner_id FROM account_move
              WHERE move_type = 'out_invoice' AND state = 'posted'
                AND partner_id = ANY(%s) AND %s
             """,
-            list(partner_ids), self._mkt_companies_sql(),
-        ))
+                list(partner_ids),
+                self._mkt_companies_sql(),
+            )
+        )
         for (key,) in self.env.cr.fetchall():
             stats.setdefault(key, {})["mkt_is_customer"] = True
         return stats
@@ -219,8 +245,9 @@ class MktPurchaseMixin(models.AbstractModel):
         self._mkt_flush_purchases()
         # the categories of the products and their parents: a contact who bought
         # in "Garden / Seeds" bought in "Garden" too, as the search has it
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT DISTINCT b.key, b.product_id, pc.parent_path
               FROM (SELECT order_partner_id AS key, product_id
                       FROM sale_order_line
@@ -237,9 +264,11 @@ class MktPurchaseMixin(models.AbstractModel):
               LEFT JOIN product_category pc ON pc.id = pt.categ_id
           ORDER BY b.key, b.product_id
             """,
-            ids=list(partner_ids), companies=self._mkt_companies_sql(),
-            po_companies=self._mkt_companies_sql("po"),
-        ))
+                ids=list(partner_ids),
+                companies=self._mkt_companies_sql(),
+                po_companies=self._mkt_companies_sql("po"),
+            )
+        )
         for key, product_id, parent_path in self.env.cr.fetchall():
             if not products[key] or products[key][-1] != product_id:
                 products[key].append(product_id)
@@ -249,12 +278,30 @@ class MktPurchaseMixin(models.AbstractModel):
     def _mkt_flush_purchases(self):
         """The purchase SQL reads these tables directly: write pending changes."""
         for model, fnames in (
-            ("sale.order", ["state", "partner_id", "amount_total", "currency_rate",
-                            "date_order", "company_id"]),
-            ("sale.order.line", ["state", "order_partner_id", "product_id",
-                                 "company_id"]),
-            ("pos.order", ["state", "partner_id", "amount_total", "currency_rate",
-                           "date_order", "is_refund", "company_id"]),
+            (
+                "sale.order",
+                [
+                    "state",
+                    "partner_id",
+                    "amount_total",
+                    "currency_rate",
+                    "date_order",
+                    "company_id",
+                ],
+            ),
+            ("sale.order.line", ["state", "order_partner_id", "product_id", "company_id"]),
+            (
+                "pos.order",
+                [
+                    "state",
+                    "partner_id",
+                    "amount_total",
+                    "currency_rate",
+                    "date_order",
+                    "is_refund",
+                    "company_id",
+                ],
+            ),
             ("pos.order.line", ["order_id", "product_id", "qty"]),
             ("account.move", ["move_type", "state", "partner_id", "company_id"]),
             ("product.product", ["product_tmpl_id"]),
@@ -341,12 +388,15 @@ class MktPurchaseMixin(models.AbstractModel):
             value = self._mkt_check_datetimes(field, operator, value)
         else:
             value = self._mkt_check_numbers(field, operator, value)
-        return self._mkt_custom_domain(lambda query, alias: (
-            self._mkt_compare_sql(
+        return self._mkt_custom_domain(
+            lambda query, alias: self._mkt_compare_sql(
                 self._mkt_stat_sql(query, alias, key, stat, days),
-                stat, operator, value,
-            )
-        ), predicate=lambda rec: _compare(rec[fname], stat, operator, value))
+                stat,
+                operator,
+                value,
+            ),
+            predicate=lambda rec: _compare(rec[fname], stat, operator, value),
+        )
 
     def _mkt_custom_domain(self, to_sql, negate=False, predicate=None):
         self._mkt_flush_purchases()
@@ -365,16 +415,29 @@ class MktPurchaseMixin(models.AbstractModel):
         """LEFT JOIN ``table`` (a subquery with a ``key`` column unique per
         contact) on the searched table's ``key`` column; return its alias."""
         join_alias = query.make_alias(alias, link)
-        query.add_join("LEFT JOIN", join_alias, SQL("(%s)", table), SQL(
-            "%s = %s", SQL.identifier(join_alias, "key"), SQL.identifier(alias, key),
-        ))
+        query.add_join(
+            "LEFT JOIN",
+            join_alias,
+            SQL("(%s)", table),
+            SQL(
+                "%s = %s",
+                SQL.identifier(join_alias, "key"),
+                SQL.identifier(alias, key),
+            ),
+        )
         return join_alias
 
     def _mkt_stat_sql(self, query, alias, key, stat, days):
         """SQL expression of a statistic of the contact in ``alias.key``."""
-        period = SQL(
-            " AND date_order >= %s - interval '1 day' * %s", UTC_NOW, days,
-        ) if days else SQL()
+        period = (
+            SQL(
+                " AND date_order >= %s - interval '1 day' * %s",
+                UTC_NOW,
+                days,
+            )
+            if days
+            else SQL()
+        )
         if stat == "count":
             sale_value = SQL("count(*)")
             pos_value = SQL("count(*) FILTER (WHERE %s)", NOT_REFUND)
@@ -385,16 +448,32 @@ class MktPurchaseMixin(models.AbstractModel):
             pos_value = SQL("max(date_order) FILTER (WHERE %s)", NOT_REFUND)
         suffix = f"{stat}{days or ''}"
         companies = self._mkt_companies_sql()
-        sale = self._mkt_join(query, alias, key, f"mkt_so_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
-            " GROUP BY partner_id",
-            sale_value, SALE_ORDERS, companies, period,
-        ))
-        pos = self._mkt_join(query, alias, key, f"mkt_pos_{suffix}", SQL(
-            "SELECT partner_id AS key, %s AS value FROM %s AND %s%s"
-            " GROUP BY partner_id",
-            pos_value, POS_ORDERS, companies, period,
-        ))
+        sale = self._mkt_join(
+            query,
+            alias,
+            key,
+            f"mkt_so_{suffix}",
+            SQL(
+                "SELECT partner_id AS key, %s AS value FROM %s AND %s%s GROUP BY partner_id",
+                sale_value,
+                SALE_ORDERS,
+                companies,
+                period,
+            ),
+        )
+        pos = self._mkt_join(
+            query,
+            alias,
+            key,
+            f"mkt_pos_{suffix}",
+            SQL(
+                "SELECT partner_id AS key, %s AS value FROM %s AND %s%s GROUP BY partner_id",
+                pos_value,
+                POS_ORDERS,
+                companies,
+                period,
+            ),
+        )
         sale_sql, pos_sql = SQL.identifier(sale, "value"), SQL.identifier(pos, "value")
         if stat == "last":
             return SQL("GREATEST(%s, %s)", sale_sql, pos_sql)
@@ -419,13 +498,19 @@ class MktPurchaseMixin(models.AbstractModel):
         return SQL("%s IN %s", expr, tuple(values))
 
     def _mkt_is_customer_sql(self, query, alias, key):
-        invoices = self._mkt_join(query, alias, key, "mkt_inv", SQL(
-            """SELECT partner_id AS key FROM account_move
+        invoices = self._mkt_join(
+            query,
+            alias,
+            key,
+            "mkt_inv",
+            SQL(
+                """SELECT partner_id AS key FROM account_move
                 WHERE move_type = 'out_invoice' AND state = 'posted'
                   AND partner_id IS NOT NULL AND %s
              GROUP BY partner_id""",
-            self._mkt_companies_sql(),
-        ))
+                self._mkt_companies_sql(),
+            ),
+        )
         return SQL(
             "(%s > 0 OR %s IS NOT NULL)",
             self._mkt_stat_sql(query, alias, key, "count", None),
@@ -459,9 +544,12 @@ class MktPurchaseMixin(models.AbstractModel):
                 conditions.append(self._mkt_bought_sql(query, alias, key, ids))
             if not_set:
                 # nothing bought: no order (an order always has product lines)
-                conditions.append(SQL(
-                    "%s = 0", self._mkt_stat_sql(query, alias, key, "count", None),
-                ))
+                conditions.append(
+                    SQL(
+                        "%s = 0",
+                        self._mkt_stat_sql(query, alias, key, "count", None),
+                    )
+                )
             if not conditions:
                 return SQL("FALSE")
             return SQL("(%s)", SQL(" OR ").join(conditions))
@@ -481,7 +569,8 @@ class MktPurchaseMixin(models.AbstractModel):
                 WHERE pol.product_id IN %(products)s AND pol.qty > 0
                   AND po.state IN ('paid', 'done') AND po.partner_id IS NOT NULL
                   AND %(po_companies)s""",
-            products=product_ids, companies=self._mkt_companies_sql(),
+            products=product_ids,
+            companies=self._mkt_companies_sql(),
             po_companies=self._mkt_companies_sql("po"),
         )
         digest = hashlib.sha256(repr((bought.code, bought.params)).encode()).hexdigest()
@@ -504,12 +593,15 @@ class MktPurchaseMixin(models.AbstractModel):
     # -- values ---------------------------------------------------------
 
     def _mkt_invalid(self, field, expected, value):
-        return UserError(self.env._(
-            "Invalid value %(value)r for %(field)s (%(model)s): "
-            "%(expected)s expected.",
-            value=value, field=field._description_string(self.env),
-            model=self._description, expected=expected,
-        ))
+        return UserError(
+            self.env._(
+                "Invalid value %(value)r for %(field)s (%(model)s): %(expected)s expected.",
+                value=value,
+                field=field._description_string(self.env),
+                model=self._description,
+                expected=expected,
+            )
+        )
 
     def _mkt_check_ids(self, field, value):
         ids = []
@@ -568,6 +660,8 @@ def _compare(field_value, stat, operator, value):
                 field_value = round(field_value, 2)
             return field_value in value or (not field_value and False in value)
     return {
-        "<": field_value < value, ">": field_value > value,
-        "<=": field_value <= value, ">=": field_value >= value,
+        "<": field_value < value,
+        ">": field_value > value,
+        "<=": field_value <= value,
+        ">=": field_value >= value,
     }[operator]

@@ -52,7 +52,8 @@ class MktPushToken(models.Model):
         }
         devices = defaultdict(list)
         for token in self.sudo().search(
-                [("partner_id", "in", [p for p in partner_by_res.values() if p])]):
+            [("partner_id", "in", [p for p in partner_by_res.values() if p])]
+        ):
             devices[token.partner_id.id].append(token)
         titles = activity._render_push(activity.push_title, records.ids)
         bodies = activity._render_push(activity.push_body, records.ids)
@@ -61,7 +62,10 @@ class MktPushToken(models.Model):
         for trace in traces:
             tokens = devices.get(partner_by_res.get(trace.res_id))
             if not tokens:
-                outcome[trace] = ("rejected", self.env._("No push device registered for this contact."))
+                outcome[trace] = (
+                    "rejected",
+                    self.env._("No push device registered for this contact."),
+                )
                 continue
             if not authenticated:
                 traces._mark_sending()
@@ -75,8 +79,12 @@ class MktPushToken(models.Model):
             sent, errors = 0, []
             for token in tokens:
                 try:
-                    client.send(token.token, titles[trace.res_id], bodies[trace.res_id],
-                             {"campaign": campaign.id, "step": activity.id})
+                    client.send(
+                        token.token,
+                        titles[trace.res_id],
+                        bodies[trace.res_id],
+                        {"campaign": campaign.id, "step": activity.id},
+                    )
                     sent += 1
                 except PushError as error:
                     errors.append(error)
@@ -87,9 +95,13 @@ class MktPushToken(models.Model):
             if all(error.transient for error in errors):
                 outcome[trace] = ("retry", str(errors[0]))
             elif all(error.dead_token for error in errors):
-                outcome[trace] = ("rejected", self.env._(
-                    "No device of this contact accepts notifications anymore: %(error)s",
-                    error=str(errors[0])))
+                outcome[trace] = (
+                    "rejected",
+                    self.env._(
+                        "No device of this contact accepts notifications anymore: %(error)s",
+                        error=str(errors[0]),
+                    ),
+                )
             else:
                 outcome[trace] = ("failed", str(errors[0]))
         client.close()

@@ -37,12 +37,18 @@ class MktSendingPolicy(models.AbstractModel):
         weekdays = params.get_param("mkt_campaign.quiet_weekdays", "0,1,2,3,4,5,6")
         return {
             "caps": {
-                None: (integer("mkt_campaign.cap_all"),
-                       params.get_param("mkt_campaign.cap_all_period") or "week"),
-                "email": (integer("mkt_campaign.cap_email"),
-                          params.get_param("mkt_campaign.cap_email_period") or "week"),
-                "sms": (integer("mkt_campaign.cap_sms"),
-                        params.get_param("mkt_campaign.cap_sms_period") or "week"),
+                None: (
+                    integer("mkt_campaign.cap_all"),
+                    params.get_param("mkt_campaign.cap_all_period") or "week",
+                ),
+                "email": (
+                    integer("mkt_campaign.cap_email"),
+                    params.get_param("mkt_campaign.cap_email_period") or "week",
+                ),
+                "sms": (
+                    integer("mkt_campaign.cap_sms"),
+                    params.get_param("mkt_campaign.cap_sms_period") or "week",
+                ),
             },
             "quiet_hours": bool(params.get_param("mkt_campaign.quiet_hours")),
             "hour_from": number("mkt_campaign.quiet_hour_from", 9.0),
@@ -76,10 +82,13 @@ class MktSendingPolicy(models.AbstractModel):
         records = Model.browse(traces.mapped("res_id"))
         confirmed = set(records.filtered(lambda r: r._mkt_has_confirmed_optin()).ids)
         refused = traces.filtered(lambda t: t.res_id not in confirmed)
-        refused._set_state("rejected", self.env._(
-            "No confirmed opt-in: this campaign only writes to contacts "
-            "who confirmed their subscription (double opt-in)."
-        ))
+        refused._set_state(
+            "rejected",
+            self.env._(
+                "No confirmed opt-in: this campaign only writes to contacts "
+                "who confirmed their subscription (double opt-in)."
+            ),
+        )
         return traces - refused
 
     # ------------------------------------------------------------------
@@ -92,8 +101,10 @@ class MktSendingPolicy(models.AbstractModel):
             return traces
         campaign = activity.campaign_id
         default_tz = (
-            campaign.company_id.partner_id.tz or self.env.company.partner_id.tz
-            or self.env.user.tz or "UTC"
+            campaign.company_id.partner_id.tz
+            or self.env.company.partner_id.tz
+            or self.env.user.tz
+            or "UTC"
         )
         Model = self.env[campaign.model_name].sudo()
         records = Model.browse(traces.mapped("res_id"))
@@ -106,11 +117,15 @@ class MktSendingPolicy(models.AbstractModel):
             if next_open:
                 waiting[(next_open, tz_name)] |= trace
         for (date, tz_name), group in waiting.items():
-            group._postpone(date, self.env._(
-                "Waiting for the sending window (%(start)s–%(end)s, %(tz)s).",
-                start=self._format_hour(settings["hour_from"]),
-                end=self._format_hour(settings["hour_to"]), tz=tz_name,
-            ))
+            group._postpone(
+                date,
+                self.env._(
+                    "Waiting for the sending window (%(start)s–%(end)s, %(tz)s).",
+                    start=self._format_hour(settings["hour_from"]),
+                    end=self._format_hour(settings["hour_to"]),
+                    tz=tz_name,
+                ),
+            )
         postponed = self.env["mkt.trace"].union(*waiting.values())
         return traces - postponed
 
@@ -133,7 +148,9 @@ class MktSendingPolicy(models.AbstractModel):
             day = (local + timedelta(days=days)).date()
             if day.weekday() not in weekdays:
                 continue
-            opening = tz.localize(datetime.combine(day, datetime.min.time()) + timedelta(hours=start))
+            opening = tz.localize(
+                datetime.combine(day, datetime.min.time()) + timedelta(hours=start)
+            )
             if opening > local:
                 return opening.astimezone(pytz.utc).replace(tzinfo=None)
         return None
@@ -153,7 +170,8 @@ class MktSendingPolicy(models.AbstractModel):
         now = fields.Datetime.now()
         channel = activity.activity_type
         caps = [
-            (limit, period, scope) for scope, (limit, period) in settings["caps"].items()
+            (limit, period, scope)
+            for scope, (limit, period) in settings["caps"].items()
             if limit and (scope is None or scope == channel)
         ]
         if not caps:
@@ -166,11 +184,15 @@ class MktSendingPolicy(models.AbstractModel):
             " NULLIF(trim(p.email), ''))), NULLIF(trim(p.phone), ''), p.id::text)"
         )
         key_by_trace = {}
-        self.env.cr.execute(SQL(
-            "SELECT t.id, %s FROM mkt_trace t"
-            " JOIN mkt_participant p ON p.id = t.participant_id"
-            " WHERE t.id = ANY(%s)", key_sql, traces.ids,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT t.id, %s FROM mkt_trace t"
+                " JOIN mkt_participant p ON p.id = t.participant_id"
+                " WHERE t.id = ANY(%s)",
+                key_sql,
+                traces.ids,
+            )
+        )
         key_by_trace = dict(self.env.cr.fetchall())
         keys = list(set(key_by_trace.values()))
         postpone_until = {}
@@ -178,8 +200,9 @@ class MktSendingPolicy(models.AbstractModel):
             window = CAP_PERIODS.get(period, CAP_PERIODS["week"])
             types = [scope] if scope else list(MESSAGE_TYPES)
             # one query: the messages each contact received in the window, newest first
-            self.env.cr.execute(SQL(
-                """
+            self.env.cr.execute(
+                SQL(
+                    """
                 SELECT %(key)s AS key,
                        (array_agg(t.processed_date
                                   ORDER BY t.processed_date DESC))[1:%(limit)s]
@@ -192,8 +215,13 @@ class MktSendingPolicy(models.AbstractModel):
                    AND %(key)s = ANY(%(keys)s)
               GROUP BY 1
                 """,
-                key=key_sql, limit=limit, types=types, since=now - window, keys=keys,
-            ))
+                    key=key_sql,
+                    limit=limit,
+                    types=types,
+                    since=now - window,
+                    keys=keys,
+                )
+            )
             sent = {key: dates for key, dates in self.env.cr.fetchall()}
             used = defaultdict(int)
             for trace in traces.sorted(lambda t: (t.schedule_date or now, t.id)):
@@ -208,12 +236,14 @@ class MktSendingPolicy(models.AbstractModel):
                 free_at = oldest_counted + window
                 label = self.env._(
                     "%(scope)s: at most %(limit)s per %(period)s",
-                    limit=limit, period={
-                        "day": self.env._("day"), "month": self.env._("month"),
+                    limit=limit,
+                    period={
+                        "day": self.env._("day"),
+                        "month": self.env._("month"),
                     }.get(period, self.env._("week")),
-                    scope=self.env._("all channels") if not scope else (
-                        self.env._("e-mail") if scope == "email" else "SMS"
-                    ),
+                    scope=self.env._("all channels")
+                    if not scope
+                    else (self.env._("e-mail") if scope == "email" else "SMS"),
                 )
                 previous = postpone_until.get(trace)
                 if not previous or previous[0] < free_at:
@@ -222,7 +252,7 @@ class MktSendingPolicy(models.AbstractModel):
         for trace, (date, label) in postpone_until.items():
             groups[(date, label)] |= trace
         for (date, label), group in groups.items():
-            group._postpone(date, self.env._(
-                "Postponed: frequency cap reached (%(cap)s).", cap=label
-            ))
+            group._postpone(
+                date, self.env._("Postponed: frequency cap reached (%(cap)s).", cap=label)
+            )
         return traces.filtered(lambda t: t not in postpone_until)

@@ -56,7 +56,10 @@ class MktTrace(models.Model):
 
     participant_id = EngineMany2one(
         # indexed by _unique_step (participant_id, activity_id, parent_id)
-        "mkt.participant", "Participant", required=True, ondelete="cascade",
+        "mkt.participant",
+        "Participant",
+        required=True,
+        ondelete="cascade",
     )
     activity_id = EngineMany2one(
         "mkt.activity", "Step", required=True, ondelete="cascade", index=True
@@ -85,34 +88,40 @@ class MktTrace(models.Model):
             ("failed", "Failed"),
             ("canceled", "Canceled"),
         ],
-        default="scheduled", required=True, readonly=True,
+        default="scheduled",
+        required=True,
+        readonly=True,
     )
     schedule_date = fields.Datetime("Scheduled", readonly=True)
     processing_date = fields.Datetime(
-        "Processing Since", readonly=True,
-        help="When a worker claimed the step (its last attempt)."
+        "Processing Since", readonly=True, help="When a worker claimed the step (its last attempt)."
     )
     processed_date = fields.Datetime("Processed On", readonly=True)
     attempts = fields.Integer(readonly=True)
     send_started = fields.Boolean(
-        "Sending Started", readonly=True,
+        "Sending Started",
+        readonly=True,
         help="The worker started sending this step's message. A worker that stops "
         "before recording the result leaves it uncertain: it is never sent again "
         "automatically.",
     )
     worker_key = fields.Integer(
-        "Worker", readonly=True,
+        "Worker",
+        readonly=True,
         help="Key of the session lock held by the worker processing the step: when "
         "the lock is free, that worker is gone and its steps are recovered.",
     )
     is_confirmed = fields.Boolean(
-        "Confirmed", readonly=True,
+        "Confirmed",
+        readonly=True,
         help="In a campaign in manual confirmation mode, a step runs only once confirmed.",
     )
     error_message = fields.Text("Reason", readonly=True)
     mailing_trace_ids = fields.One2many("mailing.trace", "mkt_trace_id", "Message Traces")
     whatsapp_message_id = fields.Char(
-        "WhatsApp Message", readonly=True, index="btree_not_null",
+        "WhatsApp Message",
+        readonly=True,
+        index="btree_not_null",
         help="ID WhatsApp gave the message (wamid): its status updates come with it.",
     )
     open_datetime = fields.Datetime("Opened On", readonly=True)
@@ -131,10 +140,15 @@ class MktTrace(models.Model):
     )
 
     def _compute_engagement(self):
-        clicks = dict(self.env["link.tracker.click"].sudo()._read_group(
-            [("mailing_trace_id.mkt_trace_id", "in", self.ids)],
-            ["mailing_trace_id"], ["__count"],
-        ))
+        clicks = dict(
+            self.env["link.tracker.click"]
+            .sudo()
+            ._read_group(
+                [("mailing_trace_id.mkt_trace_id", "in", self.ids)],
+                ["mailing_trace_id"],
+                ["__count"],
+            )
+        )
         per_trace = defaultdict(int)
         for mailing_trace, count in clicks.items():
             per_trace[mailing_trace.mkt_trace_id.id] += count
@@ -149,9 +163,7 @@ class MktTrace(models.Model):
     def action_cancel(self):
         self.campaign_id._check_can_run()
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
-        traces._set_state(
-            "canceled", self.env._("Canceled by %(user)s.", user=self.env.user.name)
-        )
+        traces._set_state("canceled", self.env._("Canceled by %(user)s.", user=self.env.user.name))
         traces.participant_id._update_completion()
         return True
 
@@ -169,10 +181,14 @@ class MktTrace(models.Model):
     def action_retry(self):
         self.campaign_id._check_can_run()
         traces = self.sudo().filtered(lambda t: t.state == "failed")
-        traces.write({
-            "state": "scheduled", "schedule_date": fields.Datetime.now(),
-            "error_message": False, "is_confirmed": True,
-        })
+        traces.write(
+            {
+                "state": "scheduled",
+                "schedule_date": fields.Datetime.now(),
+                "error_message": False,
+                "is_confirmed": True,
+            }
+        )
         traces.participant_id._reopen()
         self._trigger_queue()
         return True
@@ -283,42 +299,45 @@ class MktTrace(models.Model):
         for (key,) in self.env.cr.fetchall():
             if key == own_key:
                 continue
-            self.env.cr.execute(SQL(
-                "SELECT pg_try_advisory_lock(%s, %s)", WORKER_LOCK_CLASS, key
-            ))
+            self.env.cr.execute(SQL("SELECT pg_try_advisory_lock(%s, %s)", WORKER_LOCK_CLASS, key))
             if self.env.cr.fetchone()[0]:
                 dead.append(key)
-                self.env.cr.execute(SQL(
-                    "SELECT pg_advisory_unlock(%s, %s)", WORKER_LOCK_CLASS, key
-                ))
+                self.env.cr.execute(
+                    SQL("SELECT pg_advisory_unlock(%s, %s)", WORKER_LOCK_CLASS, key)
+                )
         return dead
 
     @api.model
     def _due_query(self, domain, ignore_schedule=False, ignore_mode=False):
         """SQL selecting the ids of the steps that may run now."""
         query = self.sudo()._search(Domain("state", "=", "scheduled") & domain)
-        query.add_join("JOIN", "c", "mkt_campaign", SQL(
-            "c.id = mkt_trace.campaign_id AND c.state = 'running'"
-            # a campaign paused by its budget sends nothing (mkt_campaign_budget.py)
-            " AND c.budget_paused IS NOT TRUE"
-            # nor one paused by a user (Pause / Resume)
-            " AND c.is_paused IS NOT TRUE"
-        ))
+        query.add_join(
+            "JOIN",
+            "c",
+            "mkt_campaign",
+            SQL(
+                "c.id = mkt_trace.campaign_id AND c.state = 'running'"
+                # a campaign paused by its budget sends nothing (mkt_campaign_budget.py)
+                " AND c.budget_paused IS NOT TRUE"
+                # nor one paused by a user (Pause / Resume)
+                " AND c.is_paused IS NOT TRUE"
+            ),
+        )
         # the steps of a test on one record run from its test screen only
         query.add_where(NOT_RECORD_TEST)
         if not ignore_schedule:
-            query.add_where(SQL(
-                "mkt_trace.schedule_date <= %s", fields.Datetime.now()
-            ))
+            query.add_where(SQL("mkt_trace.schedule_date <= %s", fields.Datetime.now()))
         if not ignore_mode:
-            query.add_where(SQL(
-                "(c.mode != 'manual' OR mkt_trace.is_confirmed OR mkt_trace.is_test)"
-            ))
+            query.add_where(
+                SQL("(c.mode != 'manual' OR mkt_trace.is_confirmed OR mkt_trace.is_test)")
+            )
         return query
 
     @api.model
     def _count_due(self):
-        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) q", self._due_query(Domain.TRUE).subselect()))
+        self.env.cr.execute(
+            SQL("SELECT count(*) FROM (%s) q", self._due_query(Domain.TRUE).subselect())
+        )
         return self.env.cr.fetchone()[0]
 
     @api.model
@@ -328,8 +347,7 @@ class MktTrace(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _claim(self, domain, limit=None, ignore_schedule=False, ignore_mode=False,
-               worker_key=None):
+    def _claim(self, domain, limit=None, ignore_schedule=False, ignore_mode=False, worker_key=None):
         """Lock and mark as 'processing' a batch of due steps. Rows another
         worker holds are skipped (SKIP LOCKED), so workers never share a step.
         ``worker_key``: the claiming worker's lock (_lock_worker)."""
@@ -341,8 +359,9 @@ class MktTrace(models.Model):
         # "IN (subquery)" the planner may pick a nested-loop semi-join that
         # rescans the LIMIT … SKIP LOCKED subquery for every outer row and
         # claims far more than ``limit`` rows (seen on freshly filled tables).
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH batch AS MATERIALIZED (%(ids)s FOR UPDATE OF mkt_trace SKIP LOCKED)
             UPDATE mkt_trace t
                SET state = 'processing', attempts = t.attempts + 1,
@@ -352,9 +371,11 @@ class MktTrace(models.Model):
                AND t.state = 'scheduled'
          RETURNING t.id
             """,
-            ids=query.select(SQL("mkt_trace.id")), now=fields.Datetime.now(),
-            key=worker_key,
-        ))
+                ids=query.select(SQL("mkt_trace.id")),
+                now=fields.Datetime.now(),
+                key=worker_key,
+            )
+        )
         ids = [row[0] for row in self.env.cr.fetchall()]
         traces = self.browse(ids)
         traces.invalidate_recordset(
@@ -380,31 +401,37 @@ class MktTrace(models.Model):
         limit = fields.Datetime.now() - timedelta(minutes=timeout)
         self.env.flush_all()
         dead = self._dead_workers(own_key)
-        self.env.cr.execute(SQL(
-            """SELECT t.id FROM mkt_trace t
+        self.env.cr.execute(
+            SQL(
+                """SELECT t.id FROM mkt_trace t
                 WHERE t.state = 'processing'
                   AND (t.worker_key = ANY(%s)
                        OR (t.worker_key IS NULL AND t.processing_date < %s))
                   FOR UPDATE SKIP LOCKED""",
-            dead, limit,
-        ))
+                dead,
+                limit,
+            )
+        )
         stale = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
         if not stale:
             return stale
         uncertain = stale.filtered(
-            lambda t: t.send_started and not t.is_test
-            and t.activity_id._mkt_sends_messages()
+            lambda t: t.send_started and not t.is_test and t.activity_id._mkt_sends_messages()
         )
         (stale - uncertain)._postpone(fields.Datetime.now(), False)
-        uncertain._set_state("failed", self.env._(
-            "Interrupted while sending: the worker stopped before recording the result. "
-            "It is not retried automatically so that nobody receives the message twice; "
-            "use Retry once you checked it was not delivered."
-        ))
+        uncertain._set_state(
+            "failed",
+            self.env._(
+                "Interrupted while sending: the worker stopped before recording the result. "
+                "It is not retried automatically so that nobody receives the message twice; "
+                "use Retry once you checked it was not delivered."
+            ),
+        )
         uncertain.participant_id._update_completion()
         _logger.warning(
             "mkt_campaign: recovered %d interrupted steps (%d uncertain, failed)",
-            len(stale), len(uncertain),
+            len(stale),
+            len(uncertain),
         )
         return stale
 
@@ -414,16 +441,27 @@ class MktTrace(models.Model):
         if not self:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """UPDATE mkt_trace SET state = 'scheduled', schedule_date = %s,
+        self.env.cr.execute(
+            SQL(
+                """UPDATE mkt_trace SET state = 'scheduled', schedule_date = %s,
                       error_message = %s, attempts = GREATEST(attempts - 1, 0),
                       send_started = false, worker_key = NULL
                 WHERE id = ANY(%s)""",
-            date, reason or None, self.ids,
-        ))
-        self.invalidate_recordset([
-            "state", "schedule_date", "error_message", "attempts", "send_started", "worker_key",
-        ])
+                date,
+                reason or None,
+                self.ids,
+            )
+        )
+        self.invalidate_recordset(
+            [
+                "state",
+                "schedule_date",
+                "error_message",
+                "attempts",
+                "send_started",
+                "worker_key",
+            ]
+        )
 
     @api.model
     def _unlink_queue(self, fname, ids):
@@ -434,9 +472,9 @@ class MktTrace(models.Model):
         if not ids:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            "DELETE FROM mkt_trace WHERE %s = ANY(%s)", SQL.identifier(fname), list(ids)
-        ))
+        self.env.cr.execute(
+            SQL("DELETE FROM mkt_trace WHERE %s = ANY(%s)", SQL.identifier(fname), list(ids))
+        )
         self.invalidate_model()
 
     @api.autovacuum
@@ -453,20 +491,27 @@ class MktTrace(models.Model):
                 OR NOT EXISTS (SELECT 1 FROM mkt_activity a WHERE a.id = t.activity_id)
         """)
         if self.env.cr.rowcount:
-            _logger.info("Deleted %d queue rows of deleted participants or steps",
-                         self.env.cr.rowcount)
+            _logger.info(
+                "Deleted %d queue rows of deleted participants or steps", self.env.cr.rowcount
+            )
         self.invalidate_model()
 
     def _set_state(self, state, message=False):
         if not self:
             return
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """UPDATE mkt_trace SET state = %s, error_message = %s,
+        self.env.cr.execute(
+            SQL(
+                """UPDATE mkt_trace SET state = %s, error_message = %s,
                       processed_date = CASE WHEN %s THEN %s ELSE processed_date END
                 WHERE id = ANY(%s)""",
-            state, message or None, state != "scheduled", fields.Datetime.now(), self.ids,
-        ))
+                state,
+                message or None,
+                state != "scheduled",
+                fields.Datetime.now(),
+                self.ids,
+            )
+        )
         self.invalidate_recordset(["state", "error_message", "processed_date"])
 
     def _execute(self, auto_commit=False):
@@ -499,10 +544,14 @@ class MktTrace(models.Model):
         cr = self.env.cr
         if activity._mkt_sends_messages():
             self.env.flush_all()
-            cr.execute(SQL(
-                "UPDATE mkt_trace SET send_started = true, processing_date = %s"
-                " WHERE id = ANY(%s)", fields.Datetime.now(), self.ids,
-            ))
+            cr.execute(
+                SQL(
+                    "UPDATE mkt_trace SET send_started = true, processing_date = %s"
+                    " WHERE id = ANY(%s)",
+                    fields.Datetime.now(),
+                    self.ids,
+                )
+            )
             self.invalidate_recordset(["send_started", "processing_date"])
             if auto_commit:
                 # durable before a message leaves: a crash after it never
@@ -519,26 +568,38 @@ class MktTrace(models.Model):
             if progress["sending"]:
                 # cannot happen by design (a batch writes only its own rows
                 # once sending starts); if it does, never send twice
-                _logger.error("mkt_campaign: conflict after sending step %s: %s",
-                              activity.id, error)
-                self._set_state("failed", self.env._(
-                    "The result could not be recorded (%(error)s). It is not retried "
-                    "automatically so that nobody receives the message twice; use Retry "
-                    "once you checked it was not delivered.", error=error.pgerror or error,
-                ))
+                _logger.error(
+                    "mkt_campaign: conflict after sending step %s: %s", activity.id, error
+                )
+                self._set_state(
+                    "failed",
+                    self.env._(
+                        "The result could not be recorded (%(error)s). It is not retried "
+                        "automatically so that nobody receives the message twice; use Retry "
+                        "once you checked it was not delivered.",
+                        error=error.pgerror or error,
+                    ),
+                )
             else:
                 # another worker changed a row this chunk needed: nothing left,
                 # the steps are due again at once and the attempt does not count
-                _logger.info("mkt_campaign: step %s met a concurrent update, requeued: %s",
-                             activity.id, error)
+                _logger.info(
+                    "mkt_campaign: step %s met a concurrent update, requeued: %s",
+                    activity.id,
+                    error,
+                )
                 self._postpone(fields.Datetime.now(), False)
                 requeued = True
         except Exception as error:  # noqa: BLE001 - the reason is kept on the chunk's steps
             self.env.invalidate_all()
             _logger.exception("mkt_campaign: step %s raised", activity.id)
-            self._set_state("failed", self.env._(
-                "The step could not run: %(error)s", error=str(error) or type(error).__name__,
-            ))
+            self._set_state(
+                "failed",
+                self.env._(
+                    "The step could not run: %(error)s",
+                    error=str(error) or type(error).__name__,
+                ),
+            )
         if auto_commit:
             # the chunk's outcome is kept whatever happens to the next one
             cr.commit()  # pylint: disable=invalid-commit
@@ -565,27 +626,32 @@ class MktTrace(models.Model):
             # read in the campaign's company (record rules, multi-company)
             try:
                 Audience = Model.with_env(campaign._get_audience_env())
-                matching = set(Audience.with_context(active_test=False).search(
-                    activity._get_domain() & Domain("id", "in", todo.mapped("res_id"))
-                ).ids)
+                matching = set(
+                    Audience.with_context(active_test=False)
+                    .search(activity._get_domain() & Domain("id", "in", todo.mapped("res_id")))
+                    .ids
+                )
             except UserError as e:
                 # the responsible user was archived, the filter no longer parses…
                 todo._set_state("failed", str(e))
                 todo, matching = todo.browse(), set()
             unmatched = todo.filtered(lambda t: t.res_id not in matching)
-            unmatched._set_state("rejected", self.env._(
-                "The record no longer matches the step's filter."
-            ))
+            unmatched._set_state(
+                "rejected", self.env._("The record no longer matches the step's filter.")
+            )
             todo -= unmatched
 
         if todo and activity.trigger_type in NEGATIVE_TRIGGERS:
             event = NEGATIVE_TRIGGERS[activity.trigger_type][0]
             happened = todo.filtered(lambda t: t.parent_id[EVENT_FIELDS[event]])
-            happened._set_state("canceled", {
-                "open": self.env._("The parent message was opened in time."),
-                "click": self.env._("The parent message was clicked in time."),
-                "reply": self.env._("The parent message was replied to in time."),
-            }[event])
+            happened._set_state(
+                "canceled",
+                {
+                    "open": self.env._("The parent message was opened in time."),
+                    "click": self.env._("The parent message was clicked in time."),
+                    "reply": self.env._("The parent message was replied to in time."),
+                }[event],
+            )
             todo -= happened
 
         # a step on a date of the record waits for that date
@@ -654,15 +720,16 @@ class MktTrace(models.Model):
         """
         channel = activity._mkt_channel()
         if not channel:
-            raise UserError(self.env._(
-                "No channel sends steps of type %(type)s.", type=activity.activity_type,
-            ))
+            raise UserError(
+                self.env._(
+                    "No channel sends steps of type %(type)s.",
+                    type=activity.activity_type,
+                )
+            )
         outcome = channel.execute(self) or {}
         for trace, (state, _reason) in outcome.items():
             if state not in CHANNEL_STATES:
-                raise ValueError(
-                    f"channel {activity.activity_type} returned {state!r} for {trace}"
-                )
+                raise ValueError(f"channel {activity.activity_type} returned {state!r} for {trace}")
         return outcome
 
     def _schedule_retry(self, outcome):
@@ -677,20 +744,27 @@ class MktTrace(models.Model):
             groups[(trace.attempts, outcome[trace][1])] |= trace
         for (attempts, message), traces in groups.items():
             if attempts >= max_attempts:
-                traces._set_state("failed", self.env._(
-                    "%(error)s (gave up after %(attempts)s attempts)",
-                    error=message, attempts=attempts,
-                ))
-            else:
-                traces.write({
-                    "state": "scheduled",
-                    # exponential back-off: delay, 2×delay, 4×delay…
-                    "schedule_date": now + timedelta(minutes=delay * 2 ** (attempts - 1)),
-                    "error_message": self.env._(
-                        "Attempt %(attempt)s failed, retrying: %(error)s",
-                        attempt=attempts, error=message,
+                traces._set_state(
+                    "failed",
+                    self.env._(
+                        "%(error)s (gave up after %(attempts)s attempts)",
+                        error=message,
+                        attempts=attempts,
                     ),
-                })
+                )
+            else:
+                traces.write(
+                    {
+                        "state": "scheduled",
+                        # exponential back-off: delay, 2×delay, 4×delay…
+                        "schedule_date": now + timedelta(minutes=delay * 2 ** (attempts - 1)),
+                        "error_message": self.env._(
+                            "Attempt %(attempt)s failed, retrying: %(error)s",
+                            attempt=attempts,
+                            error=message,
+                        ),
+                    }
+                )
 
     def _schedule_children(self, triggers=None, event_date=None, reopen=True):
         """Queue the child steps of processed steps. ``triggers`` defaults to
@@ -703,10 +777,11 @@ class MktTrace(models.Model):
         for activity in self.activity_id:
             parents = self.filtered(lambda t, a=activity: t.activity_id == a)
             for child in activity.child_ids.filtered(lambda c: c.trigger_type in triggers):
-                for is_test, group in parents.grouped("is_test").items():
+                for _is_test, group in parents.grouped("is_test").items():
                     ignore_delay = child.campaign_id.mode == "test"
-                    self.env.cr.execute(SQL(
-                        """
+                    self.env.cr.execute(
+                        SQL(
+                            """
                         INSERT INTO mkt_trace (participant_id, activity_id, campaign_id,
                                                res_id, is_test, parent_id, state,
                                                schedule_date, attempts, is_confirmed)
@@ -716,9 +791,11 @@ class MktTrace(models.Model):
                          WHERE t.id = ANY(%(ids)s)
                         ON CONFLICT DO NOTHING
                         """,
-                        child=child.id, ids=group.ids,
-                        date=child._get_schedule_date(now, ignore_delay),
-                    ))
+                            child=child.id,
+                            ids=group.ids,
+                            date=child._get_schedule_date(now, ignore_delay),
+                        )
+                    )
         if reopen:
             self.participant_id._reopen()
         self.invalidate_recordset(["child_ids"])
@@ -730,8 +807,10 @@ class MktTrace(models.Model):
         canceled. A step whose message was opened, clicked or replied to was
         delivered: a late or repeated report never moves it backwards."""
         failed = self.filtered(
-            lambda t: t.state == "processed"
-            and not (t.open_datetime or t.click_datetime or t.reply_datetime)
+            lambda t: (
+                t.state == "processed"
+                and not (t.open_datetime or t.click_datetime or t.reply_datetime)
+            )
         )
         if not failed:
             return failed
@@ -761,15 +840,17 @@ class MktTrace(models.Model):
             triggers = ["email_bounce"]
         else:
             cancels = EVENT_CANCELS.get((event, channel), [])
-            pending_children.filtered(
-                lambda c: c.activity_id.trigger_type in cancels
-            )._set_state("canceled", {
-                "open": self.env._("Canceled: the parent message was opened."),
-                "click": self.env._("Canceled: the parent message was clicked."),
-                "reply": self.env._("Canceled: the parent message was replied to."),
-            }[event])
+            pending_children.filtered(lambda c: c.activity_id.trigger_type in cancels)._set_state(
+                "canceled",
+                {
+                    "open": self.env._("Canceled: the parent message was opened."),
+                    "click": self.env._("Canceled: the parent message was clicked."),
+                    "reply": self.env._("Canceled: the parent message was replied to."),
+                }[event],
+            )
             triggers = [
-                trigger for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
+                trigger
+                for trigger, (trigger_event, types) in EVENT_TRIGGERS.items()
                 if trigger_event == event and channel in types
             ]
         first._schedule_children(triggers=triggers, event_date=now)

@@ -36,7 +36,10 @@ class MktTrace(models.Model):
 
     payload_text = fields.Text(related="participant_id.payload_text", string="Payload")
     feedback = fields.Selection(
-        FEEDBACK_KINDS, "Provider Feedback", readonly=True, index="btree_not_null",
+        FEEDBACK_KINDS,
+        "Provider Feedback",
+        readonly=True,
+        index="btree_not_null",
         help="What the provider last said about the message: delivered, bounced, "
         "complaint (marked as spam), blocked or unsubscribed.",
     )
@@ -70,8 +73,9 @@ class MktTrace(models.Model):
             return
         self.env.flush_all()
         answers = answers or {}
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO mkt_trace_attempt (trace_id, attempt, attempt_date, outcome, answer)
             SELECT t.id, t.attempts, %(now)s, %(outcome)s,
                    COALESCE(a.answer, %(message)s)
@@ -80,10 +84,14 @@ class MktTrace(models.Model):
                                 unnest(%(answers)s::text[]) AS answer) a ON a.id = t.id
              WHERE t.id = ANY(%(all)s) AND t.state = 'processing'
             """,
-            now=fields.Datetime.now(), outcome=outcome, message=message or None,
-            ids=list(answers), answers=[str(a or "") or None for a in answers.values()],
-            all=self.ids,
-        ))
+                now=fields.Datetime.now(),
+                outcome=outcome,
+                message=message or None,
+                ids=list(answers),
+                answers=[str(a or "") or None for a in answers.values()],
+                all=self.ids,
+            )
+        )
 
     # ------------------------------------------------------------------
     # Payload in the messages of a chunk
@@ -128,14 +136,24 @@ class MktTrace(models.Model):
             return 0
         message_ids = list({item[0] for item in items})
         MailingTrace = self.env["mailing.trace"].sudo()
-        mailing_traces = MailingTrace.search([
-            ("message_id", "in", message_ids), ("mkt_trace_id", "!=", False),
-        ])
+        mailing_traces = MailingTrace.search(
+            [
+                ("message_id", "in", message_ids),
+                ("mkt_trace_id", "!=", False),
+            ]
+        )
         by_message = {mt.message_id: mt for mt in mailing_traces}
         # SMS: the uuid the SMS provider knows the message by
-        for tracker in self.env["sms.tracker"].sudo().search([
-            ("sms_uuid", "in", message_ids), ("mailing_trace_id.mkt_trace_id", "!=", False),
-        ]):
+        for tracker in (
+            self.env["sms.tracker"]
+            .sudo()
+            .search(
+                [
+                    ("sms_uuid", "in", message_ids),
+                    ("mailing_trace_id.mkt_trace_id", "!=", False),
+                ]
+            )
+        ):
             by_message[tracker.sms_uuid] = tracker.mailing_trace_id
         whatsapp = self.sudo().search([("whatsapp_message_id", "in", message_ids)])
         by_wamid = {t.whatsapp_message_id: t for t in whatsapp}
@@ -167,21 +185,29 @@ class MktTrace(models.Model):
             return
         self.env.flush_all()
         values = SQL(", ").join(
-            SQL("(%s::int, %s::varchar, %s::text, %s::timestamp)",
-                trace_id, kind, answer or None, date)
+            SQL(
+                "(%s::int, %s::varchar, %s::text, %s::timestamp)",
+                trace_id,
+                kind,
+                answer or None,
+                date,
+            )
             for trace_id, kind, answer, date in feedback
         )
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO mkt_trace_attempt (trace_id, attempt, attempt_date, outcome, answer)
             SELECT t.id, t.attempts, v.date, v.kind, v.answer
               FROM (VALUES %(values)s) AS v(id, kind, answer, date)
               JOIN mkt_trace t ON t.id = v.id
             """,
-            values=values,
-        ))
-        self.env.cr.execute(SQL(
-            """
+                values=values,
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mkt_trace t
                SET feedback = v.kind, feedback_answer = v.answer, feedback_date = v.date
               FROM (SELECT DISTINCT ON (id) * FROM (VALUES %(values)s) AS v(id, kind, answer, date)
@@ -190,8 +216,9 @@ class MktTrace(models.Model):
                AND NOT (v.kind = 'delivered' AND t.feedback IS NOT NULL
                         AND t.feedback != 'delivered')
             """,
-            values=values,
-        ))
+                values=values,
+            )
+        )
         self.invalidate_model(["feedback", "feedback_answer", "feedback_date", "attempt_ids"])
         self._blacklist_from_feedback(feedback)
 
@@ -220,5 +247,8 @@ class MktTrace(models.Model):
         PhoneBlacklist = self.env["phone.blacklist"].sudo()
         if phones:
             PhoneBlacklist._add(list(phones), message=message)
-        _logger.info("mkt_campaign: %d addresses and %d numbers blacklisted from provider "
-                     "feedback", len(emails), len(phones))
+        _logger.info(
+            "mkt_campaign: %d addresses and %d numbers blacklisted from provider feedback",
+            len(emails),
+            len(phones),
+        )

@@ -8,7 +8,6 @@ from odoo.tools import SQL
 
 from .mkt_trace import NOT_RECORD_TEST
 
-
 # activity type -> (events a recipient may cause, channel name of _process_event)
 SIMULATED_EVENTS = {
     "email": (("open", "click", "reply", "bounce"), "email"),
@@ -29,7 +28,8 @@ class MktTrace(models.Model):
     def _compute_can_simulate(self):
         for trace in self:
             trace.can_simulate = (
-                trace.is_test and trace.state == "processed"
+                trace.is_test
+                and trace.state == "processed"
                 and trace.activity_type in SIMULATED_EVENTS
             )
 
@@ -46,10 +46,12 @@ class MktTrace(models.Model):
         self.campaign_id._check_can_run()
         traces = self.sudo()
         if not all(traces.mapped("participant_id.is_record_test")):
-            raise UserError(self.env._(
-                "Only the steps of a test on one record run from the test screen: the "
-                "campaign's queue runs the others."
-            ))
+            raise UserError(
+                self.env._(
+                    "Only the steps of a test on one record run from the test screen: the "
+                    "campaign's queue runs the others."
+                )
+            )
         if traces.participant_id.filtered(lambda p: p.state == "canceled"):
             raise UserError(self.env._("This test was stopped: launch a new one."))
         todo = traces.filtered(lambda t: t.state == "scheduled")
@@ -58,13 +60,16 @@ class MktTrace(models.Model):
         # the step's content and settings, as at launch (with the user's rights)
         self.activity_id._check_launchable()
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """UPDATE mkt_trace SET state = 'processing', attempts = attempts + 1,
+        self.env.cr.execute(
+            SQL(
+                """UPDATE mkt_trace SET state = 'processing', attempts = attempts + 1,
                       processing_date = %s, send_started = false
                 WHERE id = ANY(%s) AND state = 'scheduled'
             RETURNING id""",
-            fields.Datetime.now(), todo.ids,
-        ))
+                fields.Datetime.now(),
+                todo.ids,
+            )
+        )
         claimed = todo.browse([row[0] for row in self.env.cr.fetchall()])
         claimed.invalidate_recordset(["state", "attempts", "processing_date", "send_started"])
         claimed._execute()
@@ -84,23 +89,29 @@ class MktTrace(models.Model):
         self.campaign_id._check_can_run()
         traces = self.sudo()
         if not all(traces.mapped("is_test")):
-            raise UserError(self.env._(
-                "Only test steps can simulate their recipient: real recipients' events "
-                "come from their messages."
-            ))
+            raise UserError(
+                self.env._(
+                    "Only test steps can simulate their recipient: real recipients' events "
+                    "come from their messages."
+                )
+            )
         for trace in traces:
             events, channel = SIMULATED_EVENTS.get(trace.activity_type, ((), None))
             if event not in events:
-                raise UserError(self.env._(
-                    "Step %(step)s cannot be %(event)s: simulate an event its channel tracks.",
-                    step=trace.activity_id.name,
-                    event=dict(self._simulated_event_labels())[event],
-                ))
+                raise UserError(
+                    self.env._(
+                        "Step %(step)s cannot be %(event)s: simulate an event its channel tracks.",
+                        step=trace.activity_id.name,
+                        event=dict(self._simulated_event_labels())[event],
+                    )
+                )
             if trace.state != "processed":
-                raise UserError(self.env._(
-                    "Run step %(step)s before simulating what its recipient does.",
-                    step=trace.activity_id.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Run step %(step)s before simulating what its recipient does.",
+                        step=trace.activity_id.name,
+                    )
+                )
             mailing_traces = trace.mailing_trace_ids
             if mailing_traces:
                 # the message really went out: its Email/SMS Marketing trace
@@ -121,8 +132,10 @@ class MktTrace(models.Model):
 
     def _simulated_event_labels(self):
         return [
-            ("open", self.env._("opened")), ("click", self.env._("clicked")),
-            ("reply", self.env._("replied to")), ("bounce", self.env._("bounced")),
+            ("open", self.env._("opened")),
+            ("click", self.env._("clicked")),
+            ("reply", self.env._("replied to")),
+            ("bounce", self.env._("bounced")),
         ]
 
     def _simulate_test_engagement(self, activity):
@@ -133,8 +146,7 @@ class MktTrace(models.Model):
         share = campaign.test_event_share
         kind = SIMULATED_EVENTS.get(activity.activity_type)
         traces = self.filtered(
-            lambda t: t.is_test and not t.participant_id.is_record_test
-            and t.state == "processed"
+            lambda t: t.is_test and not t.participant_id.is_record_test and t.state == "processed"
         )
         if not (share > 0 and kind and traces):
             return
@@ -172,10 +184,14 @@ class MktTrace(models.Model):
         field = activity.date_field_id
         Model = self.env[activity.campaign_id.model_name]
         self.env[Model._name].flush_model([field.name])
-        self.env.cr.execute(SQL(
-            "SELECT t.id, r.%s FROM mkt_trace t JOIN %s r ON r.id = t.res_id WHERE t.id = ANY(%s)",
-            SQL.identifier(field.name), SQL.identifier(Model._table), self.ids,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT t.id, r.%s FROM mkt_trace t JOIN %s r ON r.id = t.res_id WHERE t.id = ANY(%s)",
+                SQL.identifier(field.name),
+                SQL.identifier(Model._table),
+                self.ids,
+            )
+        )
         values = dict(self.env.cr.fetchall())
         now = fields.Datetime.now()
         delay = activity._get_delay()
@@ -197,43 +213,68 @@ class MktTrace(models.Model):
             elif target + late < now:
                 passed |= trace
         if later:
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace t SET state = 'scheduled', schedule_date = v.date,
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace t SET state = 'scheduled', schedule_date = v.date,
                           attempts = GREATEST(t.attempts - 1, 0), send_started = false,
                           worker_key = NULL, error_message = NULL
                      FROM (SELECT unnest(%s::int[]) AS id, unnest(%s::timestamp[]) AS date) v
                     WHERE t.id = v.id""",
-                later, dates,
-            ))
-            self.browse(later).invalidate_recordset([
-                "state", "schedule_date", "attempts", "send_started", "worker_key",
-                "error_message",
-            ])
-        missing._set_state("rejected", self.env._(
-            "The record has no %(field)s.", field=field.field_description,
-        ))
-        passed._set_state("canceled", self.env._(
-            "The %(field)s of the record had already passed when the step came up.",
-            field=field.field_description,
-        ))
+                    later,
+                    dates,
+                )
+            )
+            self.browse(later).invalidate_recordset(
+                [
+                    "state",
+                    "schedule_date",
+                    "attempts",
+                    "send_started",
+                    "worker_key",
+                    "error_message",
+                ]
+            )
+        missing._set_state(
+            "rejected",
+            self.env._(
+                "The record has no %(field)s.",
+                field=field.field_description,
+            ),
+        )
+        passed._set_state(
+            "canceled",
+            self.env._(
+                "The %(field)s of the record had already passed when the step came up.",
+                field=field.field_description,
+            ),
+        )
         return self - missing - passed - self.browse(later)
 
     def _expire_overdue(self):
         """Cancel, with the reason, the steps not executed within their step's
         expiry after they came due. One UPDATE per expiring step (few)."""
-        activities = self.env["mkt.activity"].sudo().search([
-            ("expiry_number", ">", 0), ("campaign_id.state", "=", "running"),
-        ])
+        activities = (
+            self.env["mkt.activity"]
+            .sudo()
+            .search(
+                [
+                    ("expiry_number", ">", 0),
+                    ("campaign_id.state", "=", "running"),
+                ]
+            )
+        )
         if not activities:
             return
         self.env.flush_all()
         now = fields.Datetime.now()
         participants = set()
-        units = dict(self.env["mkt.activity"]._fields["expiry_type"]._description_selection(
-            self.env))
+        units = dict(
+            self.env["mkt.activity"]._fields["expiry_type"]._description_selection(self.env)
+        )
         for activity in activities:
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace SET state = 'canceled', error_message = %(reason)s,
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace SET state = 'canceled', error_message = %(reason)s,
                           processed_date = %(now)s
                     WHERE activity_id = %(activity)s AND state = 'scheduled'
                       AND schedule_date < %(limit)s
@@ -242,15 +283,18 @@ class MktTrace(models.Model):
                                      AND c.is_paused IS NOT TRUE
                                      AND c.budget_paused IS NOT TRUE)
                 RETURNING participant_id""",
-                reason=self.env._(
-                    "Expired: not executed within %(number)s %(unit)s after it came due.",
-                    number=activity.expiry_number, unit=units[activity.expiry_type].lower(),
-                ),
-                now=now, activity=activity.id, limit=now - activity._get_expiry(),
-                not_record_test=NOT_RECORD_TEST,
-            ))
+                    reason=self.env._(
+                        "Expired: not executed within %(number)s %(unit)s after it came due.",
+                        number=activity.expiry_number,
+                        unit=units[activity.expiry_type].lower(),
+                    ),
+                    now=now,
+                    activity=activity.id,
+                    limit=now - activity._get_expiry(),
+                    not_record_test=NOT_RECORD_TEST,
+                )
+            )
             participants.update(row[0] for row in self.env.cr.fetchall())
         if participants:
             self.invalidate_model(["state", "error_message", "processed_date"])
             self.env["mkt.participant"].browse(participants)._update_completion()
-

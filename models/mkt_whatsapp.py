@@ -25,8 +25,16 @@ CONTENT_FIELDS = {"template_name", "language", "category", "body", "variable_ids
 # written by the engine only (WhatsApp's answers, Allow Multi), as superuser
 ENGINE_FIELDS = ("status", "wa_template_id", "rejection_reason", "multi_action_id")
 # fields never sent to WhatsApp, whoever wrote the template
-SECRET_FIELDS = {"password", "new_password", "api_key_ids", "totp_secret", "signature",
-                 "totp_trusted_device_ids", "oauth_access_token", "signup_token"}
+SECRET_FIELDS = {
+    "password",
+    "new_password",
+    "api_key_ids",
+    "totp_secret",
+    "signature",
+    "totp_trusted_device_ids",
+    "oauth_access_token",
+    "signup_token",
+}
 
 
 class MktWhatsAppTemplate(models.Model):
@@ -48,13 +56,17 @@ class MktWhatsAppTemplate(models.Model):
         [("marketing", "Marketing"), ("utility", "Utility")], default="marketing", required=True
     )
     model_id = fields.Many2one(
-        "ir.model", "Applies To", required=True, ondelete="cascade",
+        "ir.model",
+        "Applies To",
+        required=True,
+        ondelete="cascade",
         default=lambda self: self.env["ir.model"]._get_id("res.partner"),
         help="The kind of records messaged with it: contacts, POS orders, leads…",
     )
     model = fields.Char(related="model_id.model")
     phone_field = fields.Char(
-        required=True, default="phone",
+        required=True,
+        default="phone",
         help="Field (path) of the record holding the number, e.g. phone, mobile, partner_id.phone.",
     )
     body = fields.Text(required=True, help="Placeholders {{1}}, {{2}}… are the variables below.")
@@ -68,7 +80,11 @@ class MktWhatsAppTemplate(models.Model):
     rejection_reason = fields.Char(readonly=True, copy=False)
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
     multi_action_id = fields.Many2one(
-        "ir.actions.server", "Send Action", readonly=True, copy=False, ondelete="set null",
+        "ir.actions.server",
+        "Send Action",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
         help="The 'WhatsApp: …' entry in the Actions menu of the records' list.",
     )
 
@@ -76,26 +92,35 @@ class MktWhatsAppTemplate(models.Model):
     def _check_template_name(self):
         for template in self:
             if not TEMPLATE_NAME.match(template.template_name or ""):
-                raise ValidationError(self.env._(
-                    "WhatsApp template name %(name)s: use lowercase letters, digits and "
-                    "underscores only (e.g. spring_sale).", name=template.template_name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "WhatsApp template name %(name)s: use lowercase letters, digits and "
+                        "underscores only (e.g. spring_sale).",
+                        name=template.template_name,
+                    )
+                )
 
     @api.constrains("body", "variable_ids", "model_id", "phone_field")
     def _check_placeholders(self):
         for template in self:
             numbers = sorted({int(n) for n in PLACEHOLDER.findall(template.body or "")})
             if numbers != list(range(1, len(numbers) + 1)):
-                raise ValidationError(self.env._(
-                    "Template %(name)s: number its placeholders {{1}}, {{2}}… without gaps.",
-                    name=template.name,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Template %(name)s: number its placeholders {{1}}, {{2}}… without gaps.",
+                        name=template.name,
+                    )
+                )
             defined = set(template.variable_ids.mapped("index"))
             if missing := [n for n in numbers if n not in defined]:
-                raise ValidationError(self.env._(
-                    "Template %(name)s: placeholder {{%(number)s}} has no variable: say which "
-                    "field fills it.", name=template.name, number=missing[0],
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Template %(name)s: placeholder {{%(number)s}} has no variable: say which "
+                        "field fills it.",
+                        name=template.name,
+                        number=missing[0],
+                    )
+                )
             template._check_path(template.phone_field)
             for variable in template.variable_ids:
                 template._check_path(variable.field_path)
@@ -110,33 +135,44 @@ class MktWhatsAppTemplate(models.Model):
         for part in (path or "").split("."):
             field = Model._fields.get(part)
             if not field:
-                raise ValidationError(self.env._(
-                    "Template %(name)s: %(model)s has no field %(path)s.",
-                    name=self.name, model=self.model_id.name, path=path,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Template %(name)s: %(model)s has no field %(path)s.",
+                        name=self.name,
+                        model=self.model_id.name,
+                        path=path,
+                    )
+                )
             readable = part not in SECRET_FIELDS and field.groups != NO_ACCESS
             if readable and not self.env.su:
                 readable = (
-                    Model.has_access("read") and Model._has_field_access(field, "read")
-                    and (not field.relational
-                         or self.env[field.comodel_name].has_access("read"))
+                    Model.has_access("read")
+                    and Model._has_field_access(field, "read")
+                    and (not field.relational or self.env[field.comodel_name].has_access("read"))
                 )
             if not readable:
-                raise ValidationError(self.env._(
-                    "Template %(name)s: the field %(field)s of %(path)s is not readable by "
-                    "you, so WhatsApp messages cannot show it.",
-                    name=self.name, field=part, path=path,
-                ))
+                raise ValidationError(
+                    self.env._(
+                        "Template %(name)s: the field %(field)s of %(path)s is not readable by "
+                        "you, so WhatsApp messages cannot show it.",
+                        name=self.name,
+                        field=part,
+                        path=path,
+                    )
+                )
             if field.relational:
                 Model = self.env[field.comodel_name]
 
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
-            self._check_engine_fields({
-                fname: value for fname, value in vals.items()
-                if not (fname == "status" and value == "draft")
-            })
+            self._check_engine_fields(
+                {
+                    fname: value
+                    for fname, value in vals.items()
+                    if not (fname == "status" and value == "draft")
+                }
+            )
         templates = super().create(vals_list)
         templates._check_author_paths()
         return templates
@@ -170,11 +206,13 @@ class MktWhatsAppTemplate(models.Model):
         from WhatsApp and the Actions entry from 'Allow Multi' only."""
         forged = [fname for fname in ENGINE_FIELDS if fname in vals and vals[fname]]
         if forged and not self.env.su:
-            raise AccessError(self.env._(
-                "%(fields)s of a WhatsApp template cannot be written: submit the template "
-                "to WhatsApp, refresh its status or use Allow Multi.",
-                fields=", ".join(self._fields[fname].string for fname in forged),
-            ))
+            raise AccessError(
+                self.env._(
+                    "%(fields)s of a WhatsApp template cannot be written: submit the template "
+                    "to WhatsApp, refresh its status or use Allow Multi.",
+                    fields=", ".join(self._fields[fname].string for fname in forged),
+                )
+            )
 
     # ------------------------------------------------------------------
     # Approval
@@ -193,20 +231,24 @@ class MktWhatsAppTemplate(models.Model):
                     "body_text": [[v.sample or v.field_path for v in variables]]
                 }
             try:
-                data = client.submit_template({
-                    "name": template.template_name,
-                    "language": template.language,
-                    "category": template.category.upper(),
-                    "components": [component],
-                })
+                data = client.submit_template(
+                    {
+                        "name": template.template_name,
+                        "language": template.language,
+                        "category": template.category.upper(),
+                        "components": [component],
+                    }
+                )
             except WhatsAppError as error:
                 raise UserError(str(error)) from error
             # WhatsApp's answer: engine fields, written as superuser
-            template.sudo().write({
-                "wa_template_id": data.get("id"),
-                "status": (data.get("status") or "PENDING").lower(),
-                "rejection_reason": False,
-            })
+            template.sudo().write(
+                {
+                    "wa_template_id": data.get("id"),
+                    "status": (data.get("status") or "PENDING").lower(),
+                    "rejection_reason": False,
+                }
+            )
         client.close()
         return True
 
@@ -220,15 +262,22 @@ class MktWhatsAppTemplate(models.Model):
             except WhatsAppError as error:
                 raise UserError(str(error)) from error
             for remote in remotes:
-                if remote.get("name") == template.template_name and remote.get("language") == template.language:
+                if (
+                    remote.get("name") == template.template_name
+                    and remote.get("language") == template.language
+                ):
                     status = (remote.get("status") or "").lower()
                     reason = remote.get("rejected_reason")
                     # WhatsApp's answer: engine fields, written as superuser
-                    template.sudo().write({
-                        "status": status if status in dict(TEMPLATE_STATUSES) else template.status,
-                        "wa_template_id": remote.get("id") or template.wa_template_id,
-                        "rejection_reason": reason if reason and reason != "NONE" else False,
-                    })
+                    template.sudo().write(
+                        {
+                            "status": status
+                            if status in dict(TEMPLATE_STATUSES)
+                            else template.status,
+                            "wa_template_id": remote.get("id") or template.wa_template_id,
+                            "rejection_reason": reason if reason and reason != "NONE" else False,
+                        }
+                    )
         client.close()
         return True
 
@@ -257,22 +306,31 @@ class MktWhatsAppTemplate(models.Model):
         self.check_access("write")
         for template in self:
             if template.status != "approved":
-                raise UserError(self.env._(
-                    "Only a template approved by WhatsApp can be sent from a list: submit "
-                    "%(name)s and wait for its approval.", name=template.name,
-                ))
+                raise UserError(
+                    self.env._(
+                        "Only a template approved by WhatsApp can be sent from a list: submit "
+                        "%(name)s and wait for its approval.",
+                        name=template.name,
+                    )
+                )
             if template.multi_action_id:
                 continue
             # the action and its link are the engine's, created as superuser
-            template.sudo().multi_action_id = self.env["ir.actions.server"].sudo().create({
-                "name": self.env._("WhatsApp: %(name)s", name=template.name),
-                "model_id": template.model_id.id,
-                "binding_model_id": template.model_id.id,
-                "binding_view_types": "list,kanban",
-                "state": "code",
-                "code": f"action = env['mkt.whatsapp.template'].browse({template.id})"
+            template.sudo().multi_action_id = (
+                self.env["ir.actions.server"]
+                .sudo()
+                .create(
+                    {
+                        "name": self.env._("WhatsApp: %(name)s", name=template.name),
+                        "model_id": template.model_id.id,
+                        "binding_model_id": template.model_id.id,
+                        "binding_view_types": "list,kanban",
+                        "state": "code",
+                        "code": f"action = env['mkt.whatsapp.template'].browse({template.id})"
                         "._send_to_records(records)",
-            })
+                    }
+                )
+            )
         # the web client caches the Actions menus: reload it so that the new
         # entry is there at once
         return {"type": "ir.actions.client", "tag": "reload"}
@@ -286,7 +344,8 @@ class MktWhatsAppTemplate(models.Model):
     def _raise_configure_templates(self, message):
         """``message`` with a Configure Templates button opening the templates."""
         raise RedirectWarning(
-            message, self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id,
+            message,
+            self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id,
             self.env._("Configure Templates"),
         )
 
@@ -297,10 +356,12 @@ class MktWhatsAppTemplate(models.Model):
         self.ensure_one()
         template = self.sudo()
         if not template.exists() or template.status != "approved":
-            self._raise_configure_templates(self.env._(
-                "This WhatsApp template is not approved (anymore): configure it in "
-                "Marketing > Configuration > WhatsApp Templates."
-            ))
+            self._raise_configure_templates(
+                self.env._(
+                    "This WhatsApp template is not approved (anymore): configure it in "
+                    "Marketing > Configuration > WhatsApp Templates."
+                )
+            )
         if not records:
             raise UserError(self.env._("Select the records to send the message to."))
         records.check_access("read")
@@ -309,17 +370,25 @@ class MktWhatsAppTemplate(models.Model):
         unique = first if field and field.store and field.type in ("char", "many2one") else None
         Campaign = self.env["mkt.campaign"]
         campaign = Campaign._send_now(
-            self.env._("%(template)s – %(date)s", template=template.name,
-                       date=fields.Date.context_today(self)),
+            self.env._(
+                "%(template)s – %(date)s",
+                template=template.name,
+                date=fields.Date.context_today(self),
+            ),
             records,
-            {"name": template.name, "activity_type": "whatsapp", "whatsapp_template_id": template.id},
+            {
+                "name": template.name,
+                "activity_type": "whatsapp",
+                "whatsapp_template_id": template.id,
+            },
             unique_field=unique,
         )
         return Campaign._sent_notification(
             self.env._("WhatsApp message on its way"),
             self.env._(
                 "%(count)s recipients enrolled in campaign %(campaign)s: the queue sends now.",
-                count=campaign.participant_count, campaign=campaign.name,
+                count=campaign.participant_count,
+                campaign=campaign.name,
             ),
         )
 
@@ -346,7 +415,9 @@ class MktWhatsAppTemplate(models.Model):
         raw = self._read_path(record, self.phone_field)
         if not raw:
             return False
-        country = (record._fields.get("country_id") and record.country_id) or self.env.company.country_id
+        country = (
+            record._fields.get("country_id") and record.country_id
+        ) or self.env.company.country_id
         return record._phone_format(number=raw, country=country, force_format="E164") or False
 
     def _message_payload(self, number, record):
@@ -354,13 +425,15 @@ class MktWhatsAppTemplate(models.Model):
         template = {"name": self.template_name, "language": {"code": self.language}}
         variables = self.variable_ids.sorted("index")
         if variables:
-            template["components"] = [{
-                "type": "body",
-                "parameters": [
-                    {"type": "text", "text": self._read_path(record, v.field_path) or "-"}
-                    for v in variables
-                ],
-            }]
+            template["components"] = [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": self._read_path(record, v.field_path) or "-"}
+                        for v in variables
+                    ],
+                }
+            ]
         return {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -368,7 +441,6 @@ class MktWhatsAppTemplate(models.Model):
             "type": "template",
             "template": template,
         }
-
 
     # ------------------------------------------------------------------
     # Channel adapter (WhatsApp steps of campaigns) and webhook
@@ -397,9 +469,12 @@ class MktWhatsAppTemplate(models.Model):
         Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
         records = {r.id: r for r in Model.browse(traces.mapped("res_id"))}
         numbers = {trace: template._get_number(records[trace.res_id]) for trace in traces}
-        blacklisted = set(self.env["phone.blacklist"].sudo().search(
-            [("number", "in", [n for n in numbers.values() if n])]
-        ).mapped("number"))
+        blacklisted = set(
+            self.env["phone.blacklist"]
+            .sudo()
+            .search([("number", "in", [n for n in numbers.values() if n])])
+            .mapped("number")
+        )
         outcome, to_send = {}, []
         for trace in traces:
             number = numbers[trace]
@@ -422,11 +497,13 @@ class MktWhatsAppTemplate(models.Model):
         client.close()
         if sent:
             self.env.flush_all()
-            self.env.cr.execute(SQL(
-                """UPDATE mkt_trace t SET whatsapp_message_id = v.message_id
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace t SET whatsapp_message_id = v.message_id
                      FROM (VALUES %s) AS v(id, message_id) WHERE t.id = v.id""",
-                SQL(", ").join(SQL("(%s, %s)", trace_id, mid) for trace_id, mid in sent),
-            ))
+                    SQL(", ").join(SQL("(%s, %s)", trace_id, mid) for trace_id, mid in sent),
+                )
+            )
             traces.invalidate_recordset(["whatsapp_message_id"])
         return outcome
 
@@ -442,8 +519,11 @@ class MktWhatsAppTemplate(models.Model):
             for change in entry.get("changes", []):
                 value = change.get("value") or {}
                 statuses += value.get("statuses") or []
-                replies += [m["context"]["id"] for m in value.get("messages") or []
-                            if (m.get("context") or {}).get("id")]
+                replies += [
+                    m["context"]["id"]
+                    for m in value.get("messages") or []
+                    if (m.get("context") or {}).get("id")
+                ]
         ids = {s.get("id") for s in statuses} | set(replies)
         traces = Trace.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else Trace
         by_message = {t.whatsapp_message_id: t for t in traces}
@@ -460,7 +540,9 @@ class MktWhatsAppTemplate(models.Model):
                 errors = status.get("errors") or [{}]
                 failed[trace] = self.env._(
                     "WhatsApp could not deliver the message: %(error)s",
-                    error=errors[0].get("title") or errors[0].get("message") or errors[0].get("code"),
+                    error=errors[0].get("title")
+                    or errors[0].get("message")
+                    or errors[0].get("code"),
                 )
         for message_id in replies:
             if trace := by_message.get(message_id):

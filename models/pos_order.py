@@ -26,12 +26,12 @@ class PosOrder(models.Model):
         """The Send Marketing Message composer of the order list, for this
         order alone and on this channel."""
         self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "mkt_campaign.mkt_pos_send_action"
-        )
+        action = self.env["ir.actions.act_window"]._for_xml_id("mkt_campaign.mkt_pos_send_action")
         action["context"] = {
-            "active_model": "pos.order", "active_ids": self.ids,
-            "default_order_ids": self.ids, "default_channel": channel,
+            "active_model": "pos.order",
+            "active_ids": self.ids,
+            "default_order_ids": self.ids,
+            "default_channel": channel,
             "default_name": self.env._(
                 "Message to %(customer)s (%(order)s)",
                 customer=self.partner_id.name or self.email or self.mobile or "",
@@ -51,8 +51,13 @@ class PosOrder(models.Model):
 
     def action_sent_message_on_sms(self, phone, _, basic_image=False):
         config = self.config_id
-        if self and phone and config.mkt_receipt_contacts and config.module_pos_sms \
-                and config.sms_receipt_template_id:
+        if (
+            self
+            and phone
+            and config.mkt_receipt_contacts
+            and config.module_pos_sms
+            and config.sms_receipt_template_id
+        ):
             phone = self._mkt_store_receipt_contact(phone=phone)
         return super().action_sent_message_on_sms(phone, _, basic_image=basic_image)
 
@@ -65,29 +70,38 @@ class PosOrder(models.Model):
         if email is not None:
             value = email_normalize(email or "")
             if not value:
-                raise UserError(self.env._(
-                    "%(email)s is not a valid e-mail address: the receipt was not sent.",
-                    email=email or "",
-                ))
+                raise UserError(
+                    self.env._(
+                        "%(email)s is not a valid e-mail address: the receipt was not sent.",
+                        email=email or "",
+                    )
+                )
             order_field, partner_field = "email", "email"
         else:
             value = self._phone_format(
-                number=phone, country=self.company_id.country_id, force_format="E164",
+                number=phone,
+                country=self.company_id.country_id,
+                force_format="E164",
                 raise_exception=False,
             )
             if not value:
-                raise UserError(self.env._(
-                    "%(number)s is not a valid phone number for %(country)s: the receipt "
-                    "was not sent.",
-                    number=phone, country=self.company_id.country_id.name or "",
-                ))
+                raise UserError(
+                    self.env._(
+                        "%(number)s is not a valid phone number for %(country)s: the receipt "
+                        "was not sent.",
+                        number=phone,
+                        country=self.company_id.country_id.name or "",
+                    )
+                )
             order_field, partner_field = "mobile", "phone"
         self[order_field] = value
         partner = self.partner_id
         # sudo: POS users may not edit contacts; only an empty field of the
         # order's own customer, in the user's companies, is completed
-        if partner and not partner[partner_field] and (
-            not partner.company_id or partner.company_id in self.env.companies
+        if (
+            partner
+            and not partner[partner_field]
+            and (not partner.company_id or partner.company_id in self.env.companies)
         ):
             partner.sudo()[partner_field] = value
         return value

@@ -18,16 +18,18 @@ class SmsTracker(models.Model):
         if trace_status == "error":
             failed = (traces - delivered).filtered("mkt_trace_id")
             if failed:
-                labels = dict(
-                    failed._fields["failure_type"]._description_selection(self.env)
-                )
+                labels = dict(failed._fields["failure_type"]._description_selection(self.env))
                 by_reason = defaultdict(lambda: self.env["mkt.trace"])
                 for mtrace in failed:
-                    by_reason[self.env._(
-                        "The SMS was not delivered: %(error)s",
-                        error=mtrace.failure_reason or labels.get(mtrace.failure_type)
-                        or mtrace.failure_type or "",
-                    )] |= mtrace.mkt_trace_id
+                    by_reason[
+                        self.env._(
+                            "The SMS was not delivered: %(error)s",
+                            error=mtrace.failure_reason
+                            or labels.get(mtrace.failure_type)
+                            or mtrace.failure_type
+                            or "",
+                        )
+                    ] |= mtrace.mkt_trace_id
                 # steps still being sent ('processing') get their outcome from
                 # the sending itself (mailing_mailing_sms.py): only processed
                 # steps are failed here

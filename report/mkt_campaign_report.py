@@ -15,8 +15,16 @@ class MktCampaignReport(models.Model):
     _rec_name = "activity_id"
     # searching the view flushes what it reads
     _depends = {
-        "mkt.trace": ["campaign_id", "activity_id", "state", "is_test", "open_datetime",
-                      "click_datetime", "reply_datetime", "bounce_datetime"],
+        "mkt.trace": [
+            "campaign_id",
+            "activity_id",
+            "state",
+            "is_test",
+            "open_datetime",
+            "click_datetime",
+            "reply_datetime",
+            "bounce_datetime",
+        ],
         "mkt.activity": ["activity_type"],
         "mkt.campaign": ["company_id", "utm_campaign_id"],
     }
@@ -24,14 +32,27 @@ class MktCampaignReport(models.Model):
     campaign_id = fields.Many2one("mkt.campaign", "Campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
     activity_type = fields.Selection(
-        [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp"),
-         ("push", "Push Notification"), ("server_action", "Server Action")],
-        "Channel", readonly=True,
+        [
+            ("email", "E-mail"),
+            ("sms", "SMS"),
+            ("whatsapp", "WhatsApp"),
+            ("push", "Push Notification"),
+            ("server_action", "Server Action"),
+        ],
+        "Channel",
+        readonly=True,
     )
     state = fields.Selection(
-        [("scheduled", "Scheduled"), ("processing", "Processing"), ("processed", "Processed"),
-         ("rejected", "Rejected"), ("failed", "Failed"), ("canceled", "Canceled")],
-        "Status", readonly=True,
+        [
+            ("scheduled", "Scheduled"),
+            ("processing", "Processing"),
+            ("processed", "Processed"),
+            ("rejected", "Rejected"),
+            ("failed", "Failed"),
+            ("canceled", "Canceled"),
+        ],
+        "Status",
+        readonly=True,
     )
     company_id = fields.Many2one("res.company", "Company", readonly=True)
     utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign", readonly=True)
@@ -50,8 +71,9 @@ class MktCampaignReport(models.Model):
         tools.drop_view_if_exists(self.env.cr, self._table)
         # tracking counts only on steps done (a step failed after an open, e.g.
         # a WhatsApp message reported undeliverable, is not an engagement)
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             CREATE OR REPLACE VIEW %(table)s AS (
                 SELECT min(t.id) AS id,
                        t.campaign_id,
@@ -76,5 +98,6 @@ class MktCampaignReport(models.Model):
                        c.company_id, c.utm_campaign_id
             )
             """,
-            table=SQL.identifier(self._table),
-        ))
+                table=SQL.identifier(self._table),
+            )
+        )

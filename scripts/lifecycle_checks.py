@@ -53,8 +53,11 @@ def prepare(env, state_path):
     traces = env["mkt.trace"].search([("campaign_id", "=", campaign.id)])
     _check(campaign.state == "running", "demo campaign launched", campaign.state)
     _check(bool(campaign.participant_ids), "demo campaign has participants")
-    _check(bool(traces.filtered(lambda t: t.state == "processed")),
-           "queue pass processed steps", str(traces.mapped("state")))
+    _check(
+        bool(traces.filtered(lambda t: t.state == "processed")),
+        "queue pass processed steps",
+        str(traces.mapped("state")),
+    )
     _save(state_path, _runtime_records(env))
 
 
@@ -75,8 +78,10 @@ def _runtime_records(env):
     _check(bool(wizard_actions), "campaign templates created their server actions")
     env["ir.config_parameter"].sudo().set_param("mkt_campaign.cap_day", "3")
     env.cr.commit()
-    crons = env["ir.cron"].with_context(active_test=False).search(
-        [("ir_actions_server_id.model_id.model", "=like", "mkt.%")]
+    crons = (
+        env["ir.cron"]
+        .with_context(active_test=False)
+        .search([("ir_actions_server_id.model_id.model", "=like", "mkt.%")])
     )
     _check(bool(crons), "the addon's crons exist")
     return {
@@ -99,8 +104,11 @@ def after_uninstall(env, state_path):
     _check(not [r for r in rows if r[1] == "r"], "no mkt_* table left", str(rows))
     _check(not [r for r in rows if r[1] in ("v", "m")], "no SQL view (mkt_event) left", str(rows))
     _check(not [r for r in rows if r[1] == "S"], "no sequence left", str(rows))
-    _check(not [r for r in rows if r[0] == "mkt_campaign_report"],
-           "the statistics view (mkt_campaign_report) is dropped", str(rows))
+    _check(
+        not [r for r in rows if r[0] == "mkt_campaign_report"],
+        "the statistics view (mkt_campaign_report) is dropped",
+        str(rows),
+    )
     cr.execute("""SELECT table_name, column_name FROM information_schema.columns
                   WHERE table_schema = current_schema() AND column_name LIKE 'mkt\\_%%'""")
     rows = cr.fetchall()
@@ -112,7 +120,9 @@ def after_uninstall(env, state_path):
     cr.execute("SELECT model FROM ir_model WHERE model LIKE 'mkt.%%'")
     rows = cr.fetchall()
     _check(not rows, "no ir.model row of mkt.* left", str(rows))
-    cr.execute("SELECT model, name FROM ir_model_fields WHERE name LIKE 'mkt\\_%%' OR model LIKE 'mkt.%%'")
+    cr.execute(
+        "SELECT model, name FROM ir_model_fields WHERE name LIKE 'mkt\\_%%' OR model LIKE 'mkt.%%'"
+    )
     rows = cr.fetchall()
     _check(not rows, "no ir.model.fields row of the addon left", str(rows))
     cr.execute("SELECT id FROM ir_cron WHERE id = ANY(%s)", [state["cron_ids"]])
@@ -123,12 +133,16 @@ def after_uninstall(env, state_path):
                   WHERE a.code LIKE '%%mkt%%'""")
     rows = cr.fetchall()
     _check(not rows, "no cron calling the addon left", str(rows))
-    cr.execute("SELECT id, name->>'en_US' FROM ir_act_server WHERE id = ANY(%s)",
-               [state["server_action_ids"]])
+    cr.execute(
+        "SELECT id, name->>'en_US' FROM ir_act_server WHERE id = ANY(%s)",
+        [state["server_action_ids"]],
+    )
     rows = cr.fetchall()
     _check(not rows, "server actions created by the addon are deleted", str(rows))
-    cr.execute("SELECT id, name->>'en_US' FROM ir_act_server"
-               " WHERE code LIKE '%%mkt.%%' OR code LIKE '%%mkt\\_%%'")
+    cr.execute(
+        "SELECT id, name->>'en_US' FROM ir_act_server"
+        " WHERE code LIKE '%%mkt.%%' OR code LIKE '%%mkt\\_%%'"
+    )
     rows = cr.fetchall()
     _check(not rows, "no server action calling the addon left", str(rows))
     cr.execute("SELECT key FROM ir_config_parameter WHERE key LIKE 'mkt\\_campaign.%%'")
@@ -137,7 +151,9 @@ def after_uninstall(env, state_path):
     cr.execute("SELECT module, name, model FROM ir_model_data WHERE module = 'mkt_campaign'")
     rows = cr.fetchall()
     _check(not rows, "no ir.model.data of the module left", str(rows[:10]))
-    cr.execute("SELECT id FROM ir_ui_view WHERE arch_db::text LIKE '%%mkt\\_%%' OR model LIKE 'mkt.%%'")
+    cr.execute(
+        "SELECT id FROM ir_ui_view WHERE arch_db::text LIKE '%%mkt\\_%%' OR model LIKE 'mkt.%%'"
+    )
     rows = cr.fetchall()
     _check(not rows, "no view of the addon left", str(rows))
     cr.execute("SELECT id, name->>'en_US' FROM ir_act_window WHERE res_model LIKE 'mkt.%%'")
@@ -161,13 +177,15 @@ def after_reinstall(env, state_path):
     if campaign:
         campaign = _launch_demo(env)
         processed = env["mkt.trace"].search_count(
-            [("campaign_id", "=", campaign.id), ("state", "=", "processed")])
+            [("campaign_id", "=", campaign.id), ("state", "=", "processed")]
+        )
         _check(processed > 0, "reinstalled addon launches and sends", f"{processed} processed")
 
 
 # ----------------------------------------------------------------------
 # Upgrade from the previous release
 # ----------------------------------------------------------------------
+
 
 def _snapshot(env):
     cr = env.cr
@@ -185,22 +203,37 @@ def before_upgrade(env, state_path):
     processed, some scheduled."""
     campaign = _launch_demo(env)
     # a second campaign on leads, launched, its first steps still to send
-    lead_campaign = env["mkt.campaign"].create({
-        "name": "Leads follow-up",
-        "model_id": env["ir.model"]._get_id("crm.lead"),
-        "domain": "[('email_from', 'ilike', '@example.com')]",
-        "mode": "normal",
-        "activity_ids": [(0, 0, {
-            "name": "Catalog", "activity_type": "email", "trigger_type": "begin",
-            "interval_number": 1, "interval_type": "hours",
-            "subject": "Our catalog, {{ object.contact_name }}",
-            "body_html": "<p>Hello, here is our catalog.</p>",
-        })],
-    })
+    lead_campaign = env["mkt.campaign"].create(
+        {
+            "name": "Leads follow-up",
+            "model_id": env["ir.model"]._get_id("crm.lead"),
+            "domain": "[('email_from', 'ilike', '@example.com')]",
+            "mode": "normal",
+            "activity_ids": [
+                (
+                    0,
+                    0,
+                    {
+                        "name": "Catalog",
+                        "activity_type": "email",
+                        "trigger_type": "begin",
+                        "interval_number": 1,
+                        "interval_type": "hours",
+                        "subject": "Our catalog, {{ object.contact_name }}",
+                        "body_html": "<p>Hello, here is our catalog.</p>",
+                    },
+                )
+            ],
+        }
+    )
     lead_campaign.action_start()
     env.cr.commit()
     env.invalidate_all()
-    states = env["mkt.trace"].search([("campaign_id", "in", (campaign | lead_campaign).ids)]).mapped("state")
+    states = (
+        env["mkt.trace"]
+        .search([("campaign_id", "in", (campaign | lead_campaign).ids)])
+        .mapped("state")
+    )
     _check("processed" in states, "old release: steps processed", str(states))
     _check("scheduled" in states, "old release: steps scheduled", str(states))
     _save(state_path, {**_runtime_records(env), **_snapshot(env)})
@@ -213,21 +246,28 @@ def after_upgrade(env, state_path):
         old = {tuple(row) for row in before[key]}
         new = {tuple(row) for row in after[key]}
         missing = old - new
-        _check(not missing, f"every {key[:-1]} kept with its state ({len(old)})",
-               f"{len(missing)} missing or changed, e.g. {sorted(missing)[:3]}")
+        _check(
+            not missing,
+            f"every {key[:-1]} kept with its state ({len(old)})",
+            f"{len(missing)} missing or changed, e.g. {sorted(missing)[:3]}",
+        )
     # time goes on: the scheduled steps come due
     scheduled = env["mkt.trace"].search([("state", "=", "scheduled")])
     _check(bool(scheduled), "scheduled steps after the upgrade", str(len(scheduled)))
     past = fields.Datetime.now() - timedelta(minutes=1)
-    env.cr.execute("UPDATE mkt_trace SET schedule_date = %s WHERE id = ANY(%s)", [past, scheduled.ids])
+    env.cr.execute(
+        "UPDATE mkt_trace SET schedule_date = %s WHERE id = ANY(%s)", [past, scheduled.ids]
+    )
     env.cr.commit()
     env.invalidate_all()
     _queue_pass(env)
     env.cr.commit()
     states = scheduled.mapped("state")
-    _check(all(s == "processed" for s in states),
-           f"queue pass after the upgrade processed the {len(scheduled)} scheduled steps",
-           str({s: states.count(s) for s in set(states)}))
+    _check(
+        all(s == "processed" for s in states),
+        f"queue pass after the upgrade processed the {len(scheduled)} scheduled steps",
+        str({s: states.count(s) for s in set(states)}),
+    )
     errors = scheduled.filtered(lambda t: t.state != "processed").mapped("error_message")
     if errors:
         print("   reasons: " + "; ".join(sorted(set(map(str, errors)))[:5]))

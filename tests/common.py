@@ -2,9 +2,10 @@ import re
 from contextlib import ExitStack, nullcontext
 from datetime import datetime
 
+from odoo.tests import freeze_time
+
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.mass_mailing.tests.common import MassMailCommon
-from odoo.tests import freeze_time
 
 from .loopback_sms import LoopbackSmsServer, patch_iap
 from .loopback_smtp import LoopbackSMTPServer
@@ -13,8 +14,8 @@ from .loopback_smtp import LoopbackSMTPServer
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 
 EMAIL_BODY = (
-    "<p>Hello <t t-out=\"object.name\"/>, our spring sale starts today.</p>"
-    "<p><a href=\"https://www.example.com/spring-sale\">Shop now</a></p>"
+    '<p>Hello <t t-out="object.name"/>, our spring sale starts today.</p>'
+    '<p><a href="https://www.example.com/spring-sale">Shop now</a></p>'
 )
 EMAIL_SUBJECT = "Spring sale for {{ object.name }}"
 SMS_BODY = "Spring sale for {{ object.name }}: 20% off today"
@@ -37,30 +38,39 @@ class MktCampaignCommon(MassMailCommon):
         cls.env["ir.config_parameter"].sudo().set_param("sms.endpoint", cls.sms_gateway.endpoint)
         cls.startClassPatcher(patch_iap(cls.sms_gateway))
         cls.user_mkt_user = mail_new_test_user(
-            cls.env, login="mkt_user", name="Ursula Campaign User",
+            cls.env,
+            login="mkt_user",
+            name="Ursula Campaign User",
             email="ursula.user@example.com",
             groups="base.group_user,mkt_campaign.group_mkt_campaign_user",
         )
         cls.user_mkt_manager = mail_new_test_user(
-            cls.env, login="mkt_manager", name="Manfred Campaign Manager",
+            cls.env,
+            login="mkt_manager",
+            name="Manfred Campaign Manager",
             email="manfred.manager@example.com",
             groups="base.group_user,mkt_campaign.group_mkt_campaign_manager",
         )
         cls.user_internal = mail_new_test_user(
-            cls.env, login="mkt_internal", name="Irene Internal",
-            email="irene.internal@example.com", groups="base.group_user",
+            cls.env,
+            login="mkt_internal",
+            name="Irene Internal",
+            email="irene.internal@example.com",
+            groups="base.group_user",
         )
         # every audience of these tests is this tag: the database holds other contacts
         cls.tag = cls.env["res.partner.category"].create({"name": "Spring audience"})
         cls.other_tag = cls.env["res.partner.category"].create({"name": "VIP"})
-        cls.partners = cls.env["res.partner"].create([
-            {"name": "Alice Audience", "email": "alice@example.com", "phone": "+32470000001"},
-            {"name": "Bob Buyer", "email": "bob@example.com", "phone": "+32470000002"},
-            # same address as Alice, other case: a duplicate for an e-mail dedup
-            {"name": "Alice Again", "email": "ALICE@Example.com", "phone": "+32470000003"},
-            {"name": "Carol Customer", "email": "carol@example.com", "phone": "+32470000004"},
-            {"name": "Dan No-Mail", "email": False, "phone": "+32470000005"},
-        ])
+        cls.partners = cls.env["res.partner"].create(
+            [
+                {"name": "Alice Audience", "email": "alice@example.com", "phone": "+32470000001"},
+                {"name": "Bob Buyer", "email": "bob@example.com", "phone": "+32470000002"},
+                # same address as Alice, other case: a duplicate for an e-mail dedup
+                {"name": "Alice Again", "email": "ALICE@Example.com", "phone": "+32470000003"},
+                {"name": "Carol Customer", "email": "carol@example.com", "phone": "+32470000004"},
+                {"name": "Dan No-Mail", "email": False, "phone": "+32470000005"},
+            ]
+        )
         cls.partners.category_id = cls.tag
         cls.alice, cls.bob, cls.alice_dup, cls.carol, cls.dan = cls.partners
         cls.outsider = cls.env["res.partner"].create(
@@ -82,12 +92,14 @@ class MktCampaignCommon(MassMailCommon):
         """A campaign on the tagged contacts. ``steps`` are (key, values)
         pairs given to ``_add_step``; values may name a parent by its key.
         Returns the campaign and a dict key -> activity."""
-        campaign = cls.env["mkt.campaign"].create({
-            "name": "Spring Sale",
-            "model_id": cls.partner_model.id,
-            "domain": cls.audience_domain,
-            **values,
-        })
+        campaign = cls.env["mkt.campaign"].create(
+            {
+                "name": "Spring Sale",
+                "model_id": cls.partner_model.id,
+                "domain": cls.audience_domain,
+                **values,
+            }
+        )
         activities = {}
         for key, step_values in steps:
             step_values = dict(step_values)
@@ -97,8 +109,9 @@ class MktCampaignCommon(MassMailCommon):
         return campaign, activities
 
     @classmethod
-    def _add_step(cls, campaign, name="Step", activity_type="email", trigger_type=None,
-                  parent=None, **values):
+    def _add_step(
+        cls, campaign, name="Step", activity_type="email", trigger_type=None, parent=None, **values
+    ):
         vals = {
             "campaign_id": campaign.id,
             "name": name,
@@ -128,12 +141,14 @@ class MktCampaignCommon(MassMailCommon):
     def _tagging_action(cls, tag=None):
         """A code server action that tags the partners it runs on."""
         tag = tag or cls.other_tag
-        return cls.env["ir.actions.server"].create({
-            "name": f"Tag as {tag.name}",
-            "model_id": cls.partner_model.id,
-            "state": "code",
-            "code": f"records.write({{'category_id': [(4, {tag.id})]}})",
-        })
+        return cls.env["ir.actions.server"].create(
+            {
+                "name": f"Tag as {tag.name}",
+                "model_id": cls.partner_model.id,
+                "state": "code",
+                "code": f"records.write({{'category_id': [(4, {tag.id})]}})",
+            }
+        )
 
     # ------------------------------------------------------------------
     # Running
@@ -211,7 +226,8 @@ class MktCampaignCommon(MassMailCommon):
     def _mailing_trace(self, trace):
         """The Email/SMS Marketing trace of a processed campaign step."""
         self.assertEqual(
-            len(trace.mailing_trace_ids), 1,
+            len(trace.mailing_trace_ids),
+            1,
             f"step {trace.activity_id.name} of {trace.record_name} has one message trace",
         )
         return trace.mailing_trace_ids
@@ -240,10 +256,15 @@ class SmtpSinkMixin:
         # the sink is the only way out: the steps' mailings are bound to this
         # server, so neither another ir.mail_server nor the configuration's
         # smtp_server can be picked
-        cls.mail_server = cls.env["ir.mail_server"].create({
-            "name": server_name, "smtp_host": "127.0.0.1", "smtp_port": cls.sink.port,
-            "smtp_encryption": "none", "sequence": 0,
-        })
+        cls.mail_server = cls.env["ir.mail_server"].create(
+            {
+                "name": server_name,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": cls.sink.port,
+                "smtp_encryption": "none",
+                "sequence": 0,
+            }
+        )
         # the campaign's sender: the company's address
         cls.env.company.email = sender
         Params = cls.env["ir.config_parameter"].sudo()
@@ -253,16 +274,24 @@ class SmtpSinkMixin:
     def _make_sink_campaign(self, name, prefix, domain_suffix, subject, body_html):
         """A campaign on the contacts whose e-mail starts with ``prefix`` and
         ends with ``domain_suffix``, one e-mail step bound to the sink."""
-        campaign = self.env["mkt.campaign"].create({
-            "name": name,
-            "model_id": self.env["ir.model"]._get_id("res.partner"),
-            "domain": repr([("email", "=like", f"{prefix}%{domain_suffix}")]),
-            "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
-        })
-        activity = self.env["mkt.activity"].create({
-            "name": "Welcome", "campaign_id": campaign.id, "activity_type": "email",
-            "trigger_type": "begin", "subject": subject, "body_html": body_html,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": name,
+                "model_id": self.env["ir.model"]._get_id("res.partner"),
+                "domain": repr([("email", "=like", f"{prefix}%{domain_suffix}")]),
+                "unique_field_id": self.env["ir.model.fields"]._get("res.partner", "email").id,
+            }
+        )
+        activity = self.env["mkt.activity"].create(
+            {
+                "name": "Welcome",
+                "campaign_id": campaign.id,
+                "activity_type": "email",
+                "trigger_type": "begin",
+                "subject": subject,
+                "body_html": body_html,
+            }
+        )
         activity.mailing_id.mail_server_id = self.mail_server
         return campaign, activity
 
@@ -270,4 +299,3 @@ class SmtpSinkMixin:
         self.env["mkt.trace"]._cron_execute_activities()
         self.env.flush_all()
         self.env.invalidate_all()
-

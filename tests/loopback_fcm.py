@@ -47,10 +47,15 @@ def _unb64(text):
 
 class _Handler(LoopbackJSONHandler):
     def _fcm_error(self, status, state, message, code=None):
-        details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                    "errorCode": code}] if code else []
-        self._reply(status, {"error": {"code": status, "message": message, "status": state,
-                                       "details": details}})
+        details = (
+            [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]
+            if code
+            else []
+        )
+        self._reply(
+            status,
+            {"error": {"code": status, "message": message, "status": state, "details": details}},
+        )
 
     def do_POST(self):
         owner = self.server.owner
@@ -69,21 +74,30 @@ class _Handler(LoopbackJSONHandler):
             return self._reply(400, {"error": "unsupported_grant_type"})
         try:
             header, claims, signature = (form.get("assertion") or [""])[0].split(".")
-            owner.public_key.verify(_unb64(signature), f"{header}.{claims}".encode(),
-                                    padding.PKCS1v15(), hashes.SHA256())
+            owner.public_key.verify(
+                _unb64(signature),
+                f"{header}.{claims}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
             claims = json.loads(_unb64(claims))
         except (ValueError, InvalidSignature):
-            return self._reply(400, {"error": "invalid_grant",
-                                     "error_description": "Invalid JWT Signature."})
-        if (claims.get("iss") != owner.client_email or claims.get("scope") != SCOPE
-                or claims.get("aud") != owner.token_uri or claims.get("exp", 0) < time.time()):
-            return self._reply(400, {"error": "invalid_grant",
-                                     "error_description": "Invalid JWT claims."})
+            return self._reply(
+                400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            )
+        if (
+            claims.get("iss") != owner.client_email
+            or claims.get("scope") != SCOPE
+            or claims.get("aud") != owner.token_uri
+            or claims.get("exp", 0) < time.time()
+        ):
+            return self._reply(
+                400, {"error": "invalid_grant", "error_description": "Invalid JWT claims."}
+            )
         owner.counter += 1
         token = f"ya29.loopback{owner.counter}"
         owner.access_tokens.add(token)
-        return self._reply(200, {"access_token": token, "expires_in": 3599,
-                                 "token_type": "Bearer"})
+        return self._reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     def _send(self, body):
         owner = self.server.owner
@@ -100,15 +114,23 @@ class _Handler(LoopbackJSONHandler):
             owner.unavailable_once.discard(device)
             return self._fcm_error(503, "UNAVAILABLE", "The service is unavailable.", "UNAVAILABLE")
         if device in owner.unregistered:
-            return self._fcm_error(404, "NOT_FOUND", "Requested entity was not found.",
-                                   "UNREGISTERED")
+            return self._fcm_error(
+                404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED"
+            )
         owner.counter += 1
         name = f"projects/{owner.project_id}/messages/0:{owner.counter}"
-        owner.messages.append({"name": name, "token": device, "notification": notification,
-                               "data": message.get("data") or {}})
+        owner.messages.append(
+            {
+                "name": name,
+                "token": device,
+                "notification": notification,
+                "data": message.get("data") or {},
+            }
+        )
         if owner.outdir:
-            with open(os.path.join(owner.outdir, f"{owner.counter:06d}.json"), "w",
-                      encoding="utf-8") as f:
+            with open(
+                os.path.join(owner.outdir, f"{owner.counter:06d}.json"), "w", encoding="utf-8"
+            ) as f:
                 json.dump(owner.messages[-1], f, ensure_ascii=False, indent=1)
         return self._reply(200, {"name": name})
 
@@ -141,14 +163,20 @@ class LoopbackFCMServer(LoopbackHTTPServer):
 
     def service_account(self):
         pem = self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
-        return json.dumps({
-            "type": "service_account", "project_id": self.project_id,
-            "private_key_id": "loopback", "private_key": pem,
-            "client_email": self.client_email, "token_uri": self.token_uri,
-        })
+        return json.dumps(
+            {
+                "type": "service_account",
+                "project_id": self.project_id,
+                "private_key_id": "loopback",
+                "private_key": pem,
+                "client_email": self.client_email,
+                "token_uri": self.token_uri,
+            }
+        )
 
 
 def _load_or_create_key(path):
@@ -158,10 +186,13 @@ def _load_or_create_key(path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if path:
         with open(path, "wb") as f:
-            f.write(key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ))
+            f.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
         os.chmod(path, 0o600)
     return key
 
@@ -178,7 +209,9 @@ def main():
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
     server = LoopbackFCMServer(
-        project_id=args.project_id, port=args.port, outdir=args.outdir,
+        project_id=args.project_id,
+        port=args.port,
+        outdir=args.outdir,
         private_key=_load_or_create_key(args.key_file),
     ).start()
     if args.account_file:

@@ -68,17 +68,22 @@ class _Handler(LoopbackJSONHandler):
                     state = owner.states.get(number.get("number"), "success")
                     results.append({"uuid": number.get("uuid"), "state": state, "credit": 1})
                     if state == "success":
-                        accepted.append({
-                            "uuid": number.get("uuid"), "number": number.get("number"),
-                            "content": message.get("content"), "webhook_url": webhook_url,
-                        })
+                        accepted.append(
+                            {
+                                "uuid": number.get("uuid"),
+                                "number": number.get("number"),
+                                "content": message.get("content"),
+                                "webhook_url": webhook_url,
+                            }
+                        )
             owner.sent += accepted
         for sms in accepted:
             owner._written(sms)
         self._reply(200, {"jsonrpc": "2.0", "id": request.get("id"), "result": results})
         if owner.auto_deliver and accepted and webhook_url:
             threading.Thread(
-                target=owner._deliver_later, args=([s["uuid"] for s in accepted], webhook_url),
+                target=owner._deliver_later,
+                args=([s["uuid"] for s in accepted], webhook_url),
                 daemon=True,
             ).start()
 
@@ -111,8 +116,12 @@ class LoopbackSmsServer(LoopbackHTTPServer):
             return
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{sms['uuid'] or uuid_lib.uuid4().hex}.json"
         with open(os.path.join(self.outdir, name), "w", encoding="utf-8") as f:
-            json.dump({"to": sms["number"], "body": sms["content"], "uuid": sms["uuid"]}, f,
-                      ensure_ascii=False, indent=1)
+            json.dump(
+                {"to": sms["number"], "body": sms["content"], "uuid": sms["uuid"]},
+                f,
+                ensure_ascii=False,
+                indent=1,
+            )
 
     def _deliver_later(self, uuids, webhook_url):
         time.sleep(1)
@@ -128,14 +137,18 @@ class LoopbackSmsServer(LoopbackHTTPServer):
         if not webhook_url:
             webhook_url = next(s["webhook_url"] for s in self.sent if s["uuid"] in uuids)
         payload = {
-            "jsonrpc": "2.0", "method": "call", "id": uuid_lib.uuid4().hex,
+            "jsonrpc": "2.0",
+            "method": "call",
+            "id": uuid_lib.uuid4().hex,
             "params": {"message_statuses": [{"sms_status": status, "uuids": list(uuids)}]},
         }
         if post:
             return post(webhook_url, payload)
         body = json.dumps(payload).encode()
         request = urllib.request.Request(
-            webhook_url, data=body, headers={"Content-Type": "application/json"},
+            webhook_url,
+            data=body,
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"{}")
@@ -145,20 +158,24 @@ def loopback_iap_jsonrpc(server):
     """``iap_tools.iap_jsonrpc`` for the tests: the same JSON-RPC call and
     errors, to ``server`` only (Odoo refuses any IAP call under tests)."""
     import requests
+
     from odoo import exceptions
 
     def iap_jsonrpc(url, method="call", params=None, timeout=15):
         if not url.startswith(server.endpoint + "/"):
             raise exceptions.AccessError("Unavailable during tests.")  # pylint: disable=missing-gettext
-        payload = {"jsonrpc": "2.0", "method": method, "params": params,
-                   "id": uuid_lib.uuid4().hex}
+        payload = {"jsonrpc": "2.0", "method": method, "params": params, "id": uuid_lib.uuid4().hex}
         try:
             response = requests.post(url, json=payload, timeout=timeout)
             response.raise_for_status()
             data = response.json()
-        except (ValueError, requests.exceptions.ConnectionError,
-                requests.exceptions.MissingSchema, requests.exceptions.Timeout,
-                requests.exceptions.HTTPError) as e:
+        except (
+            ValueError,
+            requests.exceptions.ConnectionError,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.Timeout,
+            requests.exceptions.HTTPError,
+        ) as e:
             raise exceptions.AccessError(  # pylint: disable=missing-gettext
                 f"The url that this service requested returned an error. {url}"
             ) from e
@@ -174,8 +191,9 @@ def patch_iap(server):
     to ``server``."""
     from unittest.mock import patch
 
-    return patch("odoo.addons.iap.tools.iap_tools.iap_jsonrpc",
-                 side_effect=loopback_iap_jsonrpc(server))
+    return patch(
+        "odoo.addons.iap.tools.iap_tools.iap_jsonrpc", side_effect=loopback_iap_jsonrpc(server)
+    )
 
 
 def main():
@@ -186,8 +204,9 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     server = LoopbackSmsServer(port=args.port, outdir=args.outdir, auto_deliver=True).start()
-    server.serve_sandbox(args.port_file,
-                         f"SMS sandbox on {server.endpoint}, messages in {args.outdir}")
+    server.serve_sandbox(
+        args.port_file, f"SMS sandbox on {server.endpoint}, messages in {args.outdir}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,10 +46,10 @@ import sys
 import threading
 import time
 
-__all__ = ['LoopbackSMTPServer', 'Received']
+__all__ = ["LoopbackSMTPServer", "Received"]
 
 DEFAULT_MAX_SIZE = 50 * 1024 * 1024
-CRLF = b'\r\n'
+CRLF = b"\r\n"
 
 
 class Received:
@@ -61,11 +61,31 @@ class Received:
     ``received['Subject']`` is a shortcut for ``received.message['Subject']``.
     """
 
-    __slots__ = ('seq', 'mail_from', 'rcpt_tos', 'mail_options', 'rcpt_options',
-                 'raw', 'peer', 'received_at', 'path', '_message')
+    __slots__ = (
+        "seq",
+        "mail_from",
+        "rcpt_tos",
+        "mail_options",
+        "rcpt_options",
+        "raw",
+        "peer",
+        "received_at",
+        "path",
+        "_message",
+    )
 
-    def __init__(self, seq, mail_from, rcpt_tos, raw, mail_options=(), rcpt_options=(),
-                 peer=None, received_at=None, path=None):
+    def __init__(
+        self,
+        seq,
+        mail_from,
+        rcpt_tos,
+        raw,
+        mail_options=(),
+        rcpt_options=(),
+        peer=None,
+        received_at=None,
+        path=None,
+    ):
         self.seq = seq
         self.mail_from = mail_from
         self.rcpt_tos = list(rcpt_tos)
@@ -83,7 +103,8 @@ class Received:
         if msg is None:
             # parse with '\n' line ends so that get_content() gives natural text
             msg = email.parser.BytesParser(policy=email.policy.default).parsebytes(
-                self.raw.replace(CRLF, b'\n'))
+                self.raw.replace(CRLF, b"\n")
+            )
             msg.mail_from = self.mail_from
             msg.rcpt_tos = self.rcpt_tos
             msg.envelope = self
@@ -98,8 +119,12 @@ class Received:
         return iter((self.mail_from, self.rcpt_tos, self.message))
 
     def __repr__(self):
-        return '<Received #%d from %r to %r, %d bytes>' % (
-            self.seq, self.mail_from, self.rcpt_tos, len(self.raw))
+        return "<Received #%d from %r to %r, %d bytes>" % (
+            self.seq,
+            self.mail_from,
+            self.rcpt_tos,
+            len(self.raw),
+        )
 
 
 class MessageList:
@@ -150,16 +175,24 @@ class MessageList:
             self._items.clear()
 
     def __repr__(self):
-        return '<MessageList of %d messages>' % len(self)
+        return "<MessageList of %d messages>" % len(self)
 
 
 class LoopbackSMTPServer:
     """Asyncio SMTP sink running in a background thread (see module doc)."""
 
-    hostname = 'loopback-smtp'
+    hostname = "loopback-smtp"
 
-    def __init__(self, host='127.0.0.1', port=0, maildir=None, keep_messages=True,
-                 max_size=DEFAULT_MAX_SIZE, verbose=False, log=None):
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=0,
+        maildir=None,
+        keep_messages=True,
+        max_size=DEFAULT_MAX_SIZE,
+        verbose=False,
+        log=None,
+    ):
         self.host = host
         self.port = port
         self.maildir = maildir
@@ -172,11 +205,11 @@ class LoopbackSMTPServer:
         self.messages = MessageList(self._lock)
         self._count = 0
         self._seq = 0
-        self._failures = []            # list of [stage, remaining, code, text]
+        self._failures = []  # list of [stage, remaining, code, text]
         self.connections_total = 0
-        self.delay = 0                 # seconds before answering each message
+        self.delay = 0  # seconds before answering each message
         self.connections_open = 0
-        self.auth_attempts = []        # (mechanism, username) tuples
+        self.auth_attempts = []  # (mechanism, username) tuples
         self._loop = None
         self._server = None
         self._thread = None
@@ -202,12 +235,13 @@ class LoopbackSMTPServer:
 
     def start(self, timeout=10):
         if self._thread is not None:
-            raise RuntimeError('server already started')
-        self._thread = threading.Thread(target=self._run, name='loopback-smtp-%s' % self.port,
-                                        daemon=True)
+            raise RuntimeError("server already started")
+        self._thread = threading.Thread(
+            target=self._run, name="loopback-smtp-%s" % self.port, daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise RuntimeError('loopback SMTP server did not start within %ss' % timeout)
+            raise RuntimeError("loopback SMTP server did not start within %ss" % timeout)
         if self._start_error is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -221,7 +255,7 @@ class LoopbackSMTPServer:
         if loop is not None and self._stopping is not None and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(self._stopping.set)
-            except RuntimeError:        # loop already closed
+            except RuntimeError:  # loop already closed
                 pass
         thread.join(timeout)
         self._thread = None
@@ -259,7 +293,7 @@ class LoopbackSMTPServer:
             self.messages._items.clear()
         return items
 
-    def fail_next(self, n=1, code=451, text=None, stage='rcpt'):
+    def fail_next(self, n=1, code=451, text=None, stage="rcpt"):
         """Answer the next ``n`` commands of ``stage`` with ``code`` (default 451).
 
         ``stage`` is ``'rcpt'`` (RCPT TO, the default), ``'mail'`` (MAIL FROM)
@@ -267,11 +301,14 @@ class LoopbackSMTPServer:
         failures (to test retries), 5xx permanent ones.
         """
         stage = stage.lower()
-        if stage not in ('rcpt', 'mail', 'data'):
+        if stage not in ("rcpt", "mail", "data"):
             raise ValueError("stage must be 'rcpt', 'mail' or 'data'")
         if text is None:
-            text = ('4.3.0 Temporary failure (loopback test)' if 400 <= code < 500
-                    else '5.7.1 Rejected (loopback test)')
+            text = (
+                "4.3.0 Temporary failure (loopback test)"
+                if 400 <= code < 500
+                else "5.7.1 Rejected (loopback test)"
+            )
         with self._lock:
             self._failures.append([stage, int(n), int(code), text])
 
@@ -284,14 +321,17 @@ class LoopbackSMTPServer:
 
     def messages_to(self, address):
         address = address.lower()
-        return [r.message for r in self.messages.envelopes()
-                if address in (a.lower() for a in r.rcpt_tos)]
+        return [
+            r.message
+            for r in self.messages.envelopes()
+            if address in (a.lower() for a in r.rcpt_tos)
+        ]
 
     # ------------------------------------------------------------------
     # internals
     # ------------------------------------------------------------------
     def _take_failure(self, stage):
-        if not self._failures:      # fast path, no lock
+        if not self._failures:  # fast path, no lock
             return None
         with self._lock:
             for failure in self._failures:
@@ -309,31 +349,35 @@ class LoopbackSMTPServer:
             seq = self._seq
         path = None
         if self.maildir:
-            stamp = time.strftime('%Y%m%dT%H%M%S', time.localtime(now))
-            name = '%s.%06d-%06d.eml' % (stamp, int((now % 1) * 1e6), seq)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
+            name = "%s.%06d-%06d.eml" % (stamp, int((now % 1) * 1e6), seq)
             path = os.path.join(self.maildir, name)
-            tmp = os.path.join(self.maildir, '.%s.tmp' % name)
-            with open(tmp, 'wb') as fh:
+            tmp = os.path.join(self.maildir, ".%s.tmp" % name)
+            with open(tmp, "wb") as fh:
                 fh.write(raw)
             os.replace(tmp, path)
-        received = Received(seq, mail_from, rcpt_tos, raw, mail_options, rcpt_options,
-                            peer, now, path)
+        received = Received(
+            seq, mail_from, rcpt_tos, raw, mail_options, rcpt_options, peer, now, path
+        )
         with self._cond:
             if self.keep_messages:
                 self.messages._append(received)
             self._count += 1
             self._cond.notify_all()
         if self.verbose:
-            subject = ''
-            for line in raw[:8192].split(b'\n'):
-                if line[:8].lower() == b'subject:':
-                    subject = line[8:].strip().decode('utf-8', 'replace')
+            subject = ""
+            for line in raw[:8192].split(b"\n"):
+                if line[:8].lower() == b"subject:":
+                    subject = line[8:].strip().decode("utf-8", "replace")
                     break
                 if not line.strip():
                     break
-            print('[loopback-smtp] #%d %s -> %s %s%s' % (
-                seq, mail_from, ', '.join(rcpt_tos), subject, (' [%s]' % path) if path else ''),
-                file=self._log_stream, flush=True)
+            print(
+                "[loopback-smtp] #%d %s -> %s %s%s"
+                % (seq, mail_from, ", ".join(rcpt_tos), subject, (" [%s]" % path) if path else ""),
+                file=self._log_stream,
+                flush=True,
+            )
         return received
 
     def _run(self):
@@ -346,7 +390,7 @@ class LoopbackSMTPServer:
                 self._start_error = e
                 self._ready.set()
             else:
-                print('[loopback-smtp] server crashed: %r' % (e,), file=self._log_stream)
+                print("[loopback-smtp] server crashed: %r" % (e,), file=self._log_stream)
         finally:
             try:
                 pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
@@ -361,8 +405,8 @@ class LoopbackSMTPServer:
     async def _serve(self):
         self._stopping = asyncio.Event()
         self._server = await asyncio.start_server(
-            self._handle, self.host, self.port,
-            limit=self.max_size + 64 * 1024, backlog=512)
+            self._handle, self.host, self.port, limit=self.max_size + 64 * 1024, backlog=512
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         await self._stopping.wait()
@@ -381,7 +425,7 @@ class LoopbackSMTPServer:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         except Exception as e:  # noqa: BLE001 - never kill the server for one client
-            print('[loopback-smtp] session error: %r' % (e,), file=self._log_stream, flush=True)
+            print("[loopback-smtp] session error: %r" % (e,), file=self._log_stream, flush=True)
         finally:
             self._writers.discard(writer)
             with self._lock:
@@ -392,9 +436,9 @@ class LoopbackSMTPServer:
                 pass
 
     async def _session(self, reader, writer):  # noqa: C901 - one branch per SMTP command
-        peer = writer.get_extra_info('peername')
+        peer = writer.get_extra_info("peername")
         write = writer.write
-        write(b'220 %s ESMTP loopback catcher ready\r\n' % self.hostname.encode())
+        write(b"220 %s ESMTP loopback catcher ready\r\n" % self.hostname.encode())
         greeted = False
         mail_from = None
         mail_options = []
@@ -409,162 +453,165 @@ class LoopbackSMTPServer:
             try:
                 line = await readline()
             except (ValueError, asyncio.LimitOverrunError):
-                write(b'500 5.5.2 Line too long\r\n')
+                write(b"500 5.5.2 Line too long\r\n")
                 return
             if not line:
                 return
             verb = line[:4].upper()
             arg = line[4:].strip()
-            if verb == b'MAIL':
-                if not arg.upper().startswith(b'FROM:'):
-                    write(b'501 5.5.4 Syntax: MAIL FROM:<address>\r\n')
+            if verb == b"MAIL":
+                if not arg.upper().startswith(b"FROM:"):
+                    write(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n")
                     continue
-                failure = self._take_failure('mail')
+                failure = self._take_failure("mail")
                 if failure:
-                    write(b'%d %s\r\n' % (failure[0], failure[1].encode()))
+                    write(b"%d %s\r\n" % (failure[0], failure[1].encode()))
                     continue
                 address, params = _parse_path(arg[5:])
                 if address is None:
-                    write(b'501 5.1.7 Bad sender address syntax\r\n')
+                    write(b"501 5.1.7 Bad sender address syntax\r\n")
                     continue
                 size = _size_param(params)
                 if size is not None and size > self.max_size:
-                    write(b'552 5.3.4 Message size exceeds fixed maximum message size\r\n')
+                    write(b"552 5.3.4 Message size exceeds fixed maximum message size\r\n")
                     continue
                 # a new MAIL implicitly resets an unfinished transaction (lenient:
                 # smtplib sends no RSET after a refused DATA command)
                 mail_from, mail_options = address, params
                 rcpt_tos, rcpt_options = [], []
-                write(b'250 2.1.0 OK\r\n')
-            elif verb == b'RCPT':
+                write(b"250 2.1.0 OK\r\n")
+            elif verb == b"RCPT":
                 if mail_from is None:
-                    write(b'503 5.5.1 Error: need MAIL command\r\n')
+                    write(b"503 5.5.1 Error: need MAIL command\r\n")
                     continue
-                if not arg.upper().startswith(b'TO:'):
-                    write(b'501 5.5.4 Syntax: RCPT TO:<address>\r\n')
+                if not arg.upper().startswith(b"TO:"):
+                    write(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n")
                     continue
-                failure = self._take_failure('rcpt')
+                failure = self._take_failure("rcpt")
                 if failure:
-                    write(b'%d %s\r\n' % (failure[0], failure[1].encode()))
+                    write(b"%d %s\r\n" % (failure[0], failure[1].encode()))
                     continue
                 address, params = _parse_path(arg[3:])
                 if not address:
-                    write(b'501 5.1.3 Bad recipient address syntax\r\n')
+                    write(b"501 5.1.3 Bad recipient address syntax\r\n")
                     continue
                 rcpt_tos.append(address)
                 rcpt_options.append(params)
-                write(b'250 2.1.5 OK\r\n')
-            elif verb == b'DATA':
+                write(b"250 2.1.5 OK\r\n")
+            elif verb == b"DATA":
                 if mail_from is None:
-                    write(b'503 5.5.1 Error: need MAIL command\r\n')
+                    write(b"503 5.5.1 Error: need MAIL command\r\n")
                     continue
                 if not rcpt_tos:
-                    write(b'503 5.5.1 Error: need RCPT command\r\n')
+                    write(b"503 5.5.1 Error: need RCPT command\r\n")
                     continue
-                failure = self._take_failure('data')
+                failure = self._take_failure("data")
                 if failure:
                     # like most MTAs, a refused DATA ends the transaction
                     mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
-                    write(b'%d %s\r\n' % (failure[0], failure[1].encode()))
+                    write(b"%d %s\r\n" % (failure[0], failure[1].encode()))
                     continue
-                write(b'354 End data with <CR><LF>.<CR><LF>\r\n')
+                write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 await writer.drain()
                 try:
                     raw = await _read_data(reader)
                 except asyncio.LimitOverrunError:
-                    write(b'552 5.3.4 Message size exceeds fixed maximum message size\r\n')
+                    write(b"552 5.3.4 Message size exceeds fixed maximum message size\r\n")
                     return
                 if len(raw) > self.max_size:
-                    write(b'552 5.3.4 Message size exceeds fixed maximum message size\r\n')
+                    write(b"552 5.3.4 Message size exceeds fixed maximum message size\r\n")
                 else:
-                    received = self._store(mail_from, rcpt_tos, raw, mail_options,
-                                           rcpt_options, peer)
+                    received = self._store(
+                        mail_from, rcpt_tos, raw, mail_options, rcpt_options, peer
+                    )
                     if self.delay:
                         # a slow server: the message is stored, the answer late
                         await asyncio.sleep(self.delay)
-                    write(b'250 2.0.0 OK queued as %06d\r\n' % received.seq)
+                    write(b"250 2.0.0 OK queued as %06d\r\n" % received.seq)
                 mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
-            elif verb == b'EHLO':
+            elif verb == b"EHLO":
                 greeted = True
                 mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
-                write(b'250-%s Hello %s\r\n'
-                      b'250-8BITMIME\r\n'
-                      b'250-SMTPUTF8\r\n'
-                      b'250-SIZE %d\r\n'
-                      b'250-AUTH PLAIN LOGIN\r\n'
-                      b'250-ENHANCEDSTATUSCODES\r\n'
-                      b'250 HELP\r\n' % (self.hostname.encode(), arg or b'there', self.max_size))
-            elif verb == b'HELO':
+                write(
+                    b"250-%s Hello %s\r\n"
+                    b"250-8BITMIME\r\n"
+                    b"250-SMTPUTF8\r\n"
+                    b"250-SIZE %d\r\n"
+                    b"250-AUTH PLAIN LOGIN\r\n"
+                    b"250-ENHANCEDSTATUSCODES\r\n"
+                    b"250 HELP\r\n" % (self.hostname.encode(), arg or b"there", self.max_size)
+                )
+            elif verb == b"HELO":
                 greeted = True
                 mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
-                write(b'250 %s\r\n' % self.hostname.encode())
-            elif verb == b'RSET':
+                write(b"250 %s\r\n" % self.hostname.encode())
+            elif verb == b"RSET":
                 mail_from, mail_options, rcpt_tos, rcpt_options = None, [], [], []
-                write(b'250 2.0.0 OK\r\n')
-            elif verb == b'NOOP':
-                write(b'250 2.0.0 OK\r\n')
-            elif verb == b'QUIT':
-                write(b'221 2.0.0 Bye\r\n')
+                write(b"250 2.0.0 OK\r\n")
+            elif verb == b"NOOP":
+                write(b"250 2.0.0 OK\r\n")
+            elif verb == b"QUIT":
+                write(b"221 2.0.0 Bye\r\n")
                 await writer.drain()
                 return
-            elif verb == b'AUTH':
+            elif verb == b"AUTH":
                 if not greeted:
-                    write(b'503 5.5.1 Error: send EHLO first\r\n')
+                    write(b"503 5.5.1 Error: send EHLO first\r\n")
                     continue
                 await self._auth(arg, reader, writer)
-            elif verb == b'VRFY':
-                write(b'252 2.0.0 Cannot VRFY user, but will accept message\r\n')
-            elif verb == b'HELP':
-                write(b'214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY AUTH HELP\r\n')
-            elif verb == b'STAR':   # STARTTLS
-                write(b'502 5.5.1 STARTTLS not supported by the loopback catcher\r\n')
-            elif verb == b'EXPN':
-                write(b'502 5.5.1 EXPN not supported\r\n')
+            elif verb == b"VRFY":
+                write(b"252 2.0.0 Cannot VRFY user, but will accept message\r\n")
+            elif verb == b"HELP":
+                write(b"214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY AUTH HELP\r\n")
+            elif verb == b"STAR":  # STARTTLS
+                write(b"502 5.5.1 STARTTLS not supported by the loopback catcher\r\n")
+            elif verb == b"EXPN":
+                write(b"502 5.5.1 EXPN not supported\r\n")
             else:
-                write(b'500 5.5.2 Error: command not recognized\r\n')
+                write(b"500 5.5.2 Error: command not recognized\r\n")
 
     async def _auth(self, arg, reader, writer):
         parts = arg.split(None, 1)
-        mech = parts[0].upper() if parts else b''
+        mech = parts[0].upper() if parts else b""
         initial = parts[1] if len(parts) > 1 else None
         write = writer.write
-        username = ''
+        username = ""
         try:
-            if mech == b'PLAIN':
-                if initial is None or initial == b'=':
-                    write(b'334 \r\n')
+            if mech == b"PLAIN":
+                if initial is None or initial == b"=":
+                    write(b"334 \r\n")
                     await writer.drain()
                     initial = (await reader.readline()).strip()
-                if initial == b'*':
-                    write(b'501 5.7.0 Authentication aborted\r\n')
+                if initial == b"*":
+                    write(b"501 5.7.0 Authentication aborted\r\n")
                     return
-                decoded = base64.b64decode(initial, validate=True) if initial else b''
-                fields = decoded.split(b'\0')
-                username = (fields[1] if len(fields) > 1 else b'').decode('utf-8', 'replace')
-            elif mech == b'LOGIN':
+                decoded = base64.b64decode(initial, validate=True) if initial else b""
+                fields = decoded.split(b"\0")
+                username = (fields[1] if len(fields) > 1 else b"").decode("utf-8", "replace")
+            elif mech == b"LOGIN":
                 if initial is None:
-                    write(b'334 VXNlcm5hbWU6\r\n')        # "Username:"
+                    write(b"334 VXNlcm5hbWU6\r\n")  # "Username:"
                     await writer.drain()
                     initial = (await reader.readline()).strip()
-                if initial == b'*':
-                    write(b'501 5.7.0 Authentication aborted\r\n')
+                if initial == b"*":
+                    write(b"501 5.7.0 Authentication aborted\r\n")
                     return
-                username = base64.b64decode(initial, validate=True).decode('utf-8', 'replace')
-                write(b'334 UGFzc3dvcmQ6\r\n')            # "Password:"
+                username = base64.b64decode(initial, validate=True).decode("utf-8", "replace")
+                write(b"334 UGFzc3dvcmQ6\r\n")  # "Password:"
                 await writer.drain()
                 password = (await reader.readline()).strip()
-                if password == b'*':
-                    write(b'501 5.7.0 Authentication aborted\r\n')
+                if password == b"*":
+                    write(b"501 5.7.0 Authentication aborted\r\n")
                     return
             else:
-                write(b'504 5.5.4 Unrecognized authentication type\r\n')
+                write(b"504 5.5.4 Unrecognized authentication type\r\n")
                 return
         except (binascii.Error, ValueError):
-            write(b'501 5.5.2 Cannot decode response\r\n')
+            write(b"501 5.5.2 Cannot decode response\r\n")
             return
         with self._lock:
             self.auth_attempts.append((mech.decode(), username))
-        write(b'235 2.7.0 Authentication successful\r\n')
+        write(b"235 2.7.0 Authentication successful\r\n")
 
 
 async def _read_data(reader):
@@ -576,16 +623,16 @@ async def _read_data(reader):
     buf = bytearray()
     readuntil = reader.readuntil
     while True:
-        buf += await readuntil(b'.\r\n')
+        buf += await readuntil(b".\r\n")
         n = len(buf)
-        if n == 3:                       # ".\r\n" right away: empty message
-            return b''
-        if buf[n - 4] == 10:             # "\n.\r\n": end of data
+        if n == 3:  # ".\r\n" right away: empty message
+            return b""
+        if buf[n - 4] == 10:  # "\n.\r\n": end of data
             break
-    del buf[-3:]                         # drop ".\r\n", keep the last CRLF
-    if b'\n.' in buf:
-        buf = buf.replace(b'\n.', b'\n')
-    if buf[:1] == b'.':
+    del buf[-3:]  # drop ".\r\n", keep the last CRLF
+    if b"\n." in buf:
+        buf = buf.replace(b"\n.", b"\n")
+    if buf[:1] == b".":
         del buf[0]
     return bytes(buf)
 
@@ -593,27 +640,27 @@ async def _read_data(reader):
 def _parse_path(arg):
     """Parse ``<addr> PARAM=VALUE ...``; return (address, [params]) or (None, [])."""
     arg = arg.strip()
-    text = arg.decode('utf-8', 'surrogateescape')
-    if text.startswith('<'):
-        end = text.find('>')
+    text = arg.decode("utf-8", "surrogateescape")
+    if text.startswith("<"):
+        end = text.find(">")
         if end < 0:
             return None, []
         address = text[1:end].strip()
-        rest = text[end + 1:]
+        rest = text[end + 1 :]
     else:
         pieces = text.split(None, 1)
         if not pieces:
             return None, []
         address = pieces[0]
-        rest = pieces[1] if len(pieces) > 1 else ''
-    if ':' in address and address.startswith('@'):   # strip source route "@a,@b:user@c"
-        address = address.split(':', 1)[1]
+        rest = pieces[1] if len(pieces) > 1 else ""
+    if ":" in address and address.startswith("@"):  # strip source route "@a,@b:user@c"
+        address = address.split(":", 1)[1]
     return address, rest.split()
 
 
 def _size_param(params):
     for param in params:
-        if param[:5].upper() == 'SIZE=':
+        if param[:5].upper() == "SIZE=":
             try:
                 return int(param[5:])
             except ValueError:
@@ -622,21 +669,35 @@ def _size_param(params):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Loopback SMTP catcher (never relays anything).')
-    parser.add_argument('--host', default='127.0.0.1',
-                        help='address to listen on (default 127.0.0.1; keep it on loopback)')
-    parser.add_argument('--port', type=int, default=2525, help='port (0 = any free port; default 2525)')
-    parser.add_argument('--maildir', help='also write every message to DIR/<timestamp>-<seq>.eml')
-    parser.add_argument('--port-file', help='write the port actually used to this file')
-    parser.add_argument('--max-size', type=int, default=DEFAULT_MAX_SIZE)
-    parser.add_argument('--verbose', '-v', action='store_true', help='print one line per message')
-    parser.add_argument('--no-keep', action='store_true',
-                        help='do not keep messages in memory (for long benchmark runs)')
+    parser = argparse.ArgumentParser(description="Loopback SMTP catcher (never relays anything).")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; keep it on loopback)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=2525, help="port (0 = any free port; default 2525)"
+    )
+    parser.add_argument("--maildir", help="also write every message to DIR/<timestamp>-<seq>.eml")
+    parser.add_argument("--port-file", help="write the port actually used to this file")
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE)
+    parser.add_argument("--verbose", "-v", action="store_true", help="print one line per message")
+    parser.add_argument(
+        "--no-keep",
+        action="store_true",
+        help="do not keep messages in memory (for long benchmark runs)",
+    )
     args = parser.parse_args(argv)
 
-    server = LoopbackSMTPServer(args.host, args.port, maildir=args.maildir,
-                                keep_messages=not args.no_keep and not args.maildir,
-                                max_size=args.max_size, verbose=args.verbose, log=sys.stdout)
+    server = LoopbackSMTPServer(
+        args.host,
+        args.port,
+        maildir=args.maildir,
+        keep_messages=not args.no_keep and not args.maildir,
+        max_size=args.max_size,
+        verbose=args.verbose,
+        log=sys.stdout,
+    )
     stop = threading.Event()
 
     def _on_signal(signum, frame):
@@ -647,22 +708,29 @@ def main(argv=None):
     try:
         server.start()
     except OSError as e:
-        print('loopback SMTP: cannot listen on %s:%s: %s' % (args.host, args.port, e),
-              file=sys.stderr)
+        print(
+            "loopback SMTP: cannot listen on %s:%s: %s" % (args.host, args.port, e), file=sys.stderr
+        )
         return 1
     if args.port_file:
-        with open(args.port_file, 'w') as fh:
-            fh.write('%d\n' % server.port)
-    print('loopback SMTP listening on %s:%d%s (pid %d)' % (
-        server.host, server.port,
-        (', writing messages to %s' % os.path.abspath(args.maildir)) if args.maildir else '',
-        os.getpid()), flush=True)
+        with open(args.port_file, "w") as fh:
+            fh.write("%d\n" % server.port)
+    print(
+        "loopback SMTP listening on %s:%d%s (pid %d)"
+        % (
+            server.host,
+            server.port,
+            (", writing messages to %s" % os.path.abspath(args.maildir)) if args.maildir else "",
+            os.getpid(),
+        ),
+        flush=True,
+    )
     while not stop.wait(3600):
         pass
     server.stop()
-    print('loopback SMTP stopped after %d message(s)' % server.count, flush=True)
+    print("loopback SMTP stopped after %d message(s)" % server.count, flush=True)
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -52,8 +52,17 @@ class _Handler(LoopbackJSONHandler):
             self.server.owner.connections += 1
 
     def _error(self, status, code, message):
-        self._reply(status, {"error": {"message": message, "type": "OAuthException",
-                                       "code": code, "fbtrace_id": "loopback"}})
+        self._reply(
+            status,
+            {
+                "error": {
+                    "message": message,
+                    "type": "OAuthException",
+                    "code": code,
+                    "fbtrace_id": "loopback",
+                }
+            },
+        )
 
     def _authorized(self):
         owner = self.server.owner
@@ -112,11 +121,16 @@ class _Handler(LoopbackJSONHandler):
         owner.template_requests.append(payload)
         template_id = str(1000 + len(owner.templates))
         owner.templates[payload["name"]] = {
-            "id": template_id, "name": payload["name"], "language": payload["language"],
-            "category": payload["category"], "status": "PENDING", "rejected_reason": "NONE",
+            "id": template_id,
+            "name": payload["name"],
+            "language": payload["language"],
+            "category": payload["category"],
+            "status": "PENDING",
+            "rejected_reason": "NONE",
         }
-        return self._reply(200, {"id": template_id, "status": "PENDING",
-                                 "category": payload["category"]})
+        return self._reply(
+            200, {"id": template_id, "status": "PENDING", "category": payload["category"]}
+        )
 
     def _send(self, payload):
         owner = self.server.owner
@@ -139,18 +153,28 @@ class _Handler(LoopbackJSONHandler):
         if owner.outdir:
             with open(os.path.join(owner.outdir, f"{wamid}.json"), "w") as fh:
                 json.dump(owner.messages[-1], fh, indent=2)
-        return self._reply(200, {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
-            "messages": [{"id": wamid}],
-        })
+        return self._reply(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [{"id": wamid}],
+            },
+        )
 
 
 class LoopbackWhatsAppServer(LoopbackHTTPServer):
     handler_class = _Handler
 
-    def __init__(self, token="loopback-token", account_id="111", phone_number_id="222",
-                 auto_approve=False, outdir=None, port=0):
+    def __init__(
+        self,
+        token="loopback-token",
+        account_id="111",
+        phone_number_id="222",
+        auto_approve=False,
+        outdir=None,
+        port=0,
+    ):
         super().__init__(port)
         self.auto_approve = auto_approve
         self.outdir = outdir
@@ -163,8 +187,8 @@ class LoopbackWhatsAppServer(LoopbackHTTPServer):
         self.undeliverable = set()
         self.throttle_once = set()
         self.counter = 0
-        self.connections = 0     # TCP connections accepted
-        self.sent_at = []        # CLOCK_MONOTONIC of each message accepted
+        self.connections = 0  # TCP connections accepted
+        self.sent_at = []  # CLOCK_MONOTONIC of each message accepted
 
     @property
     def endpoint(self):
@@ -188,8 +212,12 @@ def main():
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
     server = LoopbackWhatsAppServer(
-        token=args.token, account_id=args.account_id, phone_number_id=args.phone_number_id,
-        auto_approve=True, outdir=args.outdir, port=args.port,
+        token=args.token,
+        account_id=args.account_id,
+        phone_number_id=args.phone_number_id,
+        auto_approve=True,
+        outdir=args.outdir,
+        port=args.port,
     ).start()
     if args.port_file:
         with open(args.port_file, "w") as fh:

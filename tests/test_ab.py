@@ -15,29 +15,45 @@ H = timedelta(hours=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestAbTest(MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.crowd = cls.env["res.partner"].create([
-            {"name": f"Tester {n:02d}", "email": f"abtester{n:02d}@example.com",
-             "category_id": cls.tag.ids}
-            for n in range(40)
-        ])
+        cls.crowd = cls.env["res.partner"].create(
+            [
+                {
+                    "name": f"Tester {n:02d}",
+                    "email": f"abtester{n:02d}@example.com",
+                    "category_id": cls.tag.ids,
+                }
+                for n in range(40)
+            ]
+        )
 
     def _ab_campaign(self):
         campaign, steps = self._create_campaign(
-            [("welcome", {})], domain=repr([("id", "in", self.crowd.ids)]),
+            [("welcome", {})],
+            domain=repr([("id", "in", self.crowd.ids)]),
         )
         step = steps["welcome"]
-        step.write({
-            "ab_enabled": True, "ab_criterion": "open", "ab_test_hours": 2,
-            "ab_variant_ids": [
-                (0, 0, {"name": "Short", "share": 25, "subject": "A: hi {{ object.name }}"}),
-                (0, 0, {"name": "Long", "share": 25,
-                        "subject": "B: a longer subject for {{ object.name }}"}),
-            ],
-        })
+        step.write(
+            {
+                "ab_enabled": True,
+                "ab_criterion": "open",
+                "ab_test_hours": 2,
+                "ab_variant_ids": [
+                    (0, 0, {"name": "Short", "share": 25, "subject": "A: hi {{ object.name }}"}),
+                    (
+                        0,
+                        0,
+                        {
+                            "name": "Long",
+                            "share": 25,
+                            "subject": "B: a longer subject for {{ object.name }}",
+                        },
+                    ),
+                ],
+            }
+        )
         return campaign, step
 
     def _mails_per_partner(self):
@@ -120,8 +136,10 @@ class TestAbTest(MktCampaignCommon):
         traces.sudo().write({"ab_variant_id": False, "ab_group": False})
         traces.sudo().write({"state": "processing"})
         traces.sudo()._ab_assign(step)
-        self.assertEqual({t.participant_id.id: t.ab_variant_id.id for t in traces},
-                         {pid: vid for pid, vid in first.items() if vid})
+        self.assertEqual(
+            {t.participant_id.id: t.ab_variant_id.id for t in traces},
+            {pid: vid for pid, vid in first.items() if vid},
+        )
 
     def test_email_marketing_ab_refused_on_step_mailing(self):
         _campaign, step = self._ab_campaign()

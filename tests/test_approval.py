@@ -22,10 +22,18 @@ class TestApproval(MktCampaignCommon):
         )
 
     def _approval_activities(self, campaign):
-        return self.env["mail.activity"].sudo().with_context(active_test=False).search([
-            ("res_model", "=", "mkt.campaign"), ("res_id", "=", campaign.id),
-            ("activity_type_id", "=", self.activity_type.id),
-        ])
+        return (
+            self.env["mail.activity"]
+            .sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("res_model", "=", "mkt.campaign"),
+                    ("res_id", "=", campaign.id),
+                    ("activity_type_id", "=", self.activity_type.id),
+                ]
+            )
+        )
 
     def test_without_setting_nothing_changes(self):
         self._require_approval(False)
@@ -49,11 +57,15 @@ class TestApproval(MktCampaignCommon):
         campaign.action_submit()
         self.assertEqual(campaign.state, "pending")
         activities = self._approval_activities(campaign)
-        self.assertIn(self.user_mkt_manager, activities.user_id,
-                      "every manager gets an activity to review the campaign")
+        self.assertIn(
+            self.user_mkt_manager,
+            activities.user_id,
+            "every manager gets an activity to review the campaign",
+        )
         self.assertNotIn(self.user_mkt_user, activities.user_id)
-        self.assertIn("Submitted for approval by Ursula Campaign User",
-                      campaign.message_ids[0].body)
+        self.assertIn(
+            "Submitted for approval by Ursula Campaign User", campaign.message_ids[0].body
+        )
         with self.assertRaisesRegex(UserError, "needs approval"):
             campaign.action_start()
 
@@ -61,8 +73,9 @@ class TestApproval(MktCampaignCommon):
         campaign.with_user(self.user_mkt_manager).action_approve()
         self.assertEqual(campaign.state, "approved")
         self.assertEqual(campaign.approved_by_id, self.user_mkt_manager)
-        self.assertFalse(self._approval_activities(campaign).filtered("active"),
-                         "the review activities are done")
+        self.assertFalse(
+            self._approval_activities(campaign).filtered("active"), "the review activities are done"
+        )
         self.assertIn("approved by Manfred Campaign Manager", campaign.message_ids[0].body)
 
         campaign.action_start()
@@ -108,16 +121,22 @@ class TestApproval(MktCampaignCommon):
         self._require_approval()
         campaign = self.campaign.with_user(self.env.user)
         campaign.with_user(self.user_mkt_user).action_submit()
-        wizard = self.env["mkt.campaign.refuse"].create({
-            "campaign_id": campaign.id, "reason": "The offer ends before the start date.",
-        })
+        wizard = self.env["mkt.campaign.refuse"].create(
+            {
+                "campaign_id": campaign.id,
+                "reason": "The offer ends before the start date.",
+            }
+        )
         wizard.action_refuse()
         self.assertEqual(campaign.state, "draft")
         body = campaign.message_ids[0].body
         self.assertIn("refused by Manfred Campaign Manager", body)
         self.assertIn("The offer ends before the start date.", body)
-        self.assertEqual(campaign.message_ids[0].partner_ids, campaign.user_id.partner_id,
-                         "the responsible is notified")
+        self.assertEqual(
+            campaign.message_ids[0].partner_ids,
+            campaign.user_id.partner_id,
+            "the responsible is notified",
+        )
         self.assertFalse(self._approval_activities(campaign).filtered("active"))
         with self.assertRaisesRegex(UserError, "needs approval"):
             campaign.action_start()
@@ -138,7 +157,8 @@ class TestApproval(MktCampaignCommon):
         not held for approval."""
         self._require_approval()
         campaign = self.env["mkt.campaign"]._send_now(
-            "One-off", self.alice,
+            "One-off",
+            self.alice,
             {"name": "One-off", "activity_type": "sms", "body_plaintext": "Hello"},
         )
         self.assertEqual(campaign.state, "running")
@@ -157,9 +177,7 @@ class TestApproval(MktCampaignCommon):
         with self.assertRaisesRegex(AccessError, "Only marketing campaign managers"):
             campaign._action_refuse("no")
         with self.assertRaises(AccessError):
-            self.env["mkt.campaign.refuse"].create(
-                {"campaign_id": campaign.id, "reason": "no"}
-            )
+            self.env["mkt.campaign.refuse"].create({"campaign_id": campaign.id, "reason": "no"})
         with self.assertRaises(AccessError):
             campaign.write({"state": "approved"})
         with self.assertRaises(AccessError):

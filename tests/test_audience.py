@@ -15,7 +15,6 @@ D = timedelta(days=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestAudience(MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -25,8 +24,13 @@ class TestAudience(MktCampaignCommon):
             [("country_id", "=", cls.usa.id), ("code", "=", "NY")], limit=1
         )
         cls.salesman = cls.user_mkt_user
-        cls.alice.write({"country_id": cls.belgium.id, "user_id": cls.salesman.id,
-                         "category_id": [(4, cls.other_tag.id)]})
+        cls.alice.write(
+            {
+                "country_id": cls.belgium.id,
+                "user_id": cls.salesman.id,
+                "category_id": [(4, cls.other_tag.id)],
+            }
+        )
         cls.bob.write({"country_id": cls.usa.id, "state_id": cls.new_york.id})
         cls.carol.write({"country_id": cls.usa.id, "category_id": [(4, cls.other_tag.id)]})
 
@@ -52,10 +56,14 @@ class TestAudience(MktCampaignCommon):
 
     def _set_create_date(self, records, date):
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            "UPDATE %s SET create_date = %s WHERE id = ANY(%s)",
-            SQL.identifier(records._table), date, records.ids,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET create_date = %s WHERE id = ANY(%s)",
+                SQL.identifier(records._table),
+                date,
+                records.ids,
+            )
+        )
         records.invalidate_recordset(["create_date"])
 
     def _mailing_list(self, name, subscriptions):
@@ -64,11 +72,16 @@ class TestAudience(MktCampaignCommon):
         mailing_list = self.env["mailing.list"].create({"name": name})
         contacts = self.env["mailing.contact"]
         for email, opt_out in subscriptions:
-            contact = self.env["mailing.contact"].search([("email", "=", email)], limit=1) or \
-                self.env["mailing.contact"].create({"name": email.split("@")[0], "email": email})
-            self.env["mailing.subscription"].create({
-                "contact_id": contact.id, "list_id": mailing_list.id, "opt_out": opt_out,
-            })
+            contact = self.env["mailing.contact"].search(
+                [("email", "=", email)], limit=1
+            ) or self.env["mailing.contact"].create({"name": email.split("@")[0], "email": email})
+            self.env["mailing.subscription"].create(
+                {
+                    "contact_id": contact.id,
+                    "list_id": mailing_list.id,
+                    "opt_out": opt_out,
+                }
+            )
             contacts |= contact
         return mailing_list, contacts
 
@@ -80,13 +93,18 @@ class TestAudience(MktCampaignCommon):
         """'|' and '&' group conditions as Odoo's domain editor writes them;
         launching enrols exactly the records the filter finds."""
         # (Alice or Bob) and has an e-mail, in the tag; plus anyone called Dan
-        domain = repr([
-            ("category_id", "in", self.tag.ids),
-            "|",
-            "&", "|", ("name", "ilike", "alice"), ("name", "=", "Bob Buyer"),
-            ("email", "=like", "%@example.com"),
-            ("name", "=", "Dan No-Mail"),
-        ])
+        domain = repr(
+            [
+                ("category_id", "in", self.tag.ids),
+                "|",
+                "&",
+                "|",
+                ("name", "ilike", "alice"),
+                ("name", "=", "Bob Buyer"),
+                ("email", "=like", "%@example.com"),
+                ("name", "=", "Dan No-Mail"),
+            ]
+        )
         campaign, _steps = self._create_campaign([("welcome", {})], domain=domain)
         # Alice Again's address is upper-case: =like is case-sensitive
         expected = self.alice | self.bob | self.dan
@@ -96,11 +114,18 @@ class TestAudience(MktCampaignCommon):
         self.assertEqual(self._enrolled(campaign), expected)
 
         # default AND between consecutive conditions, OR across a nested group
-        campaign2, _steps = self._create_campaign([("welcome", {})], domain=repr([
-            ("category_id", "in", self.tag.ids),
-            "|", ("country_id", "=", self.usa.id), ("user_id", "!=", False),
-            ("email", "!=", False),
-        ]))
+        campaign2, _steps = self._create_campaign(
+            [("welcome", {})],
+            domain=repr(
+                [
+                    ("category_id", "in", self.tag.ids),
+                    "|",
+                    ("country_id", "=", self.usa.id),
+                    ("user_id", "!=", False),
+                    ("email", "!=", False),
+                ]
+            ),
+        )
         self.assertEqual(self._matches(campaign2), self.alice | self.bob | self.carol)
 
     def test_filter_operators_own_fields(self):
@@ -121,8 +146,10 @@ class TestAudience(MktCampaignCommon):
             (("email", "!=", False), self.partners - self.dan),  # is set
             (("email", "=", False), self.dan),  # is not set
             (("name", "in", ["Bob Buyer", "Carol Customer"]), self.bob | self.carol),
-            (("name", "not in", ["Bob Buyer", "Carol Customer"]),
-             self.alice | self.alice_dup | self.dan),
+            (
+                ("name", "not in", ["Bob Buyer", "Carol Customer"]),
+                self.alice | self.alice_dup | self.dan,
+            ),
         ]
         for condition, expected in cases:
             with self.subTest(condition=condition):
@@ -158,22 +185,45 @@ class TestAudience(MktCampaignCommon):
 
     def test_filter_leads_by_stage(self):
         """Leads are filtered on their stage, their type and their revenue."""
-        new_stage, won_stage = self.env["crm.stage"].create([
-            {"name": "Spring new", "sequence": 1},
-            {"name": "Spring won", "sequence": 2, "is_won": True},
-        ])
-        leads = self.env["crm.lead"].create([
-            {"name": "Lead new", "email_from": "l1@example.com", "type": "lead",
-             "stage_id": new_stage.id, "expected_revenue": 100},
-            {"name": "Opp new", "email_from": "l2@example.com", "type": "opportunity",
-             "stage_id": new_stage.id, "expected_revenue": 5000},
-            {"name": "Opp won", "email_from": "l3@example.com", "type": "opportunity",
-             "stage_id": won_stage.id, "expected_revenue": 9000},
-        ])
+        new_stage, won_stage = self.env["crm.stage"].create(
+            [
+                {"name": "Spring new", "sequence": 1},
+                {"name": "Spring won", "sequence": 2, "is_won": True},
+            ]
+        )
+        leads = self.env["crm.lead"].create(
+            [
+                {
+                    "name": "Lead new",
+                    "email_from": "l1@example.com",
+                    "type": "lead",
+                    "stage_id": new_stage.id,
+                    "expected_revenue": 100,
+                },
+                {
+                    "name": "Opp new",
+                    "email_from": "l2@example.com",
+                    "type": "opportunity",
+                    "stage_id": new_stage.id,
+                    "expected_revenue": 5000,
+                },
+                {
+                    "name": "Opp won",
+                    "email_from": "l3@example.com",
+                    "type": "opportunity",
+                    "stage_id": won_stage.id,
+                    "expected_revenue": 9000,
+                },
+            ]
+        )
         lead_new, opp_new, opp_won = leads
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Leads", "model_name": "crm.lead", "domain": "[]",
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Leads",
+                "model_name": "crm.lead",
+                "domain": "[]",
+            }
+        )
         scope = ("id", "in", leads.ids)
         cases = [
             (("stage_id", "=", new_stage.id), lead_new | opp_new),
@@ -194,15 +244,33 @@ class TestAudience(MktCampaignCommon):
         """POS orders are filtered on their state."""
         config = self.env["pos.config"].create({"name": "Spring shop"})
         session = self.env["pos.session"].create({"config_id": config.id, "user_id": self.env.uid})
-        orders = self.env["pos.order"].create([
-            {"session_id": session.id, "partner_id": partner.id, "amount_tax": 0,
-             "amount_total": 10, "amount_paid": 10, "amount_return": 0, "state": state}
-            for partner, state in ((self.alice, "paid"), (self.bob, "draft"), (self.carol, "done"))
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Paid orders", "model_name": "pos.order",
-            "domain": repr([("session_id", "=", session.id), ("state", "in", ["paid", "done"])]),
-        })
+        orders = self.env["pos.order"].create(
+            [
+                {
+                    "session_id": session.id,
+                    "partner_id": partner.id,
+                    "amount_tax": 0,
+                    "amount_total": 10,
+                    "amount_paid": 10,
+                    "amount_return": 0,
+                    "state": state,
+                }
+                for partner, state in (
+                    (self.alice, "paid"),
+                    (self.bob, "draft"),
+                    (self.carol, "done"),
+                )
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Paid orders",
+                "model_name": "pos.order",
+                "domain": repr(
+                    [("session_id", "=", session.id), ("state", "in", ["paid", "done"])]
+                ),
+            }
+        )
         self.assertEqual(self._matches(campaign), orders[0] | orders[2])
         campaign.domain = repr([("session_id", "=", session.id), ("state", "=", "draft")])
         self.assertEqual(self._matches(campaign), orders[1])
@@ -232,10 +300,13 @@ class TestAudience(MktCampaignCommon):
                 self.assertIn("The filter of campaign Spring Sale is invalid", message)
                 self.assertIn(named, message)
         with self.assertRaisesRegex(ValidationError, "no_such_field"):
-            self.env["mkt.campaign"].create({
-                "name": "Broken", "model_name": "res.partner",
-                "domain": repr([("no_such_field", "=", 1)]),
-            })
+            self.env["mkt.campaign"].create(
+                {
+                    "name": "Broken",
+                    "model_name": "res.partner",
+                    "domain": repr([("no_such_field", "=", 1)]),
+                }
+            )
 
     def test_negative_days_refused(self):
         """A negative registration window or re-entry cooldown is refused."""
@@ -280,13 +351,17 @@ class TestAudience(MktCampaignCommon):
     def test_distribution_lists_on_contacts(self):
         """Contacts whose address is subscribed to one of the lists, compared
         without case; opted-out subscriptions do not count."""
-        newsletter, _contacts = self._mailing_list("Spring newsletter", [
-            ("Alice@EXAMPLE.com", False),  # matches Alice and Alice Again
-            ("bob@example.com", False),
-            ("carol@example.com", True),  # opted out
-        ])
+        newsletter, _contacts = self._mailing_list(
+            "Spring newsletter",
+            [
+                ("Alice@EXAMPLE.com", False),  # matches Alice and Alice Again
+                ("bob@example.com", False),
+                ("carol@example.com", True),  # opted out
+            ],
+        )
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], mailing_list_ids=[(6, 0, newsletter.ids)],
+            [("welcome", {})],
+            mailing_list_ids=[(6, 0, newsletter.ids)],
         )
         self.assertEqual(self._matches(campaign), self.alice | self.alice_dup | self.bob)
         self.assertEqual(campaign.record_count, 3)
@@ -294,7 +369,9 @@ class TestAudience(MktCampaignCommon):
         # subscribed to another of the lists: Carol counts again
         vip_list, _contacts = self._mailing_list("VIP list", [("carol@example.com", False)])
         campaign.mailing_list_ids = [(4, vip_list.id)]
-        self.assertEqual(self._matches(campaign), self.alice | self.alice_dup | self.bob | self.carol)
+        self.assertEqual(
+            self._matches(campaign), self.alice | self.alice_dup | self.bob | self.carol
+        )
 
         # Bob opts out of the newsletter: he leaves the audience
         campaign.mailing_list_ids = [(3, vip_list.id)]
@@ -308,16 +385,23 @@ class TestAudience(MktCampaignCommon):
 
     def test_distribution_lists_on_mailing_contacts(self):
         """A campaign on mailing list contacts enrols the list's subscribed contacts."""
-        newsletter, (sub_1, sub_2, opted_out) = self._mailing_list("Spring newsletter", [
-            ("sub1@example.com", False),
-            ("sub2@example.com", False),
-            ("gone@example.com", True),
-        ])
+        newsletter, (sub_1, sub_2, opted_out) = self._mailing_list(
+            "Spring newsletter",
+            [
+                ("sub1@example.com", False),
+                ("sub2@example.com", False),
+                ("gone@example.com", True),
+            ],
+        )
         _other, (stranger,) = self._mailing_list("Other list", [("stranger@example.com", False)])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Newsletter subscribers", "model_name": "mailing.contact", "domain": "[]",
-            "mailing_list_ids": [(6, 0, newsletter.ids)],
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Newsletter subscribers",
+                "model_name": "mailing.contact",
+                "domain": "[]",
+                "mailing_list_ids": [(6, 0, newsletter.ids)],
+            }
+        )
         self.assertEqual(self._matches(campaign), sub_1 | sub_2)
         self.assertNotIn(opted_out, self._matches(campaign))
         self.assertNotIn(stranger, self._matches(campaign))
@@ -331,15 +415,20 @@ class TestAudience(MktCampaignCommon):
     def test_distribution_lists_on_leads(self):
         """Leads match a list by their own e-mail."""
         newsletter, _contacts = self._mailing_list("Lead list", [("LEA@example.com", False)])
-        leads = self.env["crm.lead"].create([
-            {"name": "Lea's deal", "email_from": "Lea <lea@example.com>"},
-            {"name": "Sam's deal", "email_from": "sam@example.com"},
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Listed leads", "model_name": "crm.lead",
-            "domain": repr([("id", "in", leads.ids)]),
-            "mailing_list_ids": [(6, 0, newsletter.ids)],
-        })
+        leads = self.env["crm.lead"].create(
+            [
+                {"name": "Lea's deal", "email_from": "Lea <lea@example.com>"},
+                {"name": "Sam's deal", "email_from": "sam@example.com"},
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Listed leads",
+                "model_name": "crm.lead",
+                "domain": repr([("id", "in", leads.ids)]),
+                "mailing_list_ids": [(6, 0, newsletter.ids)],
+            }
+        )
         self.assertEqual(self._matches(campaign), leads[0])
 
     # ------------------------------------------------------------------
@@ -358,10 +447,15 @@ class TestAudience(MktCampaignCommon):
         self._event(spring_steps["welcome"], self.alice, "open")
         self._event(spring_steps["welcome"], self.bob, "click")  # a click implies an open
         # test participants of the previous campaign never count
-        self.env["mkt.participant"].create({
-            "campaign_id": spring.id, "res_id": self.alice_dup.id, "is_test": True,
-            "unique_key": f"id:{self.alice_dup.id}", "state": "completed",
-        })
+        self.env["mkt.participant"].create(
+            {
+                "campaign_id": spring.id,
+                "res_id": self.alice_dup.id,
+                "is_test": True,
+                "unique_key": f"id:{self.alice_dup.id}",
+                "state": "completed",
+            }
+        )
 
         summer, _steps = self._create_campaign([("welcome", {})], name="Summer Sale")
         cases = [
@@ -376,21 +470,33 @@ class TestAudience(MktCampaignCommon):
         ]
         for condition, engagement, expected in cases:
             with self.subTest(condition=condition, engagement=engagement):
-                summer.previous_ids = [(5, 0, 0), (0, 0, {
-                    "condition": condition, "engagement": engagement,
-                    "previous_campaign_id": spring.id,
-                })]
+                summer.previous_ids = [
+                    (5, 0, 0),
+                    (
+                        0,
+                        0,
+                        {
+                            "condition": condition,
+                            "engagement": engagement,
+                            "previous_campaign_id": spring.id,
+                        },
+                    ),
+                ]
                 self.assertEqual(self._matches(summer), expected)
                 self.assertEqual(summer.record_count, len(expected))
 
         # two conditions combine (AND): in Spring, and not in Autumn
         autumn, _steps = self._create_campaign(
-            [("welcome", {})], name="Autumn", domain=self._tagged(("id", "=", self.carol.id)),
+            [("welcome", {})],
+            name="Autumn",
+            domain=self._tagged(("id", "=", self.carol.id)),
         )
         autumn.action_start()
-        summer.previous_ids = [(5, 0, 0),
-                               (0, 0, {"condition": "in", "previous_campaign_id": spring.id}),
-                               (0, 0, {"condition": "not_in", "previous_campaign_id": autumn.id})]
+        summer.previous_ids = [
+            (5, 0, 0),
+            (0, 0, {"condition": "in", "previous_campaign_id": spring.id}),
+            (0, 0, {"condition": "not_in", "previous_campaign_id": autumn.id}),
+        ]
         self.assertEqual(self._matches(summer), self.alice | self.bob | self.dan)
         summer.action_start()
         self.assertEqual(self._enrolled(summer), self.alice | self.bob | self.dan)
@@ -408,11 +514,16 @@ class TestAudience(MktCampaignCommon):
     def test_manual_include_and_exclude(self):
         """Records added by hand join the audience whatever the filter and
         lists; excluded ones leave it, also when they match."""
-        newsletter, _contacts = self._mailing_list("Spring newsletter", [
-            ("alice@example.com", False), ("bob@example.com", False),
-        ])
+        newsletter, _contacts = self._mailing_list(
+            "Spring newsletter",
+            [
+                ("alice@example.com", False),
+                ("bob@example.com", False),
+            ],
+        )
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], mailing_list_ids=[(6, 0, newsletter.ids)],
+            [("welcome", {})],
+            mailing_list_ids=[(6, 0, newsletter.ids)],
         )
         self.assertEqual(self._matches(campaign), self.alice | self.alice_dup | self.bob)
         campaign.refinement_ids = [
@@ -457,7 +568,8 @@ class TestAudience(MktCampaignCommon):
         campaign, never comes back: not by the synchronisation, not when the
         re-entry cooldown has passed, not when the campaign is relaunched."""
         campaign, steps = self._create_campaign(
-            [("welcome", {"interval_number": 1, "interval_type": "days"})], reentry_days=1,
+            [("welcome", {"interval_number": 1, "interval_type": "days"})],
+            reentry_days=1,
         )
         campaign.refinement_ids = [(0, 0, {"kind": "exclude", "res_id": self.carol.id})]
         self._launch(campaign)
@@ -489,9 +601,11 @@ class TestAudience(MktCampaignCommon):
             campaign.action_draft()
         self._launch(campaign, T0 + 8 * D)
         self.assertEqual(self._running(campaign), self.partners - self.carol - self.bob)
-        self.assertFalse(campaign.participant_ids.filtered(
-            lambda p: p.res_id in (self.bob | self.carol).ids and p.state == "running"
-        ))
+        self.assertFalse(
+            campaign.participant_ids.filtered(
+                lambda p: p.res_id in (self.bob | self.carol).ids and p.state == "running"
+            )
+        )
         self.assertFalse(self._traces(steps["welcome"], self.bob | self.carol, state="scheduled"))
 
     def test_exclude_included_record(self):
@@ -502,7 +616,9 @@ class TestAudience(MktCampaignCommon):
         campaign.action_start()
         outsider = campaign.participant_ids.filtered(lambda p: p.res_id == self.outsider.id)
         self.assertTrue(outsider)
-        (outsider | campaign.participant_ids.filtered(lambda p: p.res_id == self.dan.id)).action_exclude()
+        (
+            outsider | campaign.participant_ids.filtered(lambda p: p.res_id == self.dan.id)
+        ).action_exclude()
         self.assertEqual(
             {(r.kind, r.res_id) for r in campaign.refinement_ids},
             {("exclude", self.outsider.id), ("exclude", self.dan.id)},
@@ -528,12 +644,18 @@ class TestAudience(MktCampaignCommon):
         """With 'Enrol New Matches', a contact that joins the audience after the
         launch (a new contact, a new subscription) is enrolled by the
         synchronisation cron; without it, the audience is the launch's."""
-        newsletter, _contacts = self._mailing_list("Spring newsletter", [("alice@example.com", False)])
+        newsletter, _contacts = self._mailing_list(
+            "Spring newsletter", [("alice@example.com", False)]
+        )
         live, live_steps = self._create_campaign(
-            [("welcome", {})], name="Live", mailing_list_ids=[(6, 0, newsletter.ids)],
+            [("welcome", {})],
+            name="Live",
+            mailing_list_ids=[(6, 0, newsletter.ids)],
         )
         frozen, _steps = self._create_campaign(
-            [("welcome", {})], name="Frozen", mailing_list_ids=[(6, 0, newsletter.ids)],
+            [("welcome", {})],
+            name="Frozen",
+            mailing_list_ids=[(6, 0, newsletter.ids)],
             auto_entry=False,
         )
         self._launch(live | frozen)
@@ -542,12 +664,20 @@ class TestAudience(MktCampaignCommon):
         self.assertEqual(self._enrolled(frozen), listed)
 
         nina = self._new_contact("Nina Newcomer", "nina@example.com")
-        self.env["mailing.contact"].create({
-            "name": "Nina", "email": "NINA@example.com", "list_ids": [(4, newsletter.id)],
-        })
-        self.env["mailing.contact"].create({
-            "name": "Bob", "email": "bob@example.com", "list_ids": [(4, newsletter.id)],
-        })
+        self.env["mailing.contact"].create(
+            {
+                "name": "Nina",
+                "email": "NINA@example.com",
+                "list_ids": [(4, newsletter.id)],
+            }
+        )
+        self.env["mailing.contact"].create(
+            {
+                "name": "Bob",
+                "email": "bob@example.com",
+                "list_ids": [(4, newsletter.id)],
+            }
+        )
         self._run_sync(T0 + timedelta(hours=1))
         self.assertEqual(self._enrolled(live), listed | nina | self.bob)
         self.assertEqual(
@@ -578,10 +708,17 @@ class TestAudience(MktCampaignCommon):
         self.assertEqual(campaign.record_count, 0)
         self.assertIn("No record matches.", campaign.sample_html)
 
-        many = self.env["res.partner"].create([
-            {"name": f"Many {n:02d}", "email": f"many{n}@example.com", "category_id": self.tag.ids}
-            for n in range(12)
-        ] + [{"name": "<b>Bold</b> & co", "category_id": self.tag.ids}])
+        many = self.env["res.partner"].create(
+            [
+                {
+                    "name": f"Many {n:02d}",
+                    "email": f"many{n}@example.com",
+                    "category_id": self.tag.ids,
+                }
+                for n in range(12)
+            ]
+            + [{"name": "<b>Bold</b> & co", "category_id": self.tag.ids}]
+        )
         campaign.domain = self._tagged(("id", "in", many.ids))
         self.assertEqual(campaign.record_count, 13)
         self.assertEqual(campaign.sample_html.count("<li>"), 10)
@@ -628,21 +765,32 @@ class TestAudience(MktCampaignCommon):
                 "models/res_partner.py): the Customers audience cannot be checked"
             )
         product = self.env["product.product"].create({"name": "Spring flowers", "list_price": 10})
-        order = self.env["sale.order"].create({
-            "partner_id": self.bob.id,
-            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
-        })
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.bob.id,
+                "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
+            }
+        )
         order.action_confirm()
-        self.env["sale.order"].create({  # a quotation makes no customer
-            "partner_id": self.carol.id,
-            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
-        })
+        self.env["sale.order"].create(
+            {  # a quotation makes no customer
+                "partner_id": self.carol.id,
+                "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})],
+            }
+        )
         config = self.env["pos.config"].create({"name": "Spring shop"})
         session = self.env["pos.session"].create({"config_id": config.id, "user_id": self.env.uid})
-        self.env["pos.order"].create({
-            "session_id": session.id, "partner_id": self.alice.id, "amount_tax": 0,
-            "amount_total": 10, "amount_paid": 10, "amount_return": 0, "state": "paid",
-        })
+        self.env["pos.order"].create(
+            {
+                "session_id": session.id,
+                "partner_id": self.alice.id,
+                "amount_tax": 0,
+                "amount_total": 10,
+                "amount_paid": 10,
+                "amount_return": 0,
+                "state": "paid",
+            }
+        )
         with Form(self.env["mkt.campaign"]) as form:
             form.name = "Customers"
             form.audience = "leads"

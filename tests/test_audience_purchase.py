@@ -1,9 +1,10 @@
 from datetime import timedelta
 
 from odoo import Command, fields
-from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
+
+from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
@@ -14,15 +15,13 @@ class TestAudiencePurchase(TestPoSCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env.user.group_ids |= cls.env.ref(
-            "sales_team.group_sale_manager"
-        ) | cls.env.ref("mkt_campaign.group_mkt_campaign_manager")
+        cls.env.user.group_ids |= cls.env.ref("sales_team.group_sale_manager") | cls.env.ref(
+            "mkt_campaign.group_mkt_campaign_manager"
+        )
         cls.now = fields.Datetime.now()
         Category = cls.env["product.category"]
         cls.categ_parent = Category.create({"name": "Garden"})
-        cls.categ_child = Category.create(
-            {"name": "Seeds", "parent_id": cls.categ_parent.id}
-        )
+        cls.categ_child = Category.create({"name": "Seeds", "parent_id": cls.categ_parent.id})
         cls.categ_other = Category.create({"name": "Books"})
         Product = cls.env["product.product"]
         product_values = {
@@ -52,17 +51,13 @@ class TestAudiencePurchase(TestPoSCommon):
         # dan:   a quotation and a cancelled sale order only
         # erin:  nothing
         # frank: a sale order 500 days ago (rake, 1000) and one of 30 cancelled
-        cls.alice, cls.bob, cls.carol, cls.dan, cls.erin, cls.frank = cls.partners = (
-            Partner.create(
-                [
-                    {"name": name, "email": f"{name.lower()}@example.com"}
-                    for name in ("Alice", "Bob", "Carol", "Dan", "Erin", "Frank")
-                ]
-            )
+        cls.alice, cls.bob, cls.carol, cls.dan, cls.erin, cls.frank = cls.partners = Partner.create(
+            [
+                {"name": name, "email": f"{name.lower()}@example.com"}
+                for name in ("Alice", "Bob", "Carol", "Dan", "Erin", "Frank")
+            ]
         )
-        cls.alice_so = cls._sale_order(
-            cls.alice, [(cls.tomato_seeds, 1, 100)], days_ago=10
-        )
+        cls.alice_so = cls._sale_order(cls.alice, [(cls.tomato_seeds, 1, 100)], days_ago=10)
         cls.alice_pos = cls._pos_order(cls.alice, [(cls.book, 1, 50)], days_ago=60)
         cls._pos_order(cls.bob, [(cls.book, 2, 100)], days_ago=200)
         bob_old = cls._pos_order(cls.bob, [(cls.book, 3, 100)], days_ago=400)
@@ -87,18 +82,12 @@ class TestAudiencePurchase(TestPoSCommon):
         cls._sale_order(cls.dan, [(cls.rake, 1, 70)], days_ago=5, confirm=False)
         cls._sale_order(cls.dan, [(cls.rake, 1, 70)], days_ago=5).action_cancel()
         cls._sale_order(cls.frank, [(cls.rake, 1, 1000)], days_ago=500)
-        cls._sale_order(
-            cls.frank, [(cls.tomato_seeds, 1, 30)], days_ago=3
-        ).action_cancel()
+        cls._sale_order(cls.frank, [(cls.tomato_seeds, 1, 30)], days_ago=3).action_cancel()
 
         Lead = cls.env["crm.lead"]
-        cls.lead_alice = Lead.create(
-            {"name": "Alice wants more", "partner_id": cls.alice.id}
-        )
+        cls.lead_alice = Lead.create({"name": "Alice wants more", "partner_id": cls.alice.id})
         cls.lead_bob = Lead.create({"name": "Bob's project", "partner_id": cls.bob.id})
-        cls.lead_anonymous = Lead.create(
-            {"name": "Someone", "email_from": "x@example.com"}
-        )
+        cls.lead_anonymous = Lead.create({"name": "Someone", "email_from": "x@example.com"})
         cls.leads = cls.lead_alice | cls.lead_bob | cls.lead_anonymous
 
     @classmethod
@@ -285,13 +274,9 @@ class TestAudiencePurchase(TestPoSCommon):
             alice | frank,
         )
         self.assertMatch([("mkt_product_ids", "=", self.rake.id)], frank)
-        self.assertMatch(
-            [("mkt_product_ids", "in", self.unsold.ids)], self.env["res.partner"]
-        )
+        self.assertMatch([("mkt_product_ids", "in", self.unsold.ids)], self.env["res.partner"])
         # quotations and cancelled orders don't count: dan and frank's tomatoes
-        self.assertMatch(
-            [("mkt_product_ids", "not in", self.book.ids)], carol | dan | erin | frank
-        )
+        self.assertMatch([("mkt_product_ids", "not in", self.book.ids)], carol | dan | erin | frank)
         self.assertMatch(
             [("mkt_product_ids", "!=", self.tomato_seeds.id)],
             bob | carol | dan | erin | frank,
@@ -321,13 +306,9 @@ class TestAudiencePurchase(TestPoSCommon):
     def test_categories_bought(self):
         alice, bob, carol, dan, erin, frank = self.partners
         # the parent category matches the products of its subcategories
-        self.assertMatch(
-            [("mkt_product_categ_ids", "in", self.categ_parent.ids)], alice | frank
-        )
+        self.assertMatch([("mkt_product_categ_ids", "in", self.categ_parent.ids)], alice | frank)
         self.assertMatch([("mkt_product_categ_ids", "in", self.categ_child.ids)], alice)
-        self.assertMatch(
-            [("mkt_product_categ_ids", "in", self.categ_other.ids)], alice | bob
-        )
+        self.assertMatch([("mkt_product_categ_ids", "in", self.categ_other.ids)], alice | bob)
         self.assertMatch(
             [("mkt_product_categ_ids", "not in", self.categ_parent.ids)],
             bob | carol | dan | erin,
@@ -366,9 +347,7 @@ class TestAudiencePurchase(TestPoSCommon):
         self.assertMatch([("mkt_amount_spent_365d", ">", 0)], alice | bob)
         self.assertMatch([("mkt_amount_spent_365d", "<", 0)], self.env["res.partner"])
         self.assertMatch([("mkt_amount_spent_365d", "=", 100)], bob)
-        self.assertMatch(
-            [("mkt_amount_spent_365d", "<=", 100)], bob | carol | dan | erin | frank
-        )
+        self.assertMatch([("mkt_amount_spent_365d", "<=", 100)], bob | carol | dan | erin | frank)
         # the same on fresh orders: Datetime.now() moved, the database's
         # clock did not (orders are dated relatively to it)
         self._sale_order(erin, [(self.rake, 1, 20)], days_ago=40)
@@ -378,23 +357,13 @@ class TestAudiencePurchase(TestPoSCommon):
     def test_last_purchase(self):
         alice, bob, carol, dan, erin, frank = self.partners
         now = self.now
-        self.assertMatch(
-            [("mkt_last_purchase_date", ">=", now - timedelta(days=30))], alice
-        )
-        self.assertMatch(
-            [("mkt_last_purchase_date", ">", now - timedelta(days=300))], alice | bob
-        )
-        self.assertMatch(
-            [("mkt_last_purchase_date", "<", now - timedelta(days=100))], bob | frank
-        )
-        self.assertMatch(
-            [("mkt_last_purchase_date", "<=", now - timedelta(days=450))], frank
-        )
+        self.assertMatch([("mkt_last_purchase_date", ">=", now - timedelta(days=30))], alice)
+        self.assertMatch([("mkt_last_purchase_date", ">", now - timedelta(days=300))], alice | bob)
+        self.assertMatch([("mkt_last_purchase_date", "<", now - timedelta(days=100))], bob | frank)
+        self.assertMatch([("mkt_last_purchase_date", "<=", now - timedelta(days=450))], frank)
         self.assertMatch([("mkt_last_purchase_date", "!=", False)], alice | bob | frank)
         self.assertMatch([("mkt_last_purchase_date", "=", False)], carol | dan | erin)
-        self.assertMatch(
-            [("mkt_last_purchase_date", "=", self.alice_so.date_order)], alice
-        )
+        self.assertMatch([("mkt_last_purchase_date", "=", self.alice_so.date_order)], alice)
         # date strings and relative dates, as the domain editor writes them
         self.assertMatch(
             [
@@ -464,25 +433,19 @@ class TestAudiencePurchase(TestPoSCommon):
 
     def test_leads(self):
         Lead = self.leads
-        self.assertMatch(
-            [("mkt_product_ids", "in", self.tomato_seeds.ids)], self.lead_alice, Lead
-        )
+        self.assertMatch([("mkt_product_ids", "in", self.tomato_seeds.ids)], self.lead_alice, Lead)
         self.assertMatch(
             [("mkt_product_categ_ids", "in", self.categ_other.ids)],
             self.lead_alice | self.lead_bob,
             Lead,
         )
-        self.assertMatch(
-            [("mkt_is_customer", "=", True)], self.lead_alice | self.lead_bob, Lead
-        )
+        self.assertMatch([("mkt_is_customer", "=", True)], self.lead_alice | self.lead_bob, Lead)
         self.assertMatch([("mkt_is_customer", "=", False)], self.lead_anonymous, Lead)
         self.assertMatch([("mkt_amount_spent", ">", 300)], self.lead_bob, Lead)
         self.assertMatch([("mkt_amount_spent_30d", ">", 0)], self.lead_alice, Lead)
         # a lead without a contact has no purchase
         self.assertMatch([("mkt_order_count", "<", 2)], self.lead_anonymous, Lead)
-        self.assertMatch(
-            [("mkt_last_purchase_date", "=", False)], self.lead_anonymous, Lead
-        )
+        self.assertMatch([("mkt_last_purchase_date", "=", False)], self.lead_anonymous, Lead)
         self.assertMatch(
             [
                 "|",
@@ -554,9 +517,7 @@ class TestAudiencePurchase(TestPoSCommon):
                 "('mkt_amount_spent', '>', 200)]",
             }
         )
-        self.assertEqual(
-            self.env["crm.lead"].search(leads._get_domain()), self.lead_bob
-        )
+        self.assertEqual(self.env["crm.lead"].search(leads._get_domain()), self.lead_bob)
 
     def test_views(self):
         """The contact form shows the purchases, the search view has a
@@ -580,9 +541,7 @@ class TestAudiencePurchase(TestPoSCommon):
                 ["searchable", "relation"],
             )
             self.assertTrue(all(d["searchable"] for d in description.values()), model)
-            self.assertEqual(
-                description["mkt_product_ids"]["relation"], "product.product"
-            )
+            self.assertEqual(description["mkt_product_ids"]["relation"], "product.product")
 
     def test_invalid_values(self):
         Partner = self.env["res.partner"]
@@ -597,9 +556,7 @@ class TestAudiencePurchase(TestPoSCommon):
         with self.assertRaises(UserError):
             Partner.search([("mkt_order_count", "like", "3")])
         # a campaign filter: a ValidationError naming the field
-        with self.assertRaisesRegex(
-            ValidationError, "Amount Spent \\(last 30 days\\).*a number"
-        ):
+        with self.assertRaisesRegex(ValidationError, "Amount Spent \\(last 30 days\\).*a number"):
             self.env["mkt.campaign"].create(
                 {
                     "name": "Bad",

@@ -17,9 +17,13 @@ class TestBudget(MktCampaignCommon):
     def _campaign(self, **values):
         # 4 e-mails leave at the first step (Dan has no address)
         return self._create_campaign(
-            [("welcome", {"expected_count": 5}),
-             ("reminder", {"parent": "welcome", "expected_count": 4})],
-            cost_per_email=3.0, user_id=self.user_mkt_manager.id, **values,
+            [
+                ("welcome", {"expected_count": 5}),
+                ("reminder", {"parent": "welcome", "expected_count": 4}),
+            ],
+            cost_per_email=3.0,
+            user_id=self.user_mkt_manager.id,
+            **values,
         )
 
     @users("mkt_manager")
@@ -32,9 +36,21 @@ class TestBudget(MktCampaignCommon):
         self.assertEqual(steps["reminder"].planned_cost, 12.0)
         self.assertEqual(campaign.planned_cost, 27.0)
         self.assertEqual(welcome.actual_cost, 0.0)
-        campaign.write({"cost_ids": [(0, 0, {
-            "name": "Design", "amount": 50.0, "activity_id": welcome.id,
-        })]})
+        campaign.write(
+            {
+                "cost_ids": [
+                    (
+                        0,
+                        0,
+                        {
+                            "name": "Design",
+                            "amount": 50.0,
+                            "activity_id": welcome.id,
+                        },
+                    )
+                ]
+            }
+        )
         campaign.action_start()
         self._run_queue()
         self.assertEqual(welcome.processed_count, 4)
@@ -46,12 +62,20 @@ class TestBudget(MktCampaignCommon):
 
     def test_unit_costs_every_channel(self):
         campaign, steps = self._create_campaign(
-            [("welcome", {})], cost_per_email=1.0, cost_per_sms=2.0, cost_per_whatsapp=5.0,
+            [("welcome", {})],
+            cost_per_email=1.0,
+            cost_per_sms=2.0,
+            cost_per_whatsapp=5.0,
             cost_per_push=0.5,
         )
-        push = self._add_step(campaign, "push", activity_type="push",
-                              push_title="Hi {{ object.name }}", push_body="Our sale",
-                              expected_count=10)
+        push = self._add_step(
+            campaign,
+            "push",
+            activity_type="push",
+            push_title="Hi {{ object.name }}",
+            push_body="Our sale",
+            expected_count=10,
+        )
         sms = self._add_step(campaign, "sms", activity_type="sms", expected_count=10)
         self.assertEqual(push.unit_cost, 0.5)
         self.assertEqual(push.planned_cost, 5.0)
@@ -78,8 +102,9 @@ class TestBudget(MktCampaignCommon):
         notes = self._budget_notes(campaign)
         self.assertEqual(len(notes), 1)
         self.assertIn("80%", notes.body)
-        self.assertIn(self.user_mkt_manager.partner_id, notes.partner_ids,
-                      "the responsible is notified")
+        self.assertIn(
+            self.user_mkt_manager.partner_id, notes.partner_ids, "the responsible is notified"
+        )
         campaign._check_budget()
         self.assertEqual(len(self._budget_notes(campaign)), 1, "told once")
         # a registered cost takes it over 100%: told once more, not paused
@@ -103,8 +128,11 @@ class TestBudget(MktCampaignCommon):
         self.assertEqual(len(reminders), 4)
         self.assertEqual(set(reminders.mapped("state")), {"scheduled"})
         self._run_queue()
-        self.assertEqual(set(reminders.mapped("state")), {"scheduled"},
-                         "the queue claims none of a paused campaign's steps")
+        self.assertEqual(
+            set(reminders.mapped("state")),
+            {"scheduled"},
+            "the queue claims none of a paused campaign's steps",
+        )
         self.assertEqual(self.env["mkt.trace"]._count_due(), 0)
 
         # a raised budget resumes the sending

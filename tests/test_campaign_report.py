@@ -12,11 +12,20 @@ class TestCampaignReport(MktCampaignCommon):
 
     def test_report_rows(self):
         self.maxDiff = None
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("sms", {"parent": "welcome", "activity_type": "sms",
-                     "interval_number": 1, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "sms",
+                    {
+                        "parent": "welcome",
+                        "activity_type": "sms",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         campaign.action_start()
         self._run_queue()
         welcome = steps["welcome"]
@@ -27,36 +36,54 @@ class TestCampaignReport(MktCampaignCommon):
         Report = self.env["mkt.campaign.report"]
         rows = {
             (activity.name, channel, state): (count, sent, opened, clicked, bounced)
-            for activity, channel, state, count, sent, opened, clicked, bounced
-            in Report._read_group(
-                [("campaign_id", "=", campaign.id)], ["activity_id", "activity_type", "state"],
-                ["trace_count:sum", "sent_count:sum", "opened_count:sum", "clicked_count:sum",
-                 "bounced_count:sum"],
+            for activity, channel, state, count, sent, opened, clicked, bounced in Report._read_group(
+                [("campaign_id", "=", campaign.id)],
+                ["activity_id", "activity_type", "state"],
+                [
+                    "trace_count:sum",
+                    "sent_count:sum",
+                    "opened_count:sum",
+                    "clicked_count:sum",
+                    "bounced_count:sum",
+                ],
             )
         }
-        self.assertEqual(rows, {
-            # Alice, Bob, Alice Again, Carol got it; Dan has no address;
-            # a click marks the mail opened too
-            ("welcome", "email", "processed"): (4, 4, 2, 1, 1),
-            ("welcome", "email", "rejected"): (1, 0, 0, 0, 0),
-            # the SMS waits a day for those who received the e-mail, but
-            # Carol's bounced: hers is canceled
-            ("sms", "sms", "scheduled"): (3, 0, 0, 0, 0),
-            ("sms", "sms", "canceled"): (1, 0, 0, 0, 0),
-        })
+        self.assertEqual(
+            rows,
+            {
+                # Alice, Bob, Alice Again, Carol got it; Dan has no address;
+                # a click marks the mail opened too
+                ("welcome", "email", "processed"): (4, 4, 2, 1, 1),
+                ("welcome", "email", "rejected"): (1, 0, 0, 0, 0),
+                # the SMS waits a day for those who received the e-mail, but
+                # Carol's bounced: hers is canceled
+                ("sms", "sms", "scheduled"): (3, 0, 0, 0, 0),
+                ("sms", "sms", "canceled"): (1, 0, 0, 0, 0),
+            },
+        )
         # the campaign's figures are the report's
         campaign.invalidate_recordset()
-        self.assertEqual((campaign.sent_email_count, campaign.rejected_count,
-                          campaign.pending_count, campaign.opened_count,
-                          campaign.clicked_count, campaign.bounced_count), (4, 1, 3, 2, 1, 1))
+        self.assertEqual(
+            (
+                campaign.sent_email_count,
+                campaign.rejected_count,
+                campaign.pending_count,
+                campaign.opened_count,
+                campaign.clicked_count,
+                campaign.bounced_count,
+            ),
+            (4, 1, 3, 2, 1, 1),
+        )
 
         # a test run adds no row
         test_campaign, _steps = self._create_campaign([("welcome", {})], mode="test_realtime")
         test_campaign.action_start()
         self._run_queue()
         self.assertFalse(Report.search([("campaign_id", "=", test_campaign.id)]))
-        self.assertTrue(self.env["mkt.trace"].search_count([("campaign_id", "=", test_campaign.id)]),
-                        "the test run did queue its steps")
+        self.assertTrue(
+            self.env["mkt.trace"].search_count([("campaign_id", "=", test_campaign.id)]),
+            "the test run did queue its steps",
+        )
 
         # the Statistics button opens the campaign's rows
         action = campaign.action_view_statistics()

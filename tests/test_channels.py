@@ -3,12 +3,13 @@ one method called with a chunk of claimed steps of one activity, returning
 {trace: (state, reason)}; the queue finds it in the channel registry
 (mkt.activity._mkt_channel) and knows nothing else about channels."""
 
+from odoo.fields import Domain
+from odoo.tests import freeze_time, tagged
+
 from odoo.addons.mkt_campaign.models.mkt_activity import MktChannel
 from odoo.addons.mkt_campaign.models.mkt_trace import CHANNEL_STATES
 from odoo.addons.mkt_campaign.tools import fcm_api
 from odoo.addons.mkt_campaign.tools.fcm_api import FcmApi
-from odoo.fields import Domain
-from odoo.tests import freeze_time, tagged
 
 from .common import T0, MktCampaignCommon
 from .loopback_fcm import LoopbackFCMServer
@@ -16,7 +17,6 @@ from .test_whatsapp import WhatsAppMixin
 
 
 class ChannelContractMixin:
-
     def _claimed(self, activity):
         """The due steps of ``activity``, claimed as the queue claims them."""
         with freeze_time(T0):
@@ -57,7 +57,6 @@ class ChannelContractMixin:
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -71,13 +70,15 @@ class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon
     def test_registry(self):
         """Every activity type has its adapter, on the model of its content."""
         template = self._approved_template()
-        _campaign, steps = self._create_campaign([
-            ("email", {}),
-            ("sms", {"activity_type": "sms"}),
-            ("whatsapp", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-            ("push", {"activity_type": "push", "push_title": "Hi", "push_body": "Sale"}),
-            ("action", {"activity_type": "server_action"}),
-        ])
+        _campaign, steps = self._create_campaign(
+            [
+                ("email", {}),
+                ("sms", {"activity_type": "sms"}),
+                ("whatsapp", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+                ("push", {"activity_type": "push", "push_title": "Hi", "push_body": "Sale"}),
+                ("action", {"activity_type": "server_action"}),
+            ]
+        )
         expected = {
             "email": (steps["email"].mailing_id, True),
             "sms": (steps["sms"].mailing_id, True),
@@ -122,18 +123,24 @@ class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon
         template = self._approved_template()
         self.carol.phone = "not a number"
         self.env["phone.blacklist"].sudo().add("+32470000005")  # Dan
-        self.wa.throttle_once.add("+32470000002")                # Bob: 429 once
-        campaign, steps = self._create_campaign([
-            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-        ])
+        self.wa.throttle_once.add("+32470000002")  # Bob: 429 once
+        campaign, steps = self._create_campaign(
+            [
+                ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+            ]
+        )
         self._launch(campaign)
         traces = self._claimed(steps["hello"])
         outcome, marked = self._execute(steps["hello"], traces)
         self.assertTrue(marked)
-        self.assertEqual(self._result(outcome, traces, self.carol),
-                         ("rejected", "No valid phone number for WhatsApp."))
-        self.assertEqual(self._result(outcome, traces, self.dan),
-                         ("rejected", "The phone number is blacklisted."))
+        self.assertEqual(
+            self._result(outcome, traces, self.carol),
+            ("rejected", "No valid phone number for WhatsApp."),
+        )
+        self.assertEqual(
+            self._result(outcome, traces, self.dan),
+            ("rejected", "The phone number is blacklisted."),
+        )
         self.assertEqual(self._result(outcome, traces, self.bob)[0], "retry")
         self.assertIsNone(self._result(outcome, traces, self.alice))
         alice = traces.filtered(lambda t: t.res_id == self.alice.id)
@@ -146,10 +153,18 @@ class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon
         Token.create({"partner_id": self.carol.id, "token": "contract-carol"})
         self.fcm.unregistered.add("contract-carol")
         self.fcm.unavailable_once.add("contract-bob")
-        campaign, steps = self._create_campaign([
-            ("push", {"activity_type": "push", "push_title": "Hi {{ object.name }}",
-                      "push_body": "Sale"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                (
+                    "push",
+                    {
+                        "activity_type": "push",
+                        "push_title": "Hi {{ object.name }}",
+                        "push_body": "Sale",
+                    },
+                ),
+            ]
+        )
         self._launch(campaign)
         traces = self._claimed(steps["push"])
         outcome, marked = self._execute(steps["push"], traces)
@@ -157,10 +172,14 @@ class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon
         self.assertIsNone(self._result(outcome, traces, self.alice))
         self.assertEqual(self._result(outcome, traces, self.bob)[0], "retry")
         self.assertEqual(self._result(outcome, traces, self.carol)[0], "rejected")
-        self.assertEqual(self._result(outcome, traces, self.dan),
-                         ("rejected", "No push device registered for this contact."))
-        self.assertIn({"title": "Hi Alice Audience", "body": "Sale"},
-                      [m["notification"] for m in self.fcm.messages])
+        self.assertEqual(
+            self._result(outcome, traces, self.dan),
+            ("rejected", "No push device registered for this contact."),
+        )
+        self.assertIn(
+            {"title": "Hi Alice Audience", "body": "Sale"},
+            [m["notification"] for m in self.fcm.messages],
+        )
 
     def test_server_action_adapter(self):
         campaign, steps = self._create_campaign([("tag", {"activity_type": "server_action"})])
@@ -171,10 +190,14 @@ class TestChannelContract(WhatsAppMixin, ChannelContractMixin, MktCampaignCommon
         self.assertFalse(marked, "nothing leaves the database")
         self.assertIn(self.other_tag, self.bob.category_id)
 
-        failing = self.env["ir.actions.server"].create({
-            "name": "Refuse", "model_id": self.partner_model.id, "state": "code",
-            "code": "raise UserError('The CRM is closed today.')",
-        })
+        failing = self.env["ir.actions.server"].create(
+            {
+                "name": "Refuse",
+                "model_id": self.partner_model.id,
+                "state": "code",
+                "code": "raise UserError('The CRM is closed today.')",
+            }
+        )
         campaign, steps = self._create_campaign(
             [("tag", {"activity_type": "server_action", "server_action_id": failing.id})],
             name="Failing",
@@ -234,22 +257,34 @@ class TestChannelExtension(MktCampaignCommon):
         adapter = FaxAdapter(faxed, no_fax=self.dan, busy=self.bob)
         self._register_fax(adapter)
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.send_chunk_size", 2)
-        campaign, steps = self._create_campaign([
-            ("fax", {"activity_type": "fax"}),
-            ("after", {"parent": "fax", "activity_type": "server_action"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("fax", {"activity_type": "fax"}),
+                ("after", {"parent": "fax", "activity_type": "server_action"}),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
-        self.assertTraceStates(steps["fax"], {
-            self.alice: "processed", self.alice_dup: "processed", self.carol: "processed",
-            self.dan: "rejected", self.bob: "scheduled",
-        })
-        self.assertEqual(sorted(adapter.chunks), [1, 2, 2],
-                         "a channel sending messages gets chunks of send_chunk_size")
+        self.assertTraceStates(
+            steps["fax"],
+            {
+                self.alice: "processed",
+                self.alice_dup: "processed",
+                self.carol: "processed",
+                self.dan: "rejected",
+                self.bob: "scheduled",
+            },
+        )
+        self.assertEqual(
+            sorted(adapter.chunks),
+            [1, 2, 2],
+            "a channel sending messages gets chunks of send_chunk_size",
+        )
         self.assertEqual(self._traces(steps["fax"], self.dan).error_message, "No fax number.")
         bob = self._traces(steps["fax"], self.bob)
-        self.assertEqual((bob.attempts, bob.error_message),
-                         (1, "Attempt 1 failed, retrying: The line is busy."))
+        self.assertEqual(
+            (bob.attempts, bob.error_message), (1, "Attempt 1 failed, retrying: The line is busy.")
+        )
         tagged_partners = self.partners.filtered(lambda p: faxed in p.category_id)
         self.assertEqual(tagged_partners, self.alice | self.alice_dup | self.carol)
         # the processed steps' children are queued (and ran: no delay)
@@ -282,9 +317,12 @@ class TestFcmTokenCache(MktCampaignCommon):
         self.fcm.messages.clear()
 
     def _push_campaign(self, name):
-        campaign, steps = self._create_campaign([
-            ("push", {"activity_type": "push", "push_title": "Hi", "push_body": "Sale"}),
-        ], name=name)
+        campaign, steps = self._create_campaign(
+            [
+                ("push", {"activity_type": "push", "push_title": "Hi", "push_body": "Sale"}),
+            ],
+            name=name,
+        )
         self._launch(campaign)
         return steps["push"]
 
@@ -311,8 +349,9 @@ class TestFcmTokenCache(MktCampaignCommon):
         self.fcm.access_tokens.clear()
         FcmApi(self.env).send("cache-alice", "Four", "4")
         self.assertEqual(len(self.fcm.access_tokens), 1)
-        self.assertEqual([m["notification"]["title"] for m in self.fcm.messages],
-                         ["One", "Two", "Three", "Four"])
+        self.assertEqual(
+            [m["notification"]["title"] for m in self.fcm.messages], ["One", "Two", "Three", "Four"]
+        )
 
     def test_cache_keyed_by_service_account(self):
         FcmApi(self.env).send("cache-alice", "One", "1")

@@ -12,15 +12,15 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.tests import TransactionCase, freeze_time, tagged
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
 
 from .common import SmtpSinkMixin
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -39,18 +39,23 @@ class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
 
     def _make_contacts(self, count, prefix):
         # a non-ASCII letter checks the encoding of headers and body too
-        return self.env["res.partner"].create([
-            {
-                "name": f"Zoé {prefix.capitalize()} {n:04d}",
-                "email": f"{prefix}{n:04d}@e2e.example",
-            }
-            for n in range(1, count + 1)
-        ])
+        return self.env["res.partner"].create(
+            [
+                {
+                    "name": f"Zoé {prefix.capitalize()} {n:04d}",
+                    "email": f"{prefix}{n:04d}@e2e.example",
+                }
+                for n in range(1, count + 1)
+            ]
+        )
 
     def _make_campaign(self, prefix):
         return self._make_sink_campaign(
-            f"E2E campaign {prefix}", prefix, "@e2e.example",
-            "Hello {{ object.name }}", '<p>Hi <t t-out="object.name"/></p>',
+            f"E2E campaign {prefix}",
+            prefix,
+            "@e2e.example",
+            "Hello {{ object.name }}",
+            '<p>Hi <t t-out="object.name"/></p>',
         )
 
     def _html(self, message):
@@ -81,7 +86,8 @@ class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
         # one message per contact, each addressed to that contact only
         self.assertEqual(self.sink.count, 300)
         self.assertEqual(
-            self.sink.connections_total - connections, 1,
+            self.sink.connections_total - connections,
+            1,
             "one SMTP session for the six chunks of the queue run",
         )
         envelopes = self.sink.envelopes()
@@ -126,7 +132,8 @@ class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
             self.env["mail.mail"].search([("mailing_id", "=", activity.mailing_id.id)])
         )
         self.assertEqual(
-            set(campaign.participant_ids.mapped("state")), {"completed"},
+            set(campaign.participant_ids.mapped("state")),
+            {"completed"},
             "a one-step workflow is over for everybody",
         )
 
@@ -228,7 +235,5 @@ class TestEmailEndToEnd(SmtpSinkMixin, TransactionCase):
         self.assertEqual(set(mailing_traces.mapped("trace_status")), {"sent"})
         self.assertEqual(mailing_traces.mkt_trace_id, traces)
         for message in self.sink.messages:
-            name = self.env["res.partner"].search(
-                [("email", "=", message.rcpt_tos[0])]
-            ).name
+            name = self.env["res.partner"].search([("email", "=", message.rcpt_tos[0])]).name
             self.assertEqual(message["Subject"], f"Hello {name}")

@@ -8,7 +8,6 @@ from .common import T0, MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestEnrolment(MktCampaignCommon):
-
     def _email_field(self, model="res.partner", fname="email"):
         return self.env["ir.model.fields"]._get(model, fname)
 
@@ -32,7 +31,9 @@ class TestEnrolment(MktCampaignCommon):
         self.assertEqual(set(traces.mapped("state")), {"scheduled"})
         self.assertEqual(set(traces.mapped("schedule_date")), {T0})
         self.assertEqual(campaign.trace_count, 5)
-        self.assertTrue(campaign.utm_campaign_id, "launching attributes the campaign to a UTM campaign")
+        self.assertTrue(
+            campaign.utm_campaign_id, "launching attributes the campaign to a UTM campaign"
+        )
         self.assertEqual(steps["welcome"].mailing_id.campaign_id, campaign.utm_campaign_id)
 
     def test_enrolment_narrower_filter(self):
@@ -45,7 +46,8 @@ class TestEnrolment(MktCampaignCommon):
         self.assertEqual(campaign.record_count, 4)
         campaign.action_start()
         self.assertEqual(
-            sorted(campaign.participant_ids.mapped("res_id")), sorted((self.partners - self.dan).ids)
+            sorted(campaign.participant_ids.mapped("res_id")),
+            sorted((self.partners - self.dan).ids),
         )
 
     def test_participant_columns(self):
@@ -65,8 +67,10 @@ class TestEnrolment(MktCampaignCommon):
         self.assertEqual(dan.phone, "+32470000005")
         # the queue shows them too
         trace = alice.trace_ids
-        self.assertEqual((trace.record_name, trace.email, trace.phone),
-                         ("Alice Audience", "alice@example.com", "+32470000001"))
+        self.assertEqual(
+            (trace.record_name, trace.email, trace.phone),
+            ("Alice Audience", "alice@example.com", "+32470000001"),
+        )
         action = alice.action_open_record()
         self.assertEqual((action["res_model"], action["res_id"]), ("res.partner", self.alice.id))
 
@@ -74,13 +78,16 @@ class TestEnrolment(MktCampaignCommon):
         """With e-mail as unique field, addresses differing only by case are
         enrolled once (the oldest record represents them); records without a
         value, NULL or empty, are each enrolled."""
-        no_mail_2, empty_1, empty_2 = self.env["res.partner"].create([
-            {"name": "Eve No-Mail", "email": False, "category_id": self.tag.ids},
-            {"name": "Fay Empty", "email": "", "category_id": self.tag.ids},
-            {"name": "Gus Empty", "email": "", "category_id": self.tag.ids},
-        ])
+        no_mail_2, empty_1, empty_2 = self.env["res.partner"].create(
+            [
+                {"name": "Eve No-Mail", "email": False, "category_id": self.tag.ids},
+                {"name": "Fay Empty", "email": "", "category_id": self.tag.ids},
+                {"name": "Gus Empty", "email": "", "category_id": self.tag.ids},
+            ]
+        )
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], unique_field_id=self._email_field().id,
+            [("welcome", {})],
+            unique_field_id=self._email_field().id,
         )
         campaign.action_start()
         enrolled = self.env["res.partner"].browse(campaign.participant_ids.mapped("res_id"))
@@ -89,8 +96,13 @@ class TestEnrolment(MktCampaignCommon):
             self.alice | self.bob | self.carol | self.dan | no_mail_2 | empty_1 | empty_2,
             "Alice Again (same e-mail as Alice, other case) is not enrolled",
         )
-        keys = dict(zip(campaign.participant_ids.mapped("res_id"),
-                        campaign.participant_ids.mapped("unique_key")))
+        keys = dict(
+            zip(
+                campaign.participant_ids.mapped("res_id"),
+                campaign.participant_ids.mapped("unique_key"),
+                strict=False,
+            )
+        )
         self.assertEqual(keys[self.alice.id], "alice@example.com")
         self.assertEqual(keys[self.dan.id], f"id:{self.dan.id}")
         self.assertEqual(keys[empty_1.id], f"id:{empty_1.id}")
@@ -152,10 +164,12 @@ class TestEnrolment(MktCampaignCommon):
         self._launch(campaign)
         self.assertEqual(campaign.state, "running")
         self.assertFalse(campaign.participant_ids)
-        trigger = self.env["ir.cron.trigger"].search([
-            ("cron_id", "=", self.env.ref("mkt_campaign.ir_cron_sync_participants").id),
-            ("call_at", "=", start),
-        ])
+        trigger = self.env["ir.cron.trigger"].search(
+            [
+                ("cron_id", "=", self.env.ref("mkt_campaign.ir_cron_sync_participants").id),
+                ("call_at", "=", start),
+            ]
+        )
         self.assertTrue(trigger, "the enrolment cron is planned for the start date")
 
         self._run_sync(start - timedelta(hours=1))
@@ -172,7 +186,9 @@ class TestEnrolment(MktCampaignCommon):
         date, once, not at launch."""
         start = T0 + timedelta(days=2)
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], schedule_date=start, auto_entry=False,
+            [("welcome", {})],
+            schedule_date=start,
+            auto_entry=False,
         )
         self._launch(campaign)
         newcomer = self._new_contact()
@@ -185,9 +201,13 @@ class TestEnrolment(MktCampaignCommon):
 
     def test_model_name_on_create(self):
         """The external API creates campaigns with the technical model name."""
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Leads", "model_name": "crm.lead", "domain": "[]",
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Leads",
+                "model_name": "crm.lead",
+                "domain": "[]",
+            }
+        )
         self.assertEqual(campaign.model_id, self.env["ir.model"]._get("crm.lead"))
         self.assertEqual(campaign.model_name, "crm.lead")
         with self.assertRaisesRegex(ValidationError, "does not exist"):
@@ -196,17 +216,26 @@ class TestEnrolment(MktCampaignCommon):
     def test_target_crm_lead(self):
         """Leads are a target: their own e-mail/phone are kept, the filter
         applies on lead fields, and the e-mail step is rendered on the lead."""
-        leads = self.env["crm.lead"].create([
-            {"name": "Big deal", "email_from": "Lea <lea@example.com>", "phone": "+32470111111",
-             "type": "opportunity", "priority": "3"},
-            {"name": "Small deal", "email_from": "sam@example.com", "priority": "0"},
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Hot leads",
-            "model_name": "crm.lead",
-            "domain": repr([("id", "in", leads.ids), ("priority", "=", "3")]),
-            "unique_field_id": self._email_field("crm.lead", "email_from").id,
-        })
+        leads = self.env["crm.lead"].create(
+            [
+                {
+                    "name": "Big deal",
+                    "email_from": "Lea <lea@example.com>",
+                    "phone": "+32470111111",
+                    "type": "opportunity",
+                    "priority": "3",
+                },
+                {"name": "Small deal", "email_from": "sam@example.com", "priority": "0"},
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Hot leads",
+                "model_name": "crm.lead",
+                "domain": repr([("id", "in", leads.ids), ("priority", "=", "3")]),
+                "unique_field_id": self._email_field("crm.lead", "email_from").id,
+            }
+        )
         step = self._add_step(campaign, "Call me back")
         self.assertEqual(step.mailing_id.mailing_model_real, "crm.lead")
         campaign.action_start()
@@ -233,16 +262,26 @@ class TestEnrolment(MktCampaignCommon):
         )
         config = self.env["pos.config"].create({"name": "Spring shop"})
         session = self.env["pos.session"].create({"config_id": config.id, "user_id": self.env.uid})
-        orders = self.env["pos.order"].create([
-            {"session_id": session.id, "partner_id": partner.id, "amount_tax": 0,
-             "amount_total": total, "amount_paid": total, "amount_return": 0}
-            for partner, total in ((self.alice, 120), (self.bob, 15), (self.carol, 300))
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Big spenders",
-            "model_name": "pos.order",
-            "domain": repr([("session_id", "=", session.id), ("amount_total", ">=", 100)]),
-        })
+        orders = self.env["pos.order"].create(
+            [
+                {
+                    "session_id": session.id,
+                    "partner_id": partner.id,
+                    "amount_tax": 0,
+                    "amount_total": total,
+                    "amount_paid": total,
+                    "amount_return": 0,
+                }
+                for partner, total in ((self.alice, 120), (self.bob, 15), (self.carol, 300))
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Big spenders",
+                "model_name": "pos.order",
+                "domain": repr([("session_id", "=", session.id), ("amount_total", ">=", 100)]),
+            }
+        )
         self._add_step(campaign, "Thank you")
         self.assertEqual(campaign.record_count, 2)
         campaign.action_start()

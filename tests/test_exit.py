@@ -19,9 +19,12 @@ class TestExit(MktCampaignCommon):
 
     def _campaign(self, **values):
         return self._create_campaign(
-            [("welcome", {}),
-             ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"})],
-            exit_domain=self.exit_domain, **values,
+            [
+                ("welcome", {}),
+                ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+            ],
+            exit_domain=self.exit_domain,
+            **values,
         )
 
     def test_exit_when_steps_come_due(self):

@@ -13,8 +13,9 @@ from unittest.mock import patch
 from urllib.parse import urlsplit
 
 from odoo import fields
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.tests import HttpCase, freeze_time, tagged
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
 
 from .common import SmtpSinkMixin
 
@@ -28,7 +29,6 @@ BODY = (
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestFastEmail(SmtpSinkMixin, HttpCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -47,14 +47,20 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
     # ------------------------------------------------------------------
 
     def _make_contacts(self, count, prefix):
-        return self.env["res.partner"].create([
-            {"name": f"Zoé Ærøskøbing {n:03d}", "email": f"{prefix}{n:03d}@fast.example"}
-            for n in range(1, count + 1)
-        ])
+        return self.env["res.partner"].create(
+            [
+                {"name": f"Zoé Ærøskøbing {n:03d}", "email": f"{prefix}{n:03d}@fast.example"}
+                for n in range(1, count + 1)
+            ]
+        )
 
     def _make_campaign(self, prefix):
         campaign, activity = self._make_sink_campaign(
-            f"Fast campaign {prefix}", prefix, "@fast.example", SUBJECT, BODY,
+            f"Fast campaign {prefix}",
+            prefix,
+            "@fast.example",
+            SUBJECT,
+            BODY,
         )
         self.assertFalse(activity.mailing_id._mkt_fast_email_unsupported())
         campaign.action_start()
@@ -62,9 +68,12 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         return campaign, activity, traces
 
     def _partner_messages(self, contacts):
-        return self.env["mail.message"].search_count([
-            ("model", "=", "res.partner"), ("res_id", "in", contacts.ids),
-        ])
+        return self.env["mail.message"].search_count(
+            [
+                ("model", "=", "res.partner"),
+                ("res_id", "in", contacts.ids),
+            ]
+        )
 
     def _html(self, message):
         return message.get_body(preferencelist=("html",)).get_content()
@@ -138,9 +147,13 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         self.assertIn("Zoé Ærøskøbing", parsed.get_body(("plain",)).get_content())
         # no mail.mail nor mail.message per recipient
         self.assertFalse(self.env["mail.mail"].search([("mailing_id", "=", mailing.id)]))
-        self.assertFalse(self.env["mail.message"].search_count([
-            ("message_id", "in", mtraces.mapped("message_id")),
-        ]))
+        self.assertFalse(
+            self.env["mail.message"].search_count(
+                [
+                    ("message_id", "in", mtraces.mapped("message_id")),
+                ]
+            )
+        )
         self.assertEqual(self._partner_messages(contacts), partner_messages)
         self.assertEqual(set(traces.mapped("state")), {"processed"})
         self.assertEqual(mailing.state, "done")
@@ -278,7 +291,8 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         self.assertEqual(self.sink.connections_total - connections, 1)
         self.assertEqual(set(traces.mapped("state")), {"processed"})
         self.assertFalse(
-            getattr(mail_batch._shared, "batches", None), "closed at the end of the run",
+            getattr(mail_batch._shared, "batches", None),
+            "closed at the end of the run",
         )
         # outside of a queue run (e.g. a request thread) nothing is kept open
         self.assertFalse(mail_batch.SmtpBatch.shared(self.mail_server, self.env).kept)
@@ -327,7 +341,8 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         self.assertIn(f"document_id={contacts[0].id}", oneclick)
         oneclick = urlsplit(oneclick)
         response = self.url_open(
-            f"{oneclick.path}?{oneclick.query}", data={"List-Unsubscribe": "One-Click"},
+            f"{oneclick.path}?{oneclick.query}",
+            data={"List-Unsubscribe": "One-Click"},
         )
         self.assertEqual(response.status_code, 200)
         blocked = self.env["mail.blacklist"].sudo().search([("active", "=", True)])

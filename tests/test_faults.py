@@ -7,16 +7,17 @@ from .common import T0, MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestFaults(MktCampaignCommon):
-
     @mute_logger("odoo.addons.mkt_campaign.models.mkt_trace")
     def test_step_that_raises_fails_alone(self):
         """A step that cannot run (its filter no longer parses) fails its own
         rows with the reason; the other steps of the same batch run, and
         nothing is left in 'processing'."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("tag", {"activity_type": "server_action"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("tag", {"activity_type": "server_action"}),
+            ]
+        )
         self._launch(campaign)
         # written behind the form's back (an upgrade renamed a field, say)
         self.env.flush_all()
@@ -32,8 +33,9 @@ class TestFaults(MktCampaignCommon):
         self.assertFalse(self._new_mails)
         self.assertEqual(set(steps["tag"].trace_ids.mapped("state")), {"processed"})
         self.assertFalse(
-            self.env["mkt.trace"].search([("campaign_id", "=", campaign.id),
-                                          ("state", "=", "processing")])
+            self.env["mkt.trace"].search(
+                [("campaign_id", "=", campaign.id), ("state", "=", "processing")]
+            )
         )
 
     def test_mode_of_running_campaign(self):
@@ -55,9 +57,13 @@ class TestFaults(MktCampaignCommon):
         real = steps["welcome"].trace_ids.filtered(lambda t: not t.is_test)
         self.assertFalse(real, "a test launch enrols test participants only")
         # a real row left in the queue (e.g. by an older version) is not touched
-        participant = self.env["mkt.participant"].create({
-            "campaign_id": campaign.id, "res_id": self.alice.id, "unique_key": "real",
-        })
+        participant = self.env["mkt.participant"].create(
+            {
+                "campaign_id": campaign.id,
+                "res_id": self.alice.id,
+                "unique_key": "real",
+            }
+        )
         self.env.flush_all()
         self.env.cr.execute(
             """INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id,

@@ -20,7 +20,6 @@ TAG = re.compile(r"</?([a-zA-Z][\w-]*)")
 
 @tagged("post_install", "-at_install", "mkt_campaign", "i18n")
 class TestI18n(TransactionCase):
-
     def _po(self, lang):
         return polib.pofile(os.path.join(I18N, f"{lang}.po"))
 
@@ -43,7 +42,8 @@ class TestI18n(TransactionCase):
                         f"placeholders of {entry.msgid!r}",
                     )
                     self.assertEqual(
-                        sorted(TAG.findall(entry.msgid)), sorted(TAG.findall(entry.msgstr)),
+                        sorted(TAG.findall(entry.msgid)),
+                        sorted(TAG.findall(entry.msgstr)),
                         f"markup of {entry.msgid!r}",
                     )
 
@@ -52,8 +52,10 @@ class TestI18n(TransactionCase):
         is not in i18n/mkt_campaign.pot fails here: run scripts/i18n-export."""
         pot = {entry.msgid for entry in polib.pofile(os.path.join(I18N, "mkt_campaign.pot"))}
         terms = {
-            source for module, _type, _name, _res_id, source, _value, _comments
-            in TranslationModuleReader(self.env.cr, ["mkt_campaign"])
+            source
+            for module, _type, _name, _res_id, source, _value, _comments in TranslationModuleReader(
+                self.env.cr, ["mkt_campaign"]
+            )
             if module == "mkt_campaign" and source
         }
         missing = sorted(terms - pot)
@@ -86,8 +88,11 @@ class TestI18n(TransactionCase):
                     "cooldown cannot be negative."
                 ]
                 with self.assertRaises(ValidationError) as raised:
-                    env["mkt.campaign"].create({
-                        "name": "Teste", "registered_days": -1,
-                        "model_id": self.env["ir.model"]._get_id("res.partner"),
-                    })
+                    env["mkt.campaign"].create(
+                        {
+                            "name": "Teste",
+                            "registered_days": -1,
+                            "model_id": self.env["ir.model"]._get_id("res.partner"),
+                        }
+                    )
                 self.assertEqual(str(raised.exception), message % {"campaign": "Teste"})

@@ -12,19 +12,19 @@ class TestQueueIntegrity(MktCampaignCommon):
 
     def _count(self, table, column, ids):
         self.env.flush_all()
-        self.env.cr.execute(
-            f"SELECT count(*) FROM {table} WHERE {column} = ANY(%s)", [list(ids)]
-        )
+        self.env.cr.execute(f"SELECT count(*) FROM {table} WHERE {column} = ANY(%s)", [list(ids)])
         return self.env.cr.fetchone()[0]
 
     def _run_two_steps(self):
         """A launched campaign whose first e-mail was sent, its child step
         (after the e-mail, in 2 days) scheduled: 9 queue rows (Dan, who has
         no e-mail address, was rejected and gets no follow-up)."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         self.assertEqual(set(self._trace_states(steps["follow_up"]).values()), {"scheduled"})

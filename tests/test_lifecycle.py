@@ -19,7 +19,6 @@ MIGRATION = os.path.join(
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestLifecycle(MktCampaignCommon):
-
     def _from_template(self, key, user):
         form = Form(self.env["mkt.campaign.template"].with_user(user))
         form.template = key
@@ -27,12 +26,17 @@ class TestLifecycle(MktCampaignCommon):
         return self.env["mkt.campaign"].browse(action["res_id"])
 
     def _approved_template(self):
-        template = self.env["mkt.whatsapp.template"].create({
-            "name": "Spring", "template_name": "spring_lifecycle", "language": "en_US",
-            "model_id": self.partner_model.id, "phone_field": "phone",
-            "body": "Hello {{1}}",
-            "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Alice"})],
-        })
+        template = self.env["mkt.whatsapp.template"].create(
+            {
+                "name": "Spring",
+                "template_name": "spring_lifecycle",
+                "language": "en_US",
+                "model_id": self.partner_model.id,
+                "phone_field": "phone",
+                "body": "Hello {{1}}",
+                "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Alice"})],
+            }
+        )
         # WhatsApp's approval, written by the engine (superuser)
         template.sudo().write({"status": "approved"})
         template.action_allow_multi()
@@ -47,9 +51,16 @@ class TestLifecycle(MktCampaignCommon):
         campaign = self._from_template("tag_hot_contacts", self.env.user)
         action = campaign.sudo().activity_ids.server_action_id
         self.assertEqual(len(action), 1)
-        xmlid = self.env["ir.model.data"].sudo().search([
-            ("model", "=", "ir.actions.server"), ("res_id", "=", action.id),
-        ])
+        xmlid = (
+            self.env["ir.model.data"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", "ir.actions.server"),
+                    ("res_id", "=", action.id),
+                ]
+            )
+        )
         self.assertEqual(
             (xmlid.module, xmlid.name, xmlid.noupdate),
             ("mkt_campaign", f"campaign_template_action_{action.id}", True),
@@ -65,14 +76,23 @@ class TestLifecycle(MktCampaignCommon):
         self.assertTrue(multi_action.binding_model_id)
         campaign = self._from_template("tag_hot_contacts", self.user_mkt_manager)
         template_action = campaign.activity_ids.server_action_id
-        own_action = self.env["ir.actions.server"].create({
-            "name": "My own action", "model_id": self.partner_model.id,
-            "state": "code", "code": "records.write({'comment': 'hello'})",
-        })
-        own_step = self.env["mkt.activity"].create({
-            "name": "Own", "campaign_id": campaign.id, "activity_type": "server_action",
-            "trigger_type": "begin", "server_action_id": own_action.id,
-        })
+        own_action = self.env["ir.actions.server"].create(
+            {
+                "name": "My own action",
+                "model_id": self.partner_model.id,
+                "state": "code",
+                "code": "records.write({'comment': 'hello'})",
+            }
+        )
+        own_step = self.env["mkt.activity"].create(
+            {
+                "name": "Own",
+                "campaign_id": campaign.id,
+                "activity_type": "server_action",
+                "trigger_type": "begin",
+                "server_action_id": own_action.id,
+            }
+        )
         params = self.env["ir.config_parameter"]
         params.set_param("mkt_campaign.cap_day", "3")
         params.set_param("mkt_campaign.whatsapp_token", "secret")
@@ -95,26 +115,41 @@ class TestLifecycle(MktCampaignCommon):
         campaign = self._from_template("prioritize_hot_leads", self.user_mkt_manager)
         template_action = campaign.activity_ids.server_action_id
         # as an earlier version left it: no XML id
-        self.env["ir.model.data"].search([
-            ("model", "=", "ir.actions.server"), ("res_id", "=", template_action.id),
-        ]).unlink()
-        own_action = self.env["ir.actions.server"].create({
-            "name": "Own", "model_id": self.env["ir.model"]._get_id("crm.lead"),
-            "state": "code", "code": "records.write({'priority': '2'})",
-        })
-        self.env["mkt.activity"].create({
-            "name": "Own", "campaign_id": campaign.id, "activity_type": "server_action",
-            "trigger_type": "begin", "server_action_id": own_action.id,
-        })
+        self.env["ir.model.data"].search(
+            [
+                ("model", "=", "ir.actions.server"),
+                ("res_id", "=", template_action.id),
+            ]
+        ).unlink()
+        own_action = self.env["ir.actions.server"].create(
+            {
+                "name": "Own",
+                "model_id": self.env["ir.model"]._get_id("crm.lead"),
+                "state": "code",
+                "code": "records.write({'priority': '2'})",
+            }
+        )
+        self.env["mkt.activity"].create(
+            {
+                "name": "Own",
+                "campaign_id": campaign.id,
+                "activity_type": "server_action",
+                "trigger_type": "begin",
+                "server_action_id": own_action.id,
+            }
+        )
         self.env.flush_all()
         spec = importlib.util.spec_from_file_location("mkt_post_migrate_19_0_1_2_0", MIGRATION)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.migrate(self.env.cr, "19.0.1.1.0")
 
-        owned = self.env["ir.model.data"].search([
-            ("module", "=", "mkt_campaign"), ("model", "=", "ir.actions.server"),
-            ("name", "=like", "campaign_template_action_%"),
-        ])
+        owned = self.env["ir.model.data"].search(
+            [
+                ("module", "=", "mkt_campaign"),
+                ("model", "=", "ir.actions.server"),
+                ("name", "=like", "campaign_template_action_%"),
+            ]
+        )
         self.assertIn(template_action.id, owned.mapped("res_id"))
         self.assertNotIn(own_action.id, owned.mapped("res_id"))

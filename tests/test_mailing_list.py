@@ -7,7 +7,7 @@ from .common import MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestMailingList(MktCampaignCommon):
-    """"Save as Mailing List": an Email Marketing list from the campaign's
+    """ "Save as Mailing List": an Email Marketing list from the campaign's
     current audience, one contact per e-mail address."""
 
     @users("mkt_user")
@@ -30,21 +30,28 @@ class TestMailingList(MktCampaignCommon):
         self.assertIn("saved as the mailing list", campaign.message_ids[0].body)
         # the list is an audience Email Marketing and campaigns can use
         other, _steps = self._create_campaign(
-            [("welcome", {})], domain="[]", mailing_list_ids=[(6, 0, mailing_list.ids)],
+            [("welcome", {})],
+            domain="[]",
+            mailing_list_ids=[(6, 0, mailing_list.ids)],
         )
         # Alice, Alice Again (the same address), Bob and Carol
         self.assertEqual(other.record_count, 4)
 
     def test_leads_audience(self):
-        leads = self.env["crm.lead"].create([
-            {"name": "Lead with e-mail", "email_from": "lead@example.com", "type": "lead"},
-            {"name": "Lead of a contact", "partner_id": self.carol.id, "type": "lead"},
-            {"name": "Lead without e-mail", "type": "lead"},
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Leads", "model_id": self.env["ir.model"]._get_id("crm.lead"),
-            "domain": repr([("id", "in", leads.ids)]),
-        })
+        leads = self.env["crm.lead"].create(
+            [
+                {"name": "Lead with e-mail", "email_from": "lead@example.com", "type": "lead"},
+                {"name": "Lead of a contact", "partner_id": self.carol.id, "type": "lead"},
+                {"name": "Lead without e-mail", "type": "lead"},
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Leads",
+                "model_id": self.env["ir.model"]._get_id("crm.lead"),
+                "domain": repr([("id", "in", leads.ids)]),
+            }
+        )
         mailing_list = campaign._save_mailing_list(name="Leads list")
         self.assertEqual(mailing_list.name, "Leads list")
         self.assertEqual(
@@ -53,14 +60,19 @@ class TestMailingList(MktCampaignCommon):
         )
 
     def test_mailing_contacts_audience(self):
-        contacts = self.env["mailing.contact"].create([
-            {"name": "Mia", "email": "mia@example.com"},
-            {"name": "No Mail"},
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Contacts", "model_id": self.env["ir.model"]._get_id("mailing.contact"),
-            "domain": repr([("id", "in", contacts.ids)]),
-        })
+        contacts = self.env["mailing.contact"].create(
+            [
+                {"name": "Mia", "email": "mia@example.com"},
+                {"name": "No Mail"},
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Contacts",
+                "model_id": self.env["ir.model"]._get_id("mailing.contact"),
+                "domain": repr([("id", "in", contacts.ids)]),
+            }
+        )
         mailing_list = campaign._save_mailing_list()
         self.assertEqual(mailing_list.contact_ids, contacts[0], "the contact itself, subscribed")
 
@@ -69,17 +81,24 @@ class TestMailingList(MktCampaignCommon):
         """The list holds the records both the responsible and the user saving
         it may read: a contact of another company stays out."""
         # created by the administrator (a new company is given to its creator)
-        other_company = self.env["res.company"].with_user(
-            self.env.ref("base.user_admin")
-        ).sudo().create({"name": "Other Co"})
+        other_company = (
+            self.env["res.company"]
+            .with_user(self.env.ref("base.user_admin"))
+            .sudo()
+            .create({"name": "Other Co"})
+        )
         self.assertNotIn(other_company, self.env.user.company_ids)
         self.bob.sudo().company_id = other_company
         self.user_mkt_manager.sudo().company_ids |= other_company
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], user_id=self.user_mkt_manager.id, company_id=False,
+            [("welcome", {})],
+            user_id=self.user_mkt_manager.id,
+            company_id=False,
         )
         mailing_list = campaign.with_user(self.env.user)._save_mailing_list()
-        self.assertNotIn("bob@example.com", mailing_list.sudo().contact_ids.mapped("email_normalized"))
+        self.assertNotIn(
+            "bob@example.com", mailing_list.sudo().contact_ids.mapped("email_normalized")
+        )
         self.assertEqual(len(mailing_list.sudo().contact_ids), 2)
 
     @users("mkt_internal")

@@ -10,22 +10,39 @@ D = timedelta(days=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestModes(MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.steps_spec = [
             ("welcome", {"interval_number": 2, "interval_type": "days"}),
-            ("opened", {"parent": "welcome", "trigger_type": "email_open",
-                        "activity_type": "server_action"}),
-            ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
-                          "activity_type": "sms", "interval_number": 3, "interval_type": "days"}),
+            (
+                "opened",
+                {
+                    "parent": "welcome",
+                    "trigger_type": "email_open",
+                    "activity_type": "server_action",
+                },
+            ),
+            (
+                "reminder",
+                {
+                    "parent": "welcome",
+                    "trigger_type": "email_not_open",
+                    "activity_type": "sms",
+                    "interval_number": 3,
+                    "interval_type": "days",
+                },
+            ),
             ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "weeks"}),
             ("tag", {"parent": "follow_up", "activity_type": "server_action"}),
         ]
 
     def _assert_nothing_executed(self, steps):
-        mailings = steps["welcome"].mailing_id | steps["reminder"].mailing_id | steps["follow_up"].mailing_id
+        mailings = (
+            steps["welcome"].mailing_id
+            | steps["reminder"].mailing_id
+            | steps["follow_up"].mailing_id
+        )
         self.assertFalse(
             self.env["mail.mail"].sudo().search([("mailing_id", "in", mailings.ids)]),
             "no e-mail is generated",
@@ -34,12 +51,15 @@ class TestModes(MktCampaignCommon):
             self.env["sms.sms"].sudo().search([("mailing_id", "in", mailings.ids)]),
             "no SMS is generated",
         )
-        self.assertFalse(self.env["mailing.trace"].search([("mass_mailing_id", "in", mailings.ids)]))
+        self.assertFalse(
+            self.env["mailing.trace"].search([("mass_mailing_id", "in", mailings.ids)])
+        )
         for partner in self.partners:
             self.assertNotIn(self.other_tag, partner.category_id, "no server action is run")
         for step in steps.values():
             self.assertEqual(
-                (step.processed_count, step.scheduled_count, step.rejected_count), (0, 0, 0),
+                (step.processed_count, step.scheduled_count, step.rejected_count),
+                (0, 0, 0),
                 "test runs are not counted in the step statistics",
             )
 
@@ -60,7 +80,8 @@ class TestModes(MktCampaignCommon):
             self.assertEqual(set(traces.mapped("schedule_date")), {T0}, "delays are ignored")
         self.assertFalse(steps["opened"].trace_ids, "no message is sent, so nothing is opened")
         self.assertEqual(
-            steps["tag"].trace_ids.parent_id.parent_id, steps["welcome"].trace_ids,
+            steps["tag"].trace_ids.parent_id.parent_id,
+            steps["welcome"].trace_ids,
             "the queue keeps the path each participant took",
         )
         self._assert_nothing_executed(steps)
@@ -89,7 +110,9 @@ class TestModes(MktCampaignCommon):
         self._run_queue(T0 + 2 * D - timedelta(minutes=1))
         self.assertEqual(set(welcome.mapped("state")), {"scheduled"})
         self._run_queue(T0 + 2 * D)
-        self.assertEqual(set(welcome.mapped("state")), {"processed"}, "Dan is not rejected: nothing is sent")
+        self.assertEqual(
+            set(welcome.mapped("state")), {"processed"}, "Dan is not rejected: nothing is sent"
+        )
         self.assertEqual(set(steps["reminder"].trace_ids.mapped("schedule_date")), {T0 + 5 * D})
         self.assertEqual(set(steps["follow_up"].trace_ids.mapped("schedule_date")), {T0 + 9 * D})
         self._run_queue(T0 + 5 * D)
@@ -105,10 +128,13 @@ class TestModes(MktCampaignCommon):
         confirmation; confirming sends nothing in the user's request but wakes
         the queue, which runs confirmed due steps at once and confirmed steps
         not due yet when due."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
-        ], mode="manual")
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+            ],
+            mode="manual",
+        )
         campaign = campaign.with_user(self.env.user)
         self._launch(campaign)
         self._run_queue(T0 + H)
@@ -159,11 +185,15 @@ class TestModes(MktCampaignCommon):
 
     def test_mode_normal(self):
         """Normal: the scheduler runs due steps without anyone's intervention."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("tag", {"parent": "welcome", "activity_type": "server_action",
-                     "interval_number": 1}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "tag",
+                    {"parent": "welcome", "activity_type": "server_action", "interval_number": 1},
+                ),
+            ]
+        )
         self._launch(campaign)
         cron = self.env.ref("mkt_campaign.ir_cron_execute_activities")
         self.assertTrue(
@@ -175,7 +205,9 @@ class TestModes(MktCampaignCommon):
         self.assertEqual(steps["welcome"].processed_count, 4)
         self.assertEqual(len(self._new_mails), 4)
         self.assertTrue(
-            self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id), ("call_at", "=", T0 + H)]),
+            self.env["ir.cron.trigger"].search(
+                [("cron_id", "=", cron.id), ("call_at", "=", T0 + H)]
+            ),
             "the cron plans its next run when the next step is due",
         )
         with freeze_time(T0 + H), self.enter_registry_test_mode():

@@ -41,7 +41,9 @@ class TestOptinConfirmation(HttpCase):
         self.assertTrue(partner._mkt_has_confirmed_optin())
 
     def test_lead_without_own_confirmation_uses_contact(self):
-        partner = self.env["res.partner"].create({"name": "Lead contact", "email": "lc@example.com"})
+        partner = self.env["res.partner"].create(
+            {"name": "Lead contact", "email": "lc@example.com"}
+        )
         lead = self.env["crm.lead"].create({"name": "Lead", "partner_id": partner.id})
         other = self.env["crm.lead"].create({"name": "Other lead", "partner_id": partner.id})
         self.assertFalse(lead._mkt_has_confirmed_optin())
@@ -49,4 +51,6 @@ class TestOptinConfirmation(HttpCase):
         self.assertTrue(lead._mkt_has_confirmed_optin())
         self.assertFalse(other._mkt_has_confirmed_optin())
         partner.mkt_optin_date = "2026-01-02 10:00:00"
-        self.assertTrue(other._mkt_has_confirmed_optin(), "the contact's confirmation covers its leads")
+        self.assertTrue(
+            other._mkt_has_confirmed_optin(), "the contact's confirmation covers its leads"
+        )

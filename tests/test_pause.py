@@ -12,13 +12,14 @@ D = timedelta(days=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestPause(MktCampaignCommon):
-
     def setUp(self):
         super().setUp()
-        self.campaign, self.steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
-        ])
+        self.campaign, self.steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+            ]
+        )
         self._launch(self.campaign)
 
     @users("mkt_user")
@@ -51,23 +52,30 @@ class TestPause(MktCampaignCommon):
     def test_resume_skipping_missed_steps(self):
         """Resume, Skip Missed: what came due during the pause is canceled
         with the reason; steps due later run when due."""
-        self._run_queue(T0 + H)               # the welcome e-mails go out
+        self._run_queue(T0 + H)  # the welcome e-mails go out
         self.campaign.action_pause()
         follow_up = self.steps["follow_up"].trace_ids
-        self._run_queue(T0 + D + 2 * H)       # the follow-ups came due while paused
+        self._run_queue(T0 + D + 2 * H)  # the follow-ups came due while paused
         self.assertEqual(set(follow_up.mapped("state")), {"scheduled"})
-        late = self._add_step(self.campaign, name="late", parent=self.steps["welcome"],
-                              interval_number=3, interval_type="days")
-        with freeze_time(T0 + D + 2 * H):   # due three days from then
+        late = self._add_step(
+            self.campaign,
+            name="late",
+            parent=self.steps["welcome"],
+            interval_number=3,
+            interval_type="days",
+        )
+        with freeze_time(T0 + D + 2 * H):  # due three days from then
             self.steps["welcome"].trace_ids.filtered(
-                lambda t: t.state == "processed")._schedule_children(triggers=["after_parent"])
+                lambda t: t.state == "processed"
+            )._schedule_children(triggers=["after_parent"])
         with freeze_time(T0 + D + 3 * H):
             self.campaign.action_resume_skip()
         self.env.invalidate_all()
         self.assertEqual(set(follow_up.mapped("state")), {"canceled"})
         self.assertIn("paused", follow_up[0].error_message)
-        self.assertEqual(set(late.trace_ids.mapped("state")), {"scheduled"},
-                         "a step not due yet is kept")
+        self.assertEqual(
+            set(late.trace_ids.mapped("state")), {"scheduled"}, "a step not due yet is kept"
+        )
         self._run_queue(T0 + 5 * D)
         self.assertEqual(set(late.trace_ids.mapped("state")), {"processed"})
 

@@ -7,10 +7,11 @@ import json
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
-from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import HttpCase, TransactionCase, freeze_time, tagged
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import T0, MktCampaignCommon, SmtpSinkMixin
 from .test_queue import closed_loopback_port
@@ -18,14 +19,13 @@ from .test_queue import closed_loopback_port
 MIN = timedelta(minutes=1)
 PAYLOAD_SUBJECT = "Your code {{ object_payload.get('coupon', 'none') }}"
 PAYLOAD_BODY = (
-    "<p>Hello <t t-out=\"object.name\"/>, your code is "
+    '<p>Hello <t t-out="object.name"/>, your code is '
     "<t t-out=\"object_payload.get('coupon', 'none')\"/>.</p>"
 )
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestPayload(MktCampaignCommon):
-
     def _mail_to(self, partner):
         mails = [m for m in self._mails if any(partner.email in to for to in m["email_to"])]
         self.assertEqual(len(mails), 1, f"one e-mail to {partner.name}")
@@ -35,9 +35,15 @@ class TestPayload(MktCampaignCommon):
         """An integration writes a participant's payload (a campaign user,
         over the external API): the campaign's e-mail reads it, each
         recipient their own."""
-        campaign, steps = self._create_campaign([(
-            "welcome", {"subject": PAYLOAD_SUBJECT, "body_html": PAYLOAD_BODY},
-        )], domain=repr([("id", "in", (self.alice | self.bob | self.carol).ids)]))
+        campaign, steps = self._create_campaign(
+            [
+                (
+                    "welcome",
+                    {"subject": PAYLOAD_SUBJECT, "body_html": PAYLOAD_BODY},
+                )
+            ],
+            domain=repr([("id", "in", (self.alice | self.bob | self.carol).ids)]),
+        )
         with freeze_time(T0):
             campaign.action_start()
         participants = campaign.participant_ids
@@ -61,7 +67,8 @@ class TestPayload(MktCampaignCommon):
         trace = steps["welcome"].trace_ids.filtered(lambda t: t.res_id == self.bob.id)
         self.assertIn('"coupon": "BOB-20"', trace.payload_text)
         event = self.env["mkt.event"].search(
-            [("trace_id", "=", trace.id), ("event_type", "=", "sent")])
+            [("trace_id", "=", trace.id), ("event_type", "=", "sent")]
+        )
         self.assertEqual(json.loads(event.payload), {"coupon": "BOB-20", "tier": 2})
 
     def test_payload_from_mapping_at_enrolment(self):
@@ -69,15 +76,34 @@ class TestPayload(MktCampaignCommon):
         participant's payload at enrolment; the SMS reads it."""
         self.alice.ref = "A-001"
         self.bob.ref = "B-002"
-        campaign, steps = self._create_campaign([(
-            "sms", {"activity_type": "sms",
-                    "body_plaintext": "Member {{ object_payload.get('member', '?') }}"},
-        )])
+        campaign, steps = self._create_campaign(
+            [
+                (
+                    "sms",
+                    {
+                        "activity_type": "sms",
+                        "body_plaintext": "Member {{ object_payload.get('member', '?') }}",
+                    },
+                )
+            ]
+        )
         campaign.payload_field_ids = [
-            (0, 0, {"field_id": self.env["ir.model.fields"]._get("res.partner", "ref").id,
-                    "key": "member"}),
-            (0, 0, {"field_id": self.env["ir.model.fields"]._get("res.partner", "is_company").id,
-                    "key": "company"}),
+            (
+                0,
+                0,
+                {
+                    "field_id": self.env["ir.model.fields"]._get("res.partner", "ref").id,
+                    "key": "member",
+                },
+            ),
+            (
+                0,
+                0,
+                {
+                    "field_id": self.env["ir.model.fields"]._get("res.partner", "is_company").id,
+                    "key": "company",
+                },
+            ),
         ]
         with freeze_time(T0):
             campaign.action_start()
@@ -98,8 +124,14 @@ class TestPayload(MktCampaignCommon):
     def test_mapping_refuses_restricted_field(self):
         campaign, _steps = self._create_campaign([("welcome", {})])
         field = self.env["ir.model.fields"].search(
-            [("model", "=", "res.partner"), ("store", "=", True), ("groups", "!=", False),
-             ("ttype", "in", ("char", "integer", "many2one"))], limit=1)
+            [
+                ("model", "=", "res.partner"),
+                ("store", "=", True),
+                ("groups", "!=", False),
+                ("ttype", "in", ("char", "integer", "many2one")),
+            ],
+            limit=1,
+        )
         if field:
             with self.assertRaises(ValidationError):
                 campaign.payload_field_ids = [(0, 0, {"field_id": field.id, "key": "x"})]
@@ -109,20 +141,26 @@ class TestPayload(MktCampaignCommon):
         this company's participants."""
         other = self.env["res.company"].create({"name": "Other Company"})
         intruder = mail_new_test_user(
-            self.env, login="mkt_other_company", name="Olga Other",
-            email="olga@example.com", company_id=other.id, company_ids=[(6, 0, other.ids)],
+            self.env,
+            login="mkt_other_company",
+            name="Olga Other",
+            email="olga@example.com",
+            company_id=other.id,
+            company_ids=[(6, 0, other.ids)],
             groups="base.group_user,mkt_campaign.group_mkt_campaign_user",
         )
-        campaign, _steps = self._create_campaign(
-            [("welcome", {})], company_id=self.env.company.id)
+        campaign, _steps = self._create_campaign([("welcome", {})], company_id=self.env.company.id)
         with freeze_time(T0):
             campaign.action_start()
         participant = campaign.participant_ids[:1]
         with self.assertRaises(AccessError):
             participant.with_user(intruder).write({"payload": {"coupon": "STOLEN"}})
         # and cannot read it in a preview either
-        Render = self.env["mail.render.mixin"].with_user(intruder).with_context(
-            mkt_payload_participant_ids=(participant.id,))
+        Render = (
+            self.env["mail.render.mixin"]
+            .with_user(intruder)
+            .with_context(mkt_payload_participant_ids=(participant.id,))
+        )
         participant.sudo().payload = {"coupon": "SECRET"}
         self.env.flush_all()
         self.assertNotIn("SECRET", str(Render.sudo(False)._render_eval_context()["object_payload"]))
@@ -143,17 +181,24 @@ class TestPayloadFastEmail(SmtpSinkMixin, TransactionCase):
         self.sink.reset()
 
     def test_payload_in_fast_email(self):
-        first, second = self.env["res.partner"].create([
-            {"name": "Paula One", "email": "plone@payload.example"},
-            {"name": "Peter Two", "email": "pltwo@payload.example"},
-        ])
+        first, second = self.env["res.partner"].create(
+            [
+                {"name": "Paula One", "email": "plone@payload.example"},
+                {"name": "Peter Two", "email": "pltwo@payload.example"},
+            ]
+        )
         campaign, activity = self._make_sink_campaign(
-            "Payload fast", "pl", "@payload.example", PAYLOAD_SUBJECT, PAYLOAD_BODY,
+            "Payload fast",
+            "pl",
+            "@payload.example",
+            PAYLOAD_SUBJECT,
+            PAYLOAD_BODY,
         )
         self.assertFalse(activity.mailing_id._mkt_fast_email_unsupported())
         campaign.action_start()
         campaign.participant_ids.filtered(lambda p: p.res_id == first.id).payload = {
-            "coupon": "FAST-1"}
+            "coupon": "FAST-1"
+        }
         self._run_cron()
         received = {env.rcpt_tos[0]: env.message for env in self.sink.envelopes()}
         self.assertEqual(str(received[first.email]["Subject"]), "Your code FAST-1")
@@ -164,19 +209,23 @@ class TestPayloadFastEmail(SmtpSinkMixin, TransactionCase):
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestAttemptHistory(MktCampaignCommon):
-
     def test_three_attempts_kept(self):
         """The SMTP server is down twice, then back: the step keeps its three
         attempts (two retried failures with the answer, then sent)."""
         params = self.env["ir.config_parameter"]
         params.set_param("mkt_campaign.max_attempts", 5)
         params.set_param("mkt_campaign.retry_delay_minutes", 5)
-        down = self.env["ir.mail_server"].create({
-            "name": "Down", "smtp_host": "127.0.0.1", "smtp_port": closed_loopback_port(),
-            "smtp_encryption": "none",
-        })
+        down = self.env["ir.mail_server"].create(
+            {
+                "name": "Down",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": closed_loopback_port(),
+                "smtp_encryption": "none",
+            }
+        )
         campaign, steps = self._create_campaign(
-            [("welcome", {})], domain=repr([("id", "=", self.bob.id)]),
+            [("welcome", {})],
+            domain=repr([("id", "=", self.bob.id)]),
         )
         steps["welcome"].mailing_id.mail_server_id = down
         self._launch(campaign)
@@ -197,13 +246,11 @@ class TestAttemptHistory(MktCampaignCommon):
         self.assertEqual(history.mapped("attempt"), [1, 2, 3])
         self.assertEqual(history.mapped("outcome"), ["retry", "retry", "processed"])
         self.assertTrue(history[0].answer, "the server's answer is kept")
-        self.assertEqual(history.mapped("attempt_date"),
-                         [T0, T0 + 5 * MIN, T0 + 15 * MIN])
+        self.assertEqual(history.mapped("attempt_date"), [T0, T0 + 5 * MIN, T0 + 15 * MIN])
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestProviderFeedback(MktCampaignCommon, HttpCase):
-
     SECRET = "feedback-secret-for-tests"
 
     def _post(self, payload, secret=SECRET, signature=None):
@@ -223,23 +270,38 @@ class TestProviderFeedback(MktCampaignCommon, HttpCase):
         alice = self._traces(step, self.alice)
         bob = self._traces(step, self.bob)
         carol = self._traces(step, self.carol)
-        events = {"events": [
-            {"message_id": self._mailing_trace(alice).message_id, "event": "delivered",
-             "timestamp": 1772442000},
-            {"message_id": self._mailing_trace(alice).message_id, "event": "complaint",
-             "answer": "abuse report from example.com FBL"},
-            {"message_id": self._mailing_trace(bob).message_id, "event": "bounce",
-             "answer": "550 5.1.1 user unknown"},
-            {"message_id": self._mailing_trace(carol).message_id, "event": "blocked",
-             "answer": "554 blocked by policy"},
-            {"message_id": "<unknown@example.com>", "event": "complaint"},
-        ]}
+        events = {
+            "events": [
+                {
+                    "message_id": self._mailing_trace(alice).message_id,
+                    "event": "delivered",
+                    "timestamp": 1772442000,
+                },
+                {
+                    "message_id": self._mailing_trace(alice).message_id,
+                    "event": "complaint",
+                    "answer": "abuse report from example.com FBL",
+                },
+                {
+                    "message_id": self._mailing_trace(bob).message_id,
+                    "event": "bounce",
+                    "answer": "550 5.1.1 user unknown",
+                },
+                {
+                    "message_id": self._mailing_trace(carol).message_id,
+                    "event": "blocked",
+                    "answer": "554 blocked by policy",
+                },
+                {"message_id": "<unknown@example.com>", "event": "complaint"},
+            ]
+        }
         Blacklist = self.env["mail.blacklist"]
         self.env.flush_all()
         # closed without a secret, refused unsigned or badly signed: no change
         self.assertEqual(self._post(events, secret=None).status_code, 403)
         self.env["ir.config_parameter"].sudo().set_param(
-            "mkt_campaign.feedback_secret", self.SECRET)
+            "mkt_campaign.feedback_secret", self.SECRET
+        )
         self.env.flush_all()
         self.assertEqual(self._post(events, secret=None).status_code, 403)
         self.assertEqual(self._post(events, signature="sha256=00").status_code, 403)
@@ -251,29 +313,42 @@ class TestProviderFeedback(MktCampaignCommon, HttpCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.json(), {"used": 4})
         self.env.invalidate_all()
-        self.assertEqual(alice.feedback, "complained",
-                         "a late 'delivered' never hides the complaint")
+        self.assertEqual(
+            alice.feedback, "complained", "a late 'delivered' never hides the complaint"
+        )
         self.assertEqual(alice.feedback_answer, "abuse report from example.com FBL")
-        self.assertEqual(set(alice.attempt_ids.mapped("outcome")),
-                         {"processed", "delivered", "complained"})
+        self.assertEqual(
+            set(alice.attempt_ids.mapped("outcome")), {"processed", "delivered", "complained"}
+        )
         # the complaint blacklists the address, as Email Marketing does for bounces
         self.assertTrue(Blacklist.search([("email", "=", "alice@example.com")]))
         self.assertFalse(Blacklist.search([("email", "=", "carol@example.com")]))
         # the hard bounce goes through Email Marketing's own bounce
         self.assertEqual(self._mailing_trace(bob).trace_status, "bounce")
         self.assertTrue(bob.bounce_datetime)
-        self.assertEqual((bob.feedback, bob.feedback_answer),
-                         ("bounced_hard", "550 5.1.1 user unknown"))
+        self.assertEqual(
+            (bob.feedback, bob.feedback_answer), ("bounced_hard", "550 5.1.1 user unknown")
+        )
         self.assertEqual(carol.feedback, "blocked")
         # Event Log and Results
         Event = self.env["mkt.event"]
         self.assertEqual(
-            Event.search_count([("campaign_id", "=", campaign.id),
-                                ("event_type", "=", "complained")]), 1)
+            Event.search_count(
+                [("campaign_id", "=", campaign.id), ("event_type", "=", "complained")]
+            ),
+            1,
+        )
         blocked = Event.search([("campaign_id", "=", campaign.id), ("event_type", "=", "blocked")])
         self.assertEqual(blocked.detail, "554 blocked by policy")
         bounced = Event.search([("trace_id", "=", bob.id), ("event_type", "=", "bounced")])
         self.assertEqual(bounced.detail, "550 5.1.1 user unknown")
         campaign.invalidate_recordset()
-        self.assertEqual((campaign.complained_count, campaign.blocked_count,
-                          campaign.delivered_count, campaign.bounced_count), (1, 1, 1, 1))
+        self.assertEqual(
+            (
+                campaign.complained_count,
+                campaign.blocked_count,
+                campaign.delivered_count,
+                campaign.bounced_count,
+            ),
+            (1, 1, 1, 1),
+        )

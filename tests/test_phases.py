@@ -23,14 +23,22 @@ class TestPhases(MktCampaignCommon):
         cls.follow_up = cls.env.ref("mkt_campaign.mkt_campaign_phase_follow_up")
         cls.analysis = cls.env.ref("mkt_campaign.mkt_campaign_phase_analysis")
         # only the default phases: the database may hold others
-        cls.env["mkt.campaign.phase"].search([
-            ("id", "not in", (cls.preparation | cls.sending | cls.follow_up | cls.analysis).ids),
-        ]).active = False
+        cls.env["mkt.campaign.phase"].search(
+            [
+                (
+                    "id",
+                    "not in",
+                    (cls.preparation | cls.sending | cls.follow_up | cls.analysis).ids,
+                ),
+            ]
+        ).active = False
 
     def _campaign(self, **values):
         return self._create_campaign(
-            [("welcome", {}),
-             ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"})],
+            [
+                ("welcome", {}),
+                ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+            ],
             **values,
         )
 
@@ -41,10 +49,17 @@ class TestPhases(MktCampaignCommon):
 
     def _phase_history(self, campaign):
         """(old phase, new phase) of the campaign's tracked phase changes, oldest first."""
-        values = self.env["mail.tracking.value"].sudo().search([
-            ("mail_message_id", "in", campaign.message_ids.ids),
-            ("field_id.name", "=", "phase_id"),
-        ], order="id")
+        values = (
+            self.env["mail.tracking.value"]
+            .sudo()
+            .search(
+                [
+                    ("mail_message_id", "in", campaign.message_ids.ids),
+                    ("field_id.name", "=", "phase_id"),
+                ],
+                order="id",
+            )
+        )
         return [(v.old_value_char, v.new_value_char) for v in values]
 
     def test_default_phases_and_kanban_columns(self):
@@ -55,7 +70,8 @@ class TestPhases(MktCampaignCommon):
             campaign.phase_id, [("id", "=", campaign.id)]
         )
         self.assertEqual(
-            columns.ids, (self.preparation | self.sending | self.follow_up | self.analysis).ids,
+            columns.ids,
+            (self.preparation | self.sending | self.follow_up | self.analysis).ids,
             "every phase is a kanban column, in order, even an empty one",
         )
         self.assertTrue(self.analysis.fold)
@@ -83,9 +99,14 @@ class TestPhases(MktCampaignCommon):
         self.assertEqual(campaign.phase_id, self.analysis, "7 days after the last message")
         self._cron(T0 + 30 * D)
         self.assertEqual(campaign.phase_id, self.analysis, "the last phase stays")
-        self.assertEqual(self._phase_history(campaign), [
-            ("Preparation", "Sending"), ("Sending", "Follow-up"), ("Follow-up", "Analysis"),
-        ])
+        self.assertEqual(
+            self._phase_history(campaign),
+            [
+                ("Preparation", "Sending"),
+                ("Sending", "Follow-up"),
+                ("Follow-up", "Analysis"),
+            ],
+        )
         notes = campaign.message_ids.mapped("body")
         self.assertTrue(any("all first steps of the workflow are sent" in b for b in notes))
 
@@ -115,12 +136,14 @@ class TestPhases(MktCampaignCommon):
     def test_entry_actions(self):
         """Entering a phase runs its server action on the campaign and tells
         the responsible, in the responsible's language."""
-        action = self.env["ir.actions.server"].create({
-            "name": "Log the analysis",
-            "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
-            "state": "code",
-            "code": "for record in records: record.message_post(body='Analysis started')",
-        })
+        action = self.env["ir.actions.server"].create(
+            {
+                "name": "Log the analysis",
+                "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
+                "state": "code",
+                "code": "for record in records: record.message_post(body='Analysis started')",
+            }
+        )
         self.analysis.write({"server_action_id": action.id, "notify_responsible": True})
         campaign, _steps = self._campaign(user_id=self.user_mkt_manager.id)
         campaign.phase_id = self.follow_up
@@ -142,13 +165,15 @@ class TestPhases(MktCampaignCommon):
     def test_entry_action_responsible_without_rights(self):
         """An action the responsible may not run does not run when the cron
         moves the campaign in: the chatter says why, the move stays."""
-        action = self.env["ir.actions.server"].create({
-            "name": "Admin only",
-            "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
-            "state": "code",
-            "code": "for record in records: record.message_post(body='Admin action ran')",
-            "group_ids": [(6, 0, self.env.ref("base.group_system").ids)],
-        })
+        action = self.env["ir.actions.server"].create(
+            {
+                "name": "Admin only",
+                "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
+                "state": "code",
+                "code": "for record in records: record.message_post(body='Admin action ran')",
+                "group_ids": [(6, 0, self.env.ref("base.group_system").ids)],
+            }
+        )
         self.sending.server_action_id = action
         campaign, _steps = self._campaign(user_id=self.user_mkt_manager.id)
         self._launch(campaign)
@@ -163,13 +188,19 @@ class TestPhases(MktCampaignCommon):
     def test_manager_cannot_set_forbidden_action(self):
         """A manager cannot put a server action reserved to administrators on a
         phase, nor move a campaign into a phase carrying one."""
-        admin = self.env["ir.actions.server"].sudo().create({
-            "name": "Admin only",
-            "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
-            "state": "code",
-            "code": "records.write({'name': 'pwned'})",
-            "group_ids": [(6, 0, self.env.ref("base.group_system").ids)],
-        })
+        admin = (
+            self.env["ir.actions.server"]
+            .sudo()
+            .create(
+                {
+                    "name": "Admin only",
+                    "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
+                    "state": "code",
+                    "code": "records.write({'name': 'pwned'})",
+                    "group_ids": [(6, 0, self.env.ref("base.group_system").ids)],
+                }
+            )
+        )
         groups = self.env.user.group_ids
         Phase = self.env["mkt.campaign.phase"]
         with self.assertRaises(AccessError):
@@ -178,9 +209,13 @@ class TestPhases(MktCampaignCommon):
         with self.assertRaises(AccessError):
             phase.write({"server_action_id": admin.id})
         self.analysis.sudo().server_action_id = admin
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Mine", "model_id": self.partner_model.id, "domain": self.audience_domain,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Mine",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+            }
+        )
         with self.assertRaises(AccessError):
             campaign.write({"phase_id": self.analysis.id})
         self.assertEqual(campaign.name, "Mine")

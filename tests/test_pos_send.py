@@ -1,8 +1,9 @@
 from odoo import Command
-from odoo.addons.mail.tests.common import mail_new_test_user
-from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 from odoo.exceptions import RedirectWarning, UserError
 from odoo.tests import Form, tagged
+
+from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 
 from .common import MktCampaignCommon
 from .test_whatsapp import WhatsAppMixin
@@ -18,63 +19,90 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
     def setUpClass(cls):
         super().setUpClass()
         cls.pos_clerk = mail_new_test_user(
-            cls.env, login="pos_clerk", name="Paula POS", email="paula.pos@example.com",
+            cls.env,
+            login="pos_clerk",
+            name="Paula POS",
+            email="paula.pos@example.com",
             groups="base.group_user,point_of_sale.group_pos_user",
         )
         cls.env.user.group_ids |= cls.env.ref("mkt_campaign.group_mkt_campaign_manager")
-        cls.product = cls.env["product.product"].create({
-            "name": "Flower pot", "type": "consu", "available_in_pos": True,
-            "taxes_id": [Command.clear()],
-        })
+        cls.product = cls.env["product.product"].create(
+            {
+                "name": "Flower pot",
+                "type": "consu",
+                "available_in_pos": True,
+                "taxes_id": [Command.clear()],
+            }
+        )
         config = cls.basic_config
         config.open_ui()
         cls.session = config.current_session_id
         cls.session.set_opening_control(0, None)
 
         Partner = cls.env["res.partner"]
-        cls.rita = Partner.create({"name": "Rita Regular", "email": "rita@example.com",
-                                   "phone": "+32470111111"})
+        cls.rita = Partner.create(
+            {"name": "Rita Regular", "email": "rita@example.com", "phone": "+32470111111"}
+        )
         cls.known = Partner.create({"name": "Kim Known", "email": "kim@example.com"})
         # Rita twice; a walk-in who left an e-mail for the receipt; a walk-in with
         # Kim's e-mail (Kim is found, not duplicated); a walk-in who left nothing;
         # a walk-in who left a mobile number
         cls.orders = (
-            cls._order(cls.rita) | cls._order(cls.rita)
+            cls._order(cls.rita)
+            | cls._order(cls.rita)
             | cls._order(email="walkin@example.com")
             | cls._order(email="KIM@example.com")
             | cls._order()
             | cls._order(mobile="+32 470 22 22 22")
         )
-        cls.rita_1, cls.rita_2, cls.walkin, cls.kim_order, cls.anonymous, cls.mobile_only = cls.orders
+        cls.rita_1, cls.rita_2, cls.walkin, cls.kim_order, cls.anonymous, cls.mobile_only = (
+            cls.orders
+        )
 
     @classmethod
     def _order(cls, partner=None, email=None, mobile=None):
-        order = cls.env["pos.order"].create({
-            "session_id": cls.session.id,
-            "partner_id": partner.id if partner else False,
-            "company_id": cls.env.company.id,
-            "amount_total": 10, "amount_paid": 10, "amount_tax": 0, "amount_return": 0,
-            "lines": [Command.create({
-                "product_id": cls.product.id, "qty": 1, "price_unit": 10,
-                "price_subtotal": 10, "price_subtotal_incl": 10, "tax_ids": [],
-            })],
-        })
+        order = cls.env["pos.order"].create(
+            {
+                "session_id": cls.session.id,
+                "partner_id": partner.id if partner else False,
+                "company_id": cls.env.company.id,
+                "amount_total": 10,
+                "amount_paid": 10,
+                "amount_tax": 0,
+                "amount_return": 0,
+                "lines": [
+                    Command.create(
+                        {
+                            "product_id": cls.product.id,
+                            "qty": 1,
+                            "price_unit": 10,
+                            "price_subtotal": 10,
+                            "price_subtotal_incl": 10,
+                            "tax_ids": [],
+                        }
+                    )
+                ],
+            }
+        )
         if email or mobile:
             order.write({"email": email or False, "mobile": mobile or False})
         return order
 
     def _wizard(self, orders, user=None, **values):
         env = self.env(user=user) if user else self.env
-        form = Form(env["mkt.pos.send"].with_context(
-            active_model="pos.order", active_ids=orders.ids))
+        form = Form(
+            env["mkt.pos.send"].with_context(active_model="pos.order", active_ids=orders.ids)
+        )
         for fname, value in values.items():
             setattr(form, fname, value)
         return form
 
     def test_email_to_customers_of_selected_orders(self):
         form = self._wizard(
-            self.orders, name="Spring in store", subject="Hello {{ object.name }}",
-            body_html="<p>Hi <t t-out=\"object.name\"/>, spring is in store.</p>",
+            self.orders,
+            name="Spring in store",
+            subject="Hello {{ object.name }}",
+            body_html='<p>Hi <t t-out="object.name"/>, spring is in store.</p>',
         )
         # Rita, Kim, the walk-in to create; the anonymous and the mobile-only
         # orders have no e-mail
@@ -88,14 +116,17 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(len(walkin), 1, "a customer is created for the walk-in's e-mail")
         self.assertEqual(self.walkin.partner_id, walkin, "the order gets its customer")
         self.assertEqual(self.kim_order.partner_id, self.known, "Kim is found, not duplicated")
-        self.assertEqual(self.env["res.partner"].search_count(
-            [("email_normalized", "=", "kim@example.com")]), 1)
+        self.assertEqual(
+            self.env["res.partner"].search_count([("email_normalized", "=", "kim@example.com")]), 1
+        )
 
         campaign = self.env["mkt.campaign"].search([("name", "=", "Spring in store")])
         self.assertEqual(campaign.state, "running")
         self.assertEqual(campaign.user_id, self.env.user)
-        self.assertEqual(sorted(campaign.participant_ids.mapped("res_id")),
-                         sorted((self.rita | self.known | walkin).ids))
+        self.assertEqual(
+            sorted(campaign.participant_ids.mapped("res_id")),
+            sorted((self.rita | self.known | walkin).ids),
+        )
         self._run_queue()
         sent = sorted(to for mail in self._mails for to in mail["email_to"])
         self.assertEqual(len(sent), 3, "Rita is messaged once for her two orders")
@@ -106,8 +137,10 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
 
     def test_sms_to_customers_of_selected_orders(self):
         wizard = self._wizard(
-            self.rita_1 | self.mobile_only | self.walkin, channel="sms",
-            name="SMS promo", body_plaintext="{{ object.name }}: -20% this weekend",
+            self.rita_1 | self.mobile_only | self.walkin,
+            channel="sms",
+            name="SMS promo",
+            body_plaintext="{{ object.name }}: -20% this weekend",
         ).save()
         self.assertEqual((wizard.recipient_count, wizard.missing_count), (2, 1))
         wizard.action_send()
@@ -117,7 +150,9 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self._run_queue()
         campaign = self.env["mkt.campaign"].search([("name", "=", "SMS promo")])
         self.assertEqual(campaign.sent_sms_count, 2)
-        sms = self.env["sms.sms"].sudo().search([("number", "in", ["+32470111111", "+32470222222"])])
+        sms = (
+            self.env["sms.sms"].sudo().search([("number", "in", ["+32470111111", "+32470222222"])])
+        )
         self.assertEqual(len(sms), 2)
 
     def test_whatsapp_to_customers_of_selected_orders(self):
@@ -126,17 +161,19 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self._start_whatsapp()
         template = self._approved_template()
         wizard = self._wizard(
-            self.rita_1 | self.rita_2 | self.mobile_only | self.walkin, channel="whatsapp",
-            name="WhatsApp promo", whatsapp_template_id=template,
+            self.rita_1 | self.rita_2 | self.mobile_only | self.walkin,
+            channel="whatsapp",
+            name="WhatsApp promo",
+            whatsapp_template_id=template,
         ).save()
         self.assertEqual((wizard.recipient_count, wizard.missing_count), (2, 1))
         wizard.action_send()
         self._run_queue()
-        self.assertEqual(sorted(m["to"] for m in self.wa.messages),
-                         ["+32470111111", "+32470222222"])
+        self.assertEqual(
+            sorted(m["to"] for m in self.wa.messages), ["+32470111111", "+32470222222"]
+        )
         rita = [m for m in self.wa.messages if m["to"] == "+32470111111"][0]
-        self.assertEqual(rita["template"]["components"][0]["parameters"][0]["text"],
-                         "Rita Regular")
+        self.assertEqual(rita["template"]["components"][0]["parameters"][0]["text"], "Rita Regular")
 
     def test_whatsapp_allow_multi_on_pos_orders(self):
         """A WhatsApp template for POS orders, approved, 'Allow Multi': its entry
@@ -144,41 +181,64 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         customers, once per customer."""
         self._start_whatsapp()
         template = self._approved_template(
-            name="Order follow-up", template_name="order_follow_up",
-            model_id=self.env["ir.model"]._get_id("pos.order"), phone_field="partner_id.phone",
+            name="Order follow-up",
+            template_name="order_follow_up",
+            model_id=self.env["ir.model"]._get_id("pos.order"),
+            phone_field="partner_id.phone",
             variable_ids=[(0, 0, {"index": 1, "field_path": "partner_id.name"})],
         )
-        self.assertEqual(template.action_allow_multi(),
-                         {"type": "ir.actions.client", "tag": "reload"},
-                         "the client reloads: the entry is in the Actions menu at once")
+        self.assertEqual(
+            template.action_allow_multi(),
+            {"type": "ir.actions.client", "tag": "reload"},
+            "the client reloads: the entry is in the Actions menu at once",
+        )
         action = template.multi_action_id
-        self.assertEqual((action.binding_model_id.model, action.name),
-                         ("pos.order", "WhatsApp: Order follow-up"))
-        result = action.with_user(self.pos_clerk).with_context(
-            active_model="pos.order", active_ids=(self.rita_1 | self.rita_2 | self.walkin).ids,
-        ).run()
+        self.assertEqual(
+            (action.binding_model_id.model, action.name), ("pos.order", "WhatsApp: Order follow-up")
+        )
+        result = (
+            action.with_user(self.pos_clerk)
+            .with_context(
+                active_model="pos.order",
+                active_ids=(self.rita_1 | self.rita_2 | self.walkin).ids,
+            )
+            .run()
+        )
         self.assertEqual(result["params"]["type"], "success")
         self._run_queue()
-        self.assertEqual([m["to"] for m in self.wa.messages], ["+32470111111"],
-                         "Rita once for her two orders; the walk-in has no phone")
-        self.assertEqual(self.wa.messages[0]["template"]["components"][0]["parameters"][0]["text"],
-                         "Rita Regular")
+        self.assertEqual(
+            [m["to"] for m in self.wa.messages],
+            ["+32470111111"],
+            "Rita once for her two orders; the walk-in has no phone",
+        )
+        self.assertEqual(
+            self.wa.messages[0]["template"]["components"][0]["parameters"][0]["text"],
+            "Rita Regular",
+        )
 
-        template.body = "Changed {{1}}"   # back to draft: the action refuses to send
+        template.body = "Changed {{1}}"  # back to draft: the action refuses to send
         with self.assertRaises(RedirectWarning) as error:
             action.with_context(active_model="pos.order", active_ids=self.rita_1.ids).run()
         self.assertIn("not approved (anymore)", str(error.exception.args[0]))
-        self.assertEqual(error.exception.args[1:3], (
-            self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
-        ), "its button opens the WhatsApp templates")
+        self.assertEqual(
+            error.exception.args[1:3],
+            (
+                self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id,
+                "Configure Templates",
+            ),
+            "its button opens the WhatsApp templates",
+        )
         template.action_disallow_multi()
         self.assertFalse(action.exists())
 
     def test_pos_clerk_sends(self):
         """A POS user who is no marketing user sends from the order list."""
         wizard = self._wizard(
-            self.rita_1, user=self.pos_clerk, name="From the shop",
-            subject="Thanks {{ object.name }}", body_html="<p>See you soon.</p>",
+            self.rita_1,
+            user=self.pos_clerk,
+            name="From the shop",
+            subject="Thanks {{ object.name }}",
+            body_html="<p>See you soon.</p>",
         ).save()
         wizard.action_send()
         campaign = self.env["mkt.campaign"].search([("name", "=", "From the shop")])
@@ -187,7 +247,9 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
 
     def test_bad_input_refused_before_sending(self):
         wizard = self._wizard(
-            self.rita_1, name="Broken", subject="Hello {{ object.nickname }}",
+            self.rita_1,
+            name="Broken",
+            subject="Hello {{ object.nickname }}",
             body_html="<p>Hi</p>",
         ).save()
         with self.assertRaises(UserError) as error:  # ValidationError included
@@ -195,8 +257,9 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertIn("nickname", str(error.exception))
         self.assertFalse(self.env["mkt.campaign"].search([("name", "=", "Broken")]))
 
-        nobody = self._wizard(self.anonymous, name="Nobody", subject="Hi",
-                              body_html="<p>Hi</p>").save()
+        nobody = self._wizard(
+            self.anonymous, name="Nobody", subject="Hi", body_html="<p>Hi</p>"
+        ).save()
         with self.assertRaises(UserError) as error:
             nobody.action_send()
         self.assertIn("None of the 1 selected orders has a customer", str(error.exception))
@@ -205,15 +268,19 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         """Point of Sale > an order > Extra Info: the marketing e-mail and
         WhatsApp icons beside the receipt's contact open the composer for
         that order's customer alone, on that channel."""
-        arch = self.env["pos.order"].with_user(self.pos_clerk).get_views(
-            [(False, "form")])["views"]["form"]["arch"]
+        arch = (
+            self.env["pos.order"]
+            .with_user(self.pos_clerk)
+            .get_views([(False, "form")])["views"]["form"]["arch"]
+        )
         self.assertIn('name="action_mkt_send_email"', arch)
         self.assertIn('name="action_mkt_send_whatsapp"', arch)
 
         action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_email()
         self.assertEqual(action["res_model"], "mkt.pos.send")
-        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
-            **action["context"]))
+        form = Form(
+            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(**action["context"])
+        )
         self.assertEqual((form.channel, form.order_count, form.recipient_count), ("email", 1, 1))
         self.assertIn("Rita Regular", form.name)
         form.subject = "A gift for you, {{ object.name }}"
@@ -226,8 +293,9 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(self._mails[0]["subject"], "A gift for you, Rita Regular")
 
         action = self.mobile_only.with_user(self.pos_clerk).action_mkt_send_whatsapp()
-        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
-            **action["context"]))
+        form = Form(
+            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(**action["context"])
+        )
         self.assertEqual((form.channel, form.order_count), ("whatsapp", 1))
 
     def test_customer_from_receipt_named_and_complete(self):
@@ -236,8 +304,12 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         # the shop's country reads the local number the customer gave
         self.env.company.country_id = self.env.ref("base.be")
         order = self._order(email="walkin.buyer@example.com", mobile="0470 33 33 33")
-        form = self._wizard(order, name="Receipt contacts", subject="Hi {{ object.name }}",
-                            body_html="<p>Thanks for your visit.</p>")
+        form = self._wizard(
+            order,
+            name="Receipt contacts",
+            subject="Hi {{ object.name }}",
+            body_html="<p>Thanks for your visit.</p>",
+        )
         form.save().action_send()
         customer = order.partner_id
         self.assertEqual(customer.name, "Walkin Buyer")
@@ -253,15 +325,22 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         ones; the preview shows the message rendered for the first customer's
         order, and the e-mail sent renders on each customer's order."""
         order_model = self.env["ir.model"]._get_id("pos.order")
-        order_template = self.env["mail.template"].create({
-            "name": "Thanks for your order", "model_id": order_model,
-            "subject": "Your order {{ object.name }}",
-            "body_html": "<p>Dear <t t-out=\"object.partner_id.name\"/>, thanks.</p>",
-        })
-        contact_template = self.env["mail.template"].create({
-            "name": "Newsletter", "model_id": self.env["ir.model"]._get_id("res.partner"),
-            "subject": "News", "body_html": "<p>News</p>",
-        })
+        order_template = self.env["mail.template"].create(
+            {
+                "name": "Thanks for your order",
+                "model_id": order_model,
+                "subject": "Your order {{ object.name }}",
+                "body_html": '<p>Dear <t t-out="object.partner_id.name"/>, thanks.</p>',
+            }
+        )
+        contact_template = self.env["mail.template"].create(
+            {
+                "name": "Newsletter",
+                "model_id": self.env["ir.model"]._get_id("res.partner"),
+                "subject": "News",
+                "body_html": "<p>News</p>",
+            }
+        )
         offered = self.env["mail.template"].search(
             self.env["mkt.pos.send"]._fields["template_id"].domain
         )
@@ -273,28 +352,40 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertEqual(form.subject, "Your order {{ object.name }}")
         self.assertEqual(form.target_model, "pos.order")
         self.assertIn("Preview for", form.preview)
-        self.assertIn(f"Your order {self.rita_2.name}", form.preview,
-                      "rendered for the customer's latest order")
+        self.assertIn(
+            f"Your order {self.rita_2.name}",
+            form.preview,
+            "rendered for the customer's latest order",
+        )
         self.assertIn("Dear Rita Regular, thanks.", form.preview)
         form.save().action_send()
         campaign = self.env["mkt.campaign"].search([("name", "=", "Order thanks")])
         self.assertEqual(campaign.model_name, "pos.order")
-        self.assertEqual(campaign.participant_ids.mapped("res_id"), self.rita_2.ids,
-                         "Rita once, on her latest order")
+        self.assertEqual(
+            campaign.participant_ids.mapped("res_id"),
+            self.rita_2.ids,
+            "Rita once, on her latest order",
+        )
         self._run_queue()
         self.assertEqual(len(self._mails), 1)
         self.assertIn("Dear Rita Regular, thanks.", self._mails[0]["body"])
 
     def test_save_as_template(self):
-        form = self._wizard(self.rita_1, name="Save it", subject="Spring {{ object.name }}",
-                            body_html="<p>Spring is in store.</p>")
+        form = self._wizard(
+            self.rita_1,
+            name="Save it",
+            subject="Spring {{ object.name }}",
+            body_html="<p>Spring is in store.</p>",
+        )
         self.assertIn("Spring Rita Regular", form.preview)
         wizard = form.save()
         action = wizard.action_save_as_template()
         self.assertEqual((action["res_model"], action["res_id"]), ("mkt.pos.send", wizard.id))
         template = wizard.template_id
-        self.assertEqual((template.name, template.model, template.subject),
-                         ("Spring {{ object.name }}", "res.partner", "Spring {{ object.name }}"))
+        self.assertEqual(
+            (template.name, template.model, template.subject),
+            ("Spring {{ object.name }}", "res.partner", "Spring {{ object.name }}"),
+        )
         self.assertIn("Spring is in store.", template.body_html)
         # offered (and inserted) next time
         form = self._wizard(self.rita_2, name="Again")
@@ -307,21 +398,27 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         orders and of contacts are offered, the preview renders for that order."""
         self._start_whatsapp()
         order_template = self._approved_template(
-            name="Order ready", template_name="order_ready",
-            model_id=self.env["ir.model"]._get_id("pos.order"), phone_field="partner_id.phone",
+            name="Order ready",
+            template_name="order_ready",
+            model_id=self.env["ir.model"]._get_id("pos.order"),
+            phone_field="partner_id.phone",
             body="Hi {{1}}, order {{2}} is ready.",
-            variable_ids=[(0, 0, {"index": 1, "field_path": "partner_id.name"}),
-                          (0, 0, {"index": 2, "field_path": "name"})],
+            variable_ids=[
+                (0, 0, {"index": 1, "field_path": "partner_id.name"}),
+                (0, 0, {"index": 2, "field_path": "name"}),
+            ],
         )
         contact_template = self._approved_template(name="Hello", template_name="hello")
         offered = self.env["mkt.whatsapp.template"].search(
             self.env["mkt.pos.send"]._fields["whatsapp_template_id"].domain
         )
-        self.assertEqual(offered & (order_template | contact_template),
-                         order_template | contact_template)
+        self.assertEqual(
+            offered & (order_template | contact_template), order_template | contact_template
+        )
         action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_whatsapp()
-        form = Form(self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(
-            action["context"]))
+        form = Form(
+            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(action["context"])
+        )
         form.whatsapp_template_id = order_template
         self.assertIn(f"Hi Rita Regular, order {self.rita_1.name} is ready.", form.preview)
         form.save().action_send()
@@ -331,14 +428,23 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
     def test_whatsapp_without_approved_template(self):
         """No approved template: the error's Configure Templates button opens them."""
         self.assertFalse(self.env["mkt.whatsapp.template"].search([("status", "=", "approved")]))
-        wizard = self.env["mkt.pos.send"].with_context(
-            active_model="pos.order", active_ids=self.rita_1.ids,
-        ).create({"name": "No template", "channel": "whatsapp"})
+        wizard = (
+            self.env["mkt.pos.send"]
+            .with_context(
+                active_model="pos.order",
+                active_ids=self.rita_1.ids,
+            )
+            .create({"name": "No template", "channel": "whatsapp"})
+        )
         with self.assertRaises(RedirectWarning) as error:
             wizard.action_send()
-        self.assertEqual(error.exception.args[1:3], (
-            self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id, "Configure Templates",
-        ))
+        self.assertEqual(
+            error.exception.args[1:3],
+            (
+                self.env.ref("mkt_campaign.mkt_whatsapp_template_action").id,
+                "Configure Templates",
+            ),
+        )
 
     # ------------------------------------------------------------------
     # Receipts feed the contacts
@@ -356,10 +462,14 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self.assertTrue(self.basic_config.mkt_receipt_contacts)
         customer = self.env["res.partner"].create({"name": "Sam Silent"})
         order = self._order(customer)
-        self.basic_config.sudo().write({
-            "module_pos_sms": True,
-            "sms_receipt_template_id": self.env.ref("pos_sms.sms_template_data_point_of_sale").id,
-        })
+        self.basic_config.sudo().write(
+            {
+                "module_pos_sms": True,
+                "sms_receipt_template_id": self.env.ref(
+                    "pos_sms.sms_template_data_point_of_sale"
+                ).id,
+            }
+        )
         order.with_user(self.pos_clerk).action_sent_message_on_sms("0470 44 44 44", False)
         self.assertEqual(order.mobile, "+32470444444")
         self.assertEqual(customer.phone, "+32470444444")

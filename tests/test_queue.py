@@ -4,10 +4,11 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.fields import Domain
 from odoo.tests import TransactionCase, freeze_time, tagged, users
 from odoo.tools import mute_logger
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
 
 from .common import T0, MktCampaignCommon
 
@@ -25,7 +26,6 @@ def closed_loopback_port():
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestQueue(MktCampaignCommon):
-
     def _scheduled(self, activity, partners):
         return activity.trace_ids.filtered(lambda t: t.res_id in partners.ids)
 
@@ -33,10 +33,12 @@ class TestQueue(MktCampaignCommon):
     def test_cancel_selected(self):
         """Canceling selected rows of the queue: those are never run, the
         others are; rows already run are left as they are."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 1}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 1}),
+            ]
+        )
         self._launch(campaign)
         welcome = steps["welcome"].trace_ids.with_user(self.env.user)
         selected = welcome.filtered(lambda t: t.res_id in (self.alice | self.bob).ids)
@@ -53,9 +55,9 @@ class TestQueue(MktCampaignCommon):
         sent_to = self.env["res.partner"].browse(self._new_mails.mapped("res_id"))
         self.assertEqual(sent_to, self.alice_dup | self.carol)
         self.assertEqual(steps["welcome"].canceled_count, 2)
-        self.assertFalse(steps["follow_up"].trace_ids.filtered(
-            lambda t: t.res_id in (self.alice | self.bob).ids
-        ))
+        self.assertFalse(
+            steps["follow_up"].trace_ids.filtered(lambda t: t.res_id in (self.alice | self.bob).ids)
+        )
 
         # canceling processed rows does nothing
         processed = welcome.filtered(lambda t: t.state == "processed")
@@ -89,12 +91,17 @@ class TestQueue(MktCampaignCommon):
         params = self.env["ir.config_parameter"]
         params.set_param("mkt_campaign.max_attempts", 3)
         params.set_param("mkt_campaign.retry_delay_minutes", 5)
-        down = self.env["ir.mail_server"].create({
-            "name": "Down", "smtp_host": "127.0.0.1", "smtp_port": closed_loopback_port(),
-            "smtp_encryption": "none",
-        })
+        down = self.env["ir.mail_server"].create(
+            {
+                "name": "Down",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": closed_loopback_port(),
+                "smtp_encryption": "none",
+            }
+        )
         campaign, steps = self._create_campaign(
-            [("welcome", {})], domain=repr([("id", "=", self.bob.id)]),
+            [("welcome", {})],
+            domain=repr([("id", "=", self.bob.id)]),
         )
         steps["welcome"].mailing_id.mail_server_id = down
         self._launch(campaign)
@@ -139,12 +146,18 @@ class TestQueue(MktCampaignCommon):
     def test_transient_failure_on_manual_confirmation(self):
         """A campaign user confirms a step while the SMTP server is down: the
         step is queued again for a later attempt like in automatic mode."""
-        down = self.env["ir.mail_server"].create({
-            "name": "Down", "smtp_host": "127.0.0.1", "smtp_port": closed_loopback_port(),
-            "smtp_encryption": "none",
-        })
+        down = self.env["ir.mail_server"].create(
+            {
+                "name": "Down",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": closed_loopback_port(),
+                "smtp_encryption": "none",
+            }
+        )
         campaign, steps = self._create_campaign(
-            [("welcome", {})], domain=repr([("id", "=", self.bob.id)]), mode="manual",
+            [("welcome", {})],
+            domain=repr([("id", "=", self.bob.id)]),
+            mode="manual",
         )
         steps["welcome"].mailing_id.mail_server_id = down
         self._launch(campaign)
@@ -171,9 +184,12 @@ class TestQueue(MktCampaignCommon):
         test_campaign, test_steps = self._create_campaign(
             [("welcome", {})], mode="test_realtime", name="Rehearsal"
         )
-        campaign, steps = self._create_campaign([
-            ("welcome", {}), ("tag", {"activity_type": "server_action"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("tag", {"activity_type": "server_action"}),
+            ]
+        )
         self._launch(campaign)
         self._launch(test_campaign)
         with freeze_time(T0):
@@ -237,19 +253,27 @@ class TestQueueConcurrency(TransactionCase):
         with registry.cursor() as cr:
             cr.execute("SET LOCAL lock_timeout = '10s'")
             env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
-            partners = env["res.partner"].create([
-                {"name": f"Concurrent {i}", "email": f"concurrent{i}@example.com"}
-                for i in range(20)
-            ])
-            campaign = env["mkt.campaign"].create({
-                "name": "Concurrent claims",
-                "model_id": env["ir.model"]._get_id("res.partner"),
-                "domain": repr([("id", "in", partners.ids)]),
-            })
-            env["mkt.activity"].create({
-                "campaign_id": campaign.id, "name": "Tag",
-                "activity_type": "server_action", "trigger_type": "begin",
-            })
+            partners = env["res.partner"].create(
+                [
+                    {"name": f"Concurrent {i}", "email": f"concurrent{i}@example.com"}
+                    for i in range(20)
+                ]
+            )
+            campaign = env["mkt.campaign"].create(
+                {
+                    "name": "Concurrent claims",
+                    "model_id": env["ir.model"]._get_id("res.partner"),
+                    "domain": repr([("id", "in", partners.ids)]),
+                }
+            )
+            env["mkt.activity"].create(
+                {
+                    "campaign_id": campaign.id,
+                    "name": "Tag",
+                    "activity_type": "server_action",
+                    "trigger_type": "begin",
+                }
+            )
             campaign.write({"state": "running"})
             campaign._sync_participants()
             cr.execute("SELECT id FROM mkt_trace WHERE campaign_id = %s", [campaign.id])

@@ -21,10 +21,13 @@ class TestRebuildQueue(MktCampaignCommon):
         cls.mail_domain = repr([("category_id", "in", cls.tag.ids), ("email", "!=", False)])
 
     def _campaign(self):
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
-        ], domain=self.mail_domain)
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("reminder", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+            ],
+            domain=self.mail_domain,
+        )
         self._launch(campaign)
         self._run_queue(T0)
         self.assertEqual(set(steps["welcome"].trace_ids.mapped("state")), {"processed"})
@@ -33,9 +36,12 @@ class TestRebuildQueue(MktCampaignCommon):
 
     def _rebuild(self, campaign, requeue_failed=False, when=T0 + timedelta(hours=2)):
         with freeze_time(when):
-            wizard = self.env["mkt.campaign.rebuild"].create({
-                "campaign_id": campaign.id, "requeue_failed": requeue_failed,
-            })
+            wizard = self.env["mkt.campaign.rebuild"].create(
+                {
+                    "campaign_id": campaign.id,
+                    "requeue_failed": requeue_failed,
+                }
+            )
             wizard.action_rebuild()
         self.env.invalidate_all()
 
@@ -54,7 +60,8 @@ class TestRebuildQueue(MktCampaignCommon):
             self.assertEqual(trace.state, "scheduled")
             self.assertEqual(trace.schedule_date, trace.parent_id.processed_date + 3 * D)
         self.assertEqual(
-            {t.id: t.processed_date for t in steps["welcome"].trace_ids}, welcome_done,
+            {t.id: t.processed_date for t in steps["welcome"].trace_ids},
+            welcome_done,
             "processed steps are untouched",
         )
         self.assertIn("re-planned", campaign.message_ids[0].body)
@@ -73,8 +80,9 @@ class TestRebuildQueue(MktCampaignCommon):
         campaign, steps = self._campaign()
         participants = campaign.participant_ids
         # a new follow-up of the welcome e-mail: queued under its processed rows
-        gift = self._add_step(campaign, name="gift", parent=steps["welcome"],
-                              interval_number=2, interval_type="days")
+        gift = self._add_step(
+            campaign, name="gift", parent=steps["welcome"], interval_number=2, interval_type="days"
+        )
         # the reminder now follows the gift: its rows under the welcome are canceled
         steps["reminder"].parent_id = gift
         self._rebuild(campaign)

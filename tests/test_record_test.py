@@ -15,15 +15,30 @@ class TestRecordTest(MktCampaignCommon):
 
     def setUp(self):
         super().setUp()
-        self.campaign, self.steps = self._create_campaign([
-            ("welcome", {}),
-            ("opened", {"parent": "welcome", "trigger_type": "email_open"}),
-            ("not_opened", {"parent": "welcome", "trigger_type": "email_not_open",
-                            "interval_number": 2, "interval_type": "days"}),
-            ("clicked", {"parent": "welcome", "trigger_type": "email_click"}),
-            ("bounced", {"parent": "welcome", "trigger_type": "email_bounce",
-                         "activity_type": "server_action"}),
-        ])
+        self.campaign, self.steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("opened", {"parent": "welcome", "trigger_type": "email_open"}),
+                (
+                    "not_opened",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 2,
+                        "interval_type": "days",
+                    },
+                ),
+                ("clicked", {"parent": "welcome", "trigger_type": "email_click"}),
+                (
+                    "bounced",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_bounce",
+                        "activity_type": "server_action",
+                    },
+                ),
+            ]
+        )
 
     def _launch_test(self, record):
         action = self.campaign.action_launch_test(record.id)
@@ -75,8 +90,9 @@ class TestRecordTest(MktCampaignCommon):
         self.assertEqual(self._step(participant, "clicked").state, "canceled")
         # nobody else received anything
         self.assertFalse(
-            self.env["mkt.trace"].search([("campaign_id", "=", self.campaign.id),
-                                          ("is_test", "=", False)])
+            self.env["mkt.trace"].search(
+                [("campaign_id", "=", self.campaign.id), ("is_test", "=", False)]
+            )
         )
 
     def test_bounce_branch(self):
@@ -111,9 +127,12 @@ class TestRecordTest(MktCampaignCommon):
             self.campaign.with_user(self.env.user).action_launch_test(self.bob.id)
 
     def test_wizard(self):
-        wizard = self.env["mkt.campaign.test"].create({
-            "campaign_id": self.campaign.id, "record_ref": f"res.partner,{self.carol.id}",
-        })
+        wizard = self.env["mkt.campaign.test"].create(
+            {
+                "campaign_id": self.campaign.id,
+                "record_ref": f"res.partner,{self.carol.id}",
+            }
+        )
         action = wizard.action_launch()
         participant = self.env["mkt.participant"].browse(action["res_id"])
         self.assertEqual(participant.res_id, self.carol.id)
@@ -125,17 +144,26 @@ class TestRecordTest(MktCampaignCommon):
         opened' branch runs for everyone."""
         self.campaign.write({"mode": "test", "test_event_share": 100})
         self._launch(self.campaign)
-        for key, state in (("welcome", "processed"), ("opened", "processed"),
-                           ("clicked", "processed"), ("not_opened", "canceled")):
+        for key, state in (
+            ("welcome", "processed"),
+            ("opened", "processed"),
+            ("clicked", "processed"),
+            ("not_opened", "canceled"),
+        ):
             self.assertEqual(
-                set(self.steps[key].trace_ids.mapped("state")), {state}, key,
+                set(self.steps[key].trace_ids.mapped("state")),
+                {state},
+                key,
             )
             self.assertEqual(len(self.steps[key].trace_ids), 5, key)
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("opened", {"parent": "welcome", "trigger_type": "email_open"}),
-            ("not_opened", {"parent": "welcome", "trigger_type": "email_not_open"}),
-        ], mode="test")
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("opened", {"parent": "welcome", "trigger_type": "email_open"}),
+                ("not_opened", {"parent": "welcome", "trigger_type": "email_not_open"}),
+            ],
+            mode="test",
+        )
         self._launch(campaign)
         self.assertFalse(steps["opened"].trace_ids)
         self.assertEqual(set(steps["not_opened"].trace_ids.mapped("state")), {"processed"})

@@ -15,15 +15,22 @@ H = timedelta(hours=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestReentry(MktCampaignCommon):
-
     def _participants(self, campaign, partner):
         return campaign.participant_ids.filtered(lambda p: p.res_id == partner.id).sorted("id")
 
     def _mailing_traces(self, activity, partner):
-        return self.env["mailing.trace"].sudo().search([
-            ("mass_mailing_id", "=", activity.mailing_id.id),
-            ("model", "=", "res.partner"), ("res_id", "=", partner.id),
-        ], order="id")
+        return (
+            self.env["mailing.trace"]
+            .sudo()
+            .search(
+                [
+                    ("mass_mailing_id", "=", activity.mailing_id.id),
+                    ("model", "=", "res.partner"),
+                    ("res_id", "=", partner.id),
+                ],
+                order="id",
+            )
+        )
 
     def _complete_once(self, **values):
         """Alice and Bob go through a one-step e-mail campaign at T0."""
@@ -99,12 +106,28 @@ class TestReentry(MktCampaignCommon):
         """The re-entered participant runs the workflow from its start,
         children included, independently of what happened the first time."""
         campaign, steps = self._create_campaign(
-            [("welcome", {}),
-             ("opened", {"parent": "welcome", "trigger_type": "email_open",
-                         "activity_type": "server_action"}),
-             ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
-                           "interval_number": 1, "interval_type": "days"})],
-            domain=repr([("id", "=", self.alice.id)]), reentry_days=3,
+            [
+                ("welcome", {}),
+                (
+                    "opened",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_open",
+                        "activity_type": "server_action",
+                    },
+                ),
+                (
+                    "reminder",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                    },
+                ),
+            ],
+            domain=repr([("id", "=", self.alice.id)]),
+            reentry_days=3,
         )
         self._launch(campaign)
         self._run_queue(T0)
@@ -123,8 +146,10 @@ class TestReentry(MktCampaignCommon):
         self.assertEqual(len(second), 1)
         when = T0 + 3 * D + timedelta(hours=2)
         self._run_queue(when)
-        self.assertEqual(second.trace_ids.filtered(lambda t: t.activity_id == steps["welcome"]).state,
-                         "processed")
+        self.assertEqual(
+            second.trace_ids.filtered(lambda t: t.activity_id == steps["welcome"]).state,
+            "processed",
+        )
         # this time Alice does not open it: the reminder goes out a day later
         reminder = second.trace_ids.filtered(lambda t: t.activity_id == steps["reminder"])
         self.assertEqual((reminder.state, reminder.schedule_date), ("scheduled", when + D))
@@ -140,7 +165,8 @@ class TestReentry(MktCampaignCommon):
         cooldown, when the campaign runs again."""
         campaign, steps = self._create_campaign(
             [("welcome", {"interval_number": 2, "interval_type": "days"})],
-            domain=repr([("id", "in", (self.alice | self.bob).ids)]), reentry_days=1,
+            domain=repr([("id", "in", (self.alice | self.bob).ids)]),
+            reentry_days=1,
         )
         self._launch(campaign)
         self._run_sync(T0 + 5 * D)
@@ -183,10 +209,19 @@ class TestReentry(MktCampaignCommon):
         entered again: its follow-up runs for the past participation, without
         disturbing the current one."""
         campaign, steps = self._create_campaign(
-            [("welcome", {}),
-             ("opened", {"parent": "welcome", "trigger_type": "email_open",
-                         "activity_type": "server_action"})],
-            domain=repr([("id", "=", self.alice.id)]), reentry_days=1,
+            [
+                ("welcome", {}),
+                (
+                    "opened",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_open",
+                        "activity_type": "server_action",
+                    },
+                ),
+            ],
+            domain=repr([("id", "=", self.alice.id)]),
+            reentry_days=1,
         )
         self._launch(campaign)
         self._run_queue(T0)
@@ -207,19 +242,26 @@ class TestReentry(MktCampaignCommon):
         self._run_queue(T0 + D + H)
         self.assertEqual(opened.state, "processed")
         self.assertEqual(first.state, "completed")
-        self.assertEqual(second.trace_ids.filtered(lambda t: t.activity_id == steps["welcome"]).state,
-                         "processed")
+        self.assertEqual(
+            second.trace_ids.filtered(lambda t: t.activity_id == steps["welcome"]).state,
+            "processed",
+        )
 
     def test_retry_step_of_past_participation(self):
         """Retrying a failed step of a past participation while the record is
         in the campaign again runs the step, the current participation intact."""
-        failing = self.env["ir.actions.server"].create({
-            "name": "Fails", "model_id": self.partner_model.id, "state": "code",
-            "code": "raise UserError('CRM is down')",
-        })
+        failing = self.env["ir.actions.server"].create(
+            {
+                "name": "Fails",
+                "model_id": self.partner_model.id,
+                "state": "code",
+                "code": "raise UserError('CRM is down')",
+            }
+        )
         campaign, steps = self._create_campaign(
             [("sync", {"activity_type": "server_action", "server_action_id": failing.id})],
-            domain=repr([("id", "=", self.alice.id)]), reentry_days=1,
+            domain=repr([("id", "=", self.alice.id)]),
+            reentry_days=1,
         )
         self._launch(campaign)
         self._run_queue(T0)

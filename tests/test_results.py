@@ -1,8 +1,9 @@
 from datetime import timedelta
 
 from odoo import Command
-from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 from odoo.tests import tagged
+
+from odoo.addons.point_of_sale.tests.common import TestPoSCommon
 
 from .common import MktCampaignCommon
 
@@ -22,10 +23,14 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
             | cls.env.ref("mkt_campaign.group_mkt_campaign_manager")
             | cls.env.ref("mass_mailing.group_mass_mailing_user")
         )
-        cls.product = cls.env["product.product"].create({
-            "name": "Garden chair", "type": "consu", "available_in_pos": True,
-            "taxes_id": [Command.clear()],
-        })
+        cls.product = cls.env["product.product"].create(
+            {
+                "name": "Garden chair",
+                "type": "consu",
+                "available_in_pos": True,
+                "taxes_id": [Command.clear()],
+            }
+        )
 
     # ------------------------------------------------------------------
     # Helpers
@@ -46,16 +51,29 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
             self.basic_config.open_ui()
             session = self.basic_config.current_session_id
             session.set_opening_control(0, None)
-        order = self.env["pos.order"].create({
-            "session_id": session.id,
-            "partner_id": partner.id,
-            "company_id": self.env.company.id,
-            "amount_total": 0, "amount_paid": 0, "amount_tax": 0, "amount_return": 0,
-            "lines": [Command.create({
-                "product_id": self.product.id, "qty": 1, "price_unit": amount,
-                "price_subtotal": amount, "price_subtotal_incl": amount, "tax_ids": [],
-            })],
-        })
+        order = self.env["pos.order"].create(
+            {
+                "session_id": session.id,
+                "partner_id": partner.id,
+                "company_id": self.env.company.id,
+                "amount_total": 0,
+                "amount_paid": 0,
+                "amount_tax": 0,
+                "amount_return": 0,
+                "lines": [
+                    Command.create(
+                        {
+                            "product_id": self.product.id,
+                            "qty": 1,
+                            "price_unit": amount,
+                            "price_subtotal": amount,
+                            "price_subtotal_incl": amount,
+                            "tax_ids": [],
+                        }
+                    )
+                ],
+            }
+        )
         order.lines._onchange_amount_line_all()
         order._compute_prices()
         context = {"active_id": order.id, "active_ids": order.ids}
@@ -66,13 +84,17 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
         return order
 
     def _sale_order(self, partner, amount, when, **values):
-        order = self.env["sale.order"].create({
-            "partner_id": partner.id,
-            "order_line": [Command.create(
-                {"product_id": self.product.id, "product_uom_qty": 1, "price_unit": amount}
-            )],
-            **values,
-        })
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": partner.id,
+                "order_line": [
+                    Command.create(
+                        {"product_id": self.product.id, "product_uom_qty": 1, "price_unit": amount}
+                    )
+                ],
+                **values,
+            }
+        )
         order.action_confirm()
         order.date_order = when
         return order
@@ -96,8 +118,9 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
         self.assertEqual(campaign.sent_email_count, 4)
         self.assertEqual(campaign.rejected_count, 1)
         self.assertEqual(campaign.pending_count, 0)
-        self.assertEqual((campaign.opened_count, campaign.clicked_count,
-                          campaign.bounced_count), (2, 1, 1))
+        self.assertEqual(
+            (campaign.opened_count, campaign.clicked_count, campaign.bounced_count), (2, 1, 1)
+        )
         # a click implies an open: Odoo marks the mail opened too
         self.assertAlmostEqual(campaign.open_rate, 50.0)
         self.assertAlmostEqual(campaign.click_rate, 25.0)
@@ -128,8 +151,11 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
             by_type[event.event_type] |= event
         self.assertEqual(len(by_type["sent"]), 4)
         self.assertEqual(by_type["bounced"].record_name, "Carol Customer")
-        self.assertEqual(set(by_type["opened"].mapped("record_name")),
-                         {"Alice Audience", "Bob Buyer"}, "a click marks the mail opened too")
+        self.assertEqual(
+            set(by_type["opened"].mapped("record_name")),
+            {"Alice Audience", "Bob Buyer"},
+            "a click marks the mail opened too",
+        )
         self.assertEqual(by_type["clicked"].record_name, "Bob Buyer")
         self.assertEqual(by_type["clicked"].url, "https://www.example.com/spring-sale")
         self.assertEqual(by_type["clicked"].activity_id, welcome)
@@ -138,12 +164,14 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
         """Costs are the registered ones plus a unit cost per message sent;
         the budget shows what is left and how much is used."""
         campaign, steps = self._sent_campaign(
-            budget=100.0, cost_per_email=0.5,
+            budget=100.0,
+            cost_per_email=0.5,
         )
         campaign.cost_ids = [
             Command.create({"name": "Contact list", "amount": 60.0}),
-            Command.create({"name": "E-mail design", "amount": 30.0,
-                            "activity_id": steps["welcome"].id}),
+            Command.create(
+                {"name": "E-mail design", "amount": 30.0, "activity_id": steps["welcome"].id}
+            ),
         ]
         self.assertAlmostEqual(campaign.registered_cost, 90.0)
         self.assertAlmostEqual(campaign.message_cost, 2.0)  # 4 e-mails sent
@@ -173,17 +201,33 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
         self._sale_order(self.bob, 120.0, sent + timedelta(days=3))
         self._sale_order(self.outsider, 200.0, sent + timedelta(days=5), campaign_id=utm.id)
         # CRM: two leads of the campaign, one won (300), one pending (500)
-        won, _pending = self.env["crm.lead"].create([
-            {"name": "Terrace project", "type": "opportunity", "campaign_id": utm.id,
-             "expected_revenue": 300.0, "partner_id": self.outsider.id},
-            {"name": "Garden project", "type": "opportunity", "campaign_id": utm.id,
-             "expected_revenue": 500.0},
-        ])
+        won, _pending = self.env["crm.lead"].create(
+            [
+                {
+                    "name": "Terrace project",
+                    "type": "opportunity",
+                    "campaign_id": utm.id,
+                    "expected_revenue": 300.0,
+                    "partner_id": self.outsider.id,
+                },
+                {
+                    "name": "Garden project",
+                    "type": "opportunity",
+                    "campaign_id": utm.id,
+                    "expected_revenue": 500.0,
+                },
+            ]
+        )
         won.action_set_won()
         # the won opportunity's quotation is not counted a second time
         if "opportunity_id" in self.env["sale.order"]._fields:
-            self._sale_order(self.outsider, 300.0, sent + timedelta(days=6),
-                             campaign_id=utm.id, opportunity_id=won.id)
+            self._sale_order(
+                self.outsider,
+                300.0,
+                sent + timedelta(days=6),
+                campaign_id=utm.id,
+                opportunity_id=won.id,
+            )
 
         campaign.invalidate_recordset()
         self.assertAlmostEqual(campaign.pos_revenue, 50.0)
@@ -198,13 +242,21 @@ class TestResults(MktCampaignCommon, TestPoSCommon):
     def test_lead_campaign_conversion(self):
         """On a campaign targeting leads, the enrolled leads it messaged and
         that were won afterwards are its conversions."""
-        leads = self.env["crm.lead"].create([
-            {"name": f"Lead {name}", "email_from": f"{name}@example.com",
-             "type": "opportunity", "expected_revenue": 1000.0, "tag_ids": []}
-            for name in ("lea", "leo", "lia")
-        ])
+        leads = self.env["crm.lead"].create(
+            [
+                {
+                    "name": f"Lead {name}",
+                    "email_from": f"{name}@example.com",
+                    "type": "opportunity",
+                    "expected_revenue": 1000.0,
+                    "tag_ids": [],
+                }
+                for name in ("lea", "leo", "lia")
+            ]
+        )
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], model_id=self.env["ir.model"]._get("crm.lead").id,
+            [("welcome", {})],
+            model_id=self.env["ir.model"]._get("crm.lead").id,
             domain=repr([("id", "in", leads.ids)]),
         )
         campaign.action_start()

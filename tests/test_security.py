@@ -7,7 +7,6 @@ from .common import EMAIL_BODY, MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign", "security")
 class TestSecurity(MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -51,14 +50,21 @@ class TestSecurity(MktCampaignCommon):
     @users("mkt_manager")
     def test_campaign_manager(self):
         """A campaign manager configures, launches and deletes campaigns."""
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Manager's campaign", "model_id": self.partner_model.id,
-            "domain": self.audience_domain,
-        })
-        step = self.env["mkt.activity"].create({
-            "campaign_id": campaign.id, "name": "Hello",
-            "subject": "Hello {{ object.name }}", "body_html": EMAIL_BODY,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Manager's campaign",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+            }
+        )
+        step = self.env["mkt.activity"].create(
+            {
+                "campaign_id": campaign.id,
+                "name": "Hello",
+                "subject": "Hello {{ object.name }}",
+                "body_html": EMAIL_BODY,
+            }
+        )
         self.assertEqual(step.mailing_id.subject, "Hello {{ object.name }}")
         step.write({"interval_number": 1, "subject": "Hi {{ object.name }}"})
         self.assertEqual(step.mailing_id.subject, "Hi {{ object.name }}")
@@ -91,7 +97,9 @@ class TestSecurity(MktCampaignCommon):
     def test_multi_company(self):
         """Campaigns of a company the user has no access to are invisible."""
         foreign, foreign_steps = self._create_campaign(
-            [("welcome", {})], name="Other company", company_id=self.company_2.id,
+            [("welcome", {})],
+            name="Other company",
+            company_id=self.company_2.id,
         )
         foreign.action_start()
         Campaign = self.env["mkt.campaign"]

@@ -1,10 +1,11 @@
 from contextlib import contextmanager
 
 from odoo import Command
-from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged, users
 from odoo.tools import mute_logger
+
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import MktCampaignCommon
 
@@ -30,10 +31,14 @@ class TestSecurityAudience(MktCampaignCommon):
         # the manager's only company is A (mail_new_test_user's default)
         assert cls.user_mkt_manager.company_ids == cls.company_a
         # tagged like the audience, but of company B: invisible to the manager
-        cls.partner_b = cls.env["res.partner"].create({
-            "name": "Bea Company B", "email": "bea@example.com",
-            "company_id": cls.company_b.id, "category_id": cls.tag.ids,
-        })
+        cls.partner_b = cls.env["res.partner"].create(
+            {
+                "name": "Bea Company B",
+                "email": "bea@example.com",
+                "company_id": cls.company_b.id,
+                "category_id": cls.tag.ids,
+            }
+        )
         cls.group_system = cls.env.ref("base.group_system")
 
     @contextmanager
@@ -72,23 +77,32 @@ class TestSecurityAudience(MktCampaignCommon):
         with self._refused(
             ValidationError, "The filter of campaign Escalation is invalid.*'user' is not defined"
         ):
-            Campaign.create({
-                "name": "Escalation", "model_id": self.partner_model.id,
-                "domain": ESCALATING_FILTER,
-            })
+            Campaign.create(
+                {
+                    "name": "Escalation",
+                    "model_id": self.partner_model.id,
+                    "domain": ESCALATING_FILTER,
+                }
+            )
         self._assert_not_escalated(user)
 
-        campaign = Campaign.create({
-            "name": "Escalation", "model_id": self.partner_model.id,
-            "domain": self.audience_domain,
-        })
+        campaign = Campaign.create(
+            {
+                "name": "Escalation",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+            }
+        )
         with self._refused(ValidationError, "The filter of campaign Escalation is invalid"):
             campaign.write({"domain": ESCALATING_FILTER})
         # the form's live count and sample evaluate the filter being typed
-        draft = Campaign.new({
-            "name": "Escalation", "model_id": self.partner_model.id,
-            "domain": ESCALATING_FILTER,
-        })
+        draft = Campaign.new(
+            {
+                "name": "Escalation",
+                "model_id": self.partner_model.id,
+                "domain": ESCALATING_FILTER,
+            }
+        )
         self.assertEqual(draft.record_count, 0)
         self.assertIn("is invalid", draft.sample_html)
         self._assert_not_escalated(user)
@@ -101,15 +115,22 @@ class TestSecurityAudience(MktCampaignCommon):
         """The same filter on a step is refused, at create and at write."""
         user = self.env.user
         groups = self._groups(user)
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Escalation", "model_id": self.partner_model.id,
-            "domain": self.audience_domain,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Escalation",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+            }
+        )
         Activity = self.env["mkt.activity"]
         with self._refused(ValidationError, "The filter of step Hello is invalid"):
-            Activity.create({
-                "campaign_id": campaign.id, "name": "Hello", "domain": ESCALATING_FILTER,
-            })
+            Activity.create(
+                {
+                    "campaign_id": campaign.id,
+                    "name": "Hello",
+                    "domain": ESCALATING_FILTER,
+                }
+            )
         step = Activity.create({"campaign_id": campaign.id, "name": "Hello"})
         with self._refused(ValidationError, "The filter of step Hello is invalid"):
             step.write({"domain": ESCALATING_FILTER})
@@ -129,18 +150,26 @@ class TestSecurityAudience(MktCampaignCommon):
             "[('name', '=', env)]",
             "[('name', '=', context_today.__globals__)]",
         ):
-            with self.subTest(domain=domain), self._refused(
-                ValidationError, "The filter of campaign Odd is invalid"
+            with (
+                self.subTest(domain=domain),
+                self._refused(ValidationError, "The filter of campaign Odd is invalid"),
             ):
-                Campaign.create({
-                    "name": "Odd", "model_id": self.partner_model.id, "domain": domain,
-                })
-        campaign = Campaign.create({
-            "name": "Dates", "model_id": self.partner_model.id,
-            "domain": "[('create_date', '>=', (context_today() - relativedelta(days=7))"
-                      ".strftime('%Y-%m-%d')), ('user_id', 'in', [uid, False]),"
-                      " ('company_id', 'in', company_ids + [False])]",
-        })
+                Campaign.create(
+                    {
+                        "name": "Odd",
+                        "model_id": self.partner_model.id,
+                        "domain": domain,
+                    }
+                )
+        campaign = Campaign.create(
+            {
+                "name": "Dates",
+                "model_id": self.partner_model.id,
+                "domain": "[('create_date', '>=', (context_today() - relativedelta(days=7))"
+                ".strftime('%Y-%m-%d')), ('user_id', 'in', [uid, False]),"
+                " ('company_id', 'in', company_ids + [False])]",
+            }
+        )
         self.assertTrue(campaign._get_domain())
         # uid is the responsible user's id, companies are ids: no record
         context = campaign._get_eval_context()
@@ -158,7 +187,9 @@ class TestSecurityAudience(MktCampaignCommon):
         """A manager of company A launches a campaign on contacts: the tagged
         contact of company B is not enrolled, nor added by the sync cron."""
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], name="Company A only", user_id=self.env.uid,
+            [("welcome", {})],
+            name="Company A only",
+            user_id=self.env.uid,
         )
         campaign = campaign.with_user(self.env.user)
         self.assertEqual(campaign.company_id, self.company_a)
@@ -168,8 +199,9 @@ class TestSecurityAudience(MktCampaignCommon):
 
         # newcomers: one shared (enrolled by the hourly sync), one of company B (not)
         newcomer = self._new_contact()
-        self._new_contact(name="Bert Company B", email="bert@example.com",
-                          company_id=self.company_b.id)
+        self._new_contact(
+            name="Bert Company B", email="bert@example.com", company_id=self.company_b.id
+        )
         self._run_sync()
         self.assertEqual(self._participants(campaign), set((self.partners | newcomer).ids))
 
@@ -178,22 +210,38 @@ class TestSecurityAudience(MktCampaignCommon):
     def test_attack_manual_inclusion_other_company(self):
         """A record of company B added by hand ("Always include") to the
         campaign of a company-A manager is not enrolled."""
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Refined", "model_id": self.partner_model.id,
-            "domain": repr([("id", "in", self.alice.ids)]),
-            "activity_ids": [Command.create({
-                "name": "Hello", "subject": "Hello {{ object.name }}",
-                "body_html": "<p>Hello</p>",
-            })],
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Refined",
+                "model_id": self.partner_model.id,
+                "domain": repr([("id", "in", self.alice.ids)]),
+                "activity_ids": [
+                    Command.create(
+                        {
+                            "name": "Hello",
+                            "subject": "Hello {{ object.name }}",
+                            "body_html": "<p>Hello</p>",
+                        }
+                    )
+                ],
+            }
+        )
         # lines written by someone who may read the record (or over RPC with
         # the bare id): the company-B contact stays out, the other one is in
-        self.env["mkt.campaign.refinement"].sudo().create({
-            "campaign_id": campaign.id, "kind": "include", "res_id": self.partner_b.id,
-        })
-        self.env["mkt.campaign.refinement"].sudo().create({
-            "campaign_id": campaign.id, "kind": "include", "res_id": self.bob.id,
-        })
+        self.env["mkt.campaign.refinement"].sudo().create(
+            {
+                "campaign_id": campaign.id,
+                "kind": "include",
+                "res_id": self.partner_b.id,
+            }
+        )
+        self.env["mkt.campaign.refinement"].sudo().create(
+            {
+                "campaign_id": campaign.id,
+                "kind": "include",
+                "res_id": self.bob.id,
+            }
+        )
         campaign.action_start()
         self.assertEqual(self._participants(campaign), {self.alice.id, self.bob.id})
 
@@ -202,18 +250,25 @@ class TestSecurityAudience(MktCampaignCommon):
         """A previous-campaign line pointing to a campaign the responsible user
         may not read (another company's) stops the launch with a message."""
         foreign, _steps = self._create_campaign(
-            [("welcome", {})], name="Company B campaign", company_id=self.company_b.id,
+            [("welcome", {})],
+            name="Company B campaign",
+            company_id=self.company_b.id,
         )
         foreign.action_start()
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], name="Follow-up", user_id=self.user_mkt_manager.id,
-            previous_ids=[Command.create({
-                "condition": "in", "previous_campaign_id": foreign.id,
-            })],
+            [("welcome", {})],
+            name="Follow-up",
+            user_id=self.user_mkt_manager.id,
+            previous_ids=[
+                Command.create(
+                    {
+                        "condition": "in",
+                        "previous_campaign_id": foreign.id,
+                    }
+                )
+            ],
         )
-        with self._refused(
-            UserError, "may not read the previous campaigns Company B campaign"
-        ):
+        with self._refused(UserError, "may not read the previous campaigns Company B campaign"):
             campaign.with_user(self.user_mkt_manager).action_start()
         self.assertEqual(campaign.state, "draft")
         self.assertFalse(campaign.participant_ids)
@@ -265,11 +320,14 @@ class TestSecurityAudience(MktCampaignCommon):
 
     def test_responsible_without_company(self):
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], user_id=self.user_mkt_manager.id, company_id=self.company_b.id,
+            [("welcome", {})],
+            user_id=self.user_mkt_manager.id,
+            company_id=self.company_b.id,
         )
         with self._refused(
-            UserError, "Manfred Campaign Manager of campaign Spring Sale has no access to its "
-            "company Company 2"
+            UserError,
+            "Manfred Campaign Manager of campaign Spring Sale has no access to its "
+            "company Company 2",
         ):
             campaign.action_start()
 
@@ -278,11 +336,14 @@ class TestSecurityAudience(MktCampaignCommon):
         manager with no sales rights, on leads) enrols nothing: the launch is
         refused with a message."""
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], user_id=self.user_mkt_manager.id,
-            model_id=self.env["ir.model"]._get_id("crm.lead"), domain="[]",
+            [("welcome", {})],
+            user_id=self.user_mkt_manager.id,
+            model_id=self.env["ir.model"]._get_id("crm.lead"),
+            domain="[]",
         )
         with self._refused(
-            UserError, "Manfred Campaign Manager of campaign Spring Sale may not read Lead.* records"
+            UserError,
+            "Manfred Campaign Manager of campaign Spring Sale may not read Lead.* records",
         ):
             campaign.action_start()
         self.assertFalse(campaign.participant_ids)
@@ -291,26 +352,45 @@ class TestSecurityAudience(MktCampaignCommon):
         """A salesman who may only see their own leads (and unassigned ones)
         enrols only those, even through the sync cron run as superuser."""
         salesman = mail_new_test_user(
-            self.env, login="mkt_own_leads", name="Olga Own Leads",
+            self.env,
+            login="mkt_own_leads",
+            name="Olga Own Leads",
             groups="base.group_user,sales_team.group_sale_salesman,"
-                   "mkt_campaign.group_mkt_campaign_manager",
+            "mkt_campaign.group_mkt_campaign_manager",
         )
         Lead = self.env["crm.lead"]
-        own, other, unassigned = Lead.create([
-            {"name": "Own lead", "email_from": "own@example.com", "user_id": salesman.id},
-            {"name": "Colleague's lead", "email_from": "other@example.com",
-             "user_id": self.user_mkt_manager.id},
-            {"name": "Nobody's lead", "email_from": "nobody@example.com", "user_id": False},
-        ])
+        own, other, unassigned = Lead.create(
+            [
+                {"name": "Own lead", "email_from": "own@example.com", "user_id": salesman.id},
+                {
+                    "name": "Colleague's lead",
+                    "email_from": "other@example.com",
+                    "user_id": self.user_mkt_manager.id,
+                },
+                {"name": "Nobody's lead", "email_from": "nobody@example.com", "user_id": False},
+            ]
+        )
         leads = own | other | unassigned
-        campaign = self.env["mkt.campaign"].with_user(salesman).create({
-            "name": "My leads", "model_id": self.env["ir.model"]._get_id("crm.lead"),
-            "domain": repr([("id", "in", leads.ids)]),
-            "activity_ids": [Command.create({
-                "name": "Hello", "subject": "Hello {{ object.name }}",
-                "body_html": "<p>Hello</p>",
-            })],
-        })
+        campaign = (
+            self.env["mkt.campaign"]
+            .with_user(salesman)
+            .create(
+                {
+                    "name": "My leads",
+                    "model_id": self.env["ir.model"]._get_id("crm.lead"),
+                    "domain": repr([("id", "in", leads.ids)]),
+                    "activity_ids": [
+                        Command.create(
+                            {
+                                "name": "Hello",
+                                "subject": "Hello {{ object.name }}",
+                                "body_html": "<p>Hello</p>",
+                            }
+                        )
+                    ],
+                }
+            )
+        )
         self.assertEqual(campaign.user_id, salesman)
         self.assertEqual(campaign.record_count, 2)
         campaign.action_start()
@@ -325,14 +405,26 @@ class TestSecurityAudience(MktCampaignCommon):
     # ------------------------------------------------------------------
 
     def _sale(self, partner, product, amount, company):
-        order = self.env["sale.order"].with_company(company).create({
-            "partner_id": partner.id,
-            "company_id": company.id,
-            "order_line": [Command.create({
-                "product_id": product.id, "product_uom_qty": 1, "price_unit": amount,
-                "tax_ids": [Command.clear()],
-            })],
-        })
+        order = (
+            self.env["sale.order"]
+            .with_company(company)
+            .create(
+                {
+                    "partner_id": partner.id,
+                    "company_id": company.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": product.id,
+                                "product_uom_qty": 1,
+                                "price_unit": amount,
+                                "tax_ids": [Command.clear()],
+                            }
+                        )
+                    ],
+                }
+            )
+        )
         order.write({"state": "sale"})
         return order
 
@@ -352,9 +444,11 @@ class TestSecurityAudience(MktCampaignCommon):
             return bool(env["res.partner"].search([("id", "=", buyer.id), *domain]))
 
         manager_env = self.env(user=self.user_mkt_manager)
-        both_env = self.env(context={
-            "allowed_company_ids": (self.company_a | self.company_b).ids,
-        })
+        both_env = self.env(
+            context={
+                "allowed_company_ids": (self.company_a | self.company_b).ids,
+            }
+        )
         for env, both in ((manager_env, False), (both_env, True)):
             with self.subTest(companies=env.companies.mapped("name")):
                 partner = buyer.with_env(env)
@@ -375,7 +469,8 @@ class TestSecurityAudience(MktCampaignCommon):
 
         # a campaign of company A on big spenders does not enrol the buyer
         campaign, _steps = self._create_campaign(
-            [("welcome", {})], user_id=self.user_mkt_manager.id,
+            [("welcome", {})],
+            user_id=self.user_mkt_manager.id,
             domain=repr([("category_id", "in", self.tag.ids), ("mkt_amount_spent", ">", 1000)]),
         )
         campaign.with_user(self.user_mkt_manager).action_start()

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from werkzeug.urls import url_parse
 
 from odoo import tools
-from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.exceptions import AccessError
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import HttpCase, tagged, users
 from odoo.tests.common import JsonRpcException
 from odoo.tools import mute_logger
+
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import MktCampaignCommon
 
@@ -34,26 +35,37 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.portal_anna = mail_new_test_user(
-            cls.env, login="portal_anna", name="Anna Portal", email="anna.portal@example.com",
+            cls.env,
+            login="portal_anna",
+            name="Anna Portal",
+            email="anna.portal@example.com",
             groups="base.group_portal",
         )
         cls.portal_bert = mail_new_test_user(
-            cls.env, login="portal_bert", name="Bert Portal", email="bert.portal@example.com",
+            cls.env,
+            login="portal_bert",
+            name="Bert Portal",
+            email="bert.portal@example.com",
             groups="base.group_portal",
         )
         # a salesman who edits contacts and runs campaigns, without managing them
         cls.user_salesman = mail_new_test_user(
-            cls.env, login="mkt_salesman", name="Sam Salesman", email="sam.sales@example.com",
+            cls.env,
+            login="mkt_salesman",
+            name="Sam Salesman",
+            email="sam.sales@example.com",
             groups="base.group_user,base.group_partner_manager,"
-                   "mkt_campaign.group_mkt_campaign_user",
+            "mkt_campaign.group_mkt_campaign_user",
         )
         # a queue row WhatsApp reports on: sent, with its message id
         cls.campaign, cls.steps = cls._create_campaign([("welcome", {})])
         cls.campaign.action_start()
         cls.trace = cls.campaign.participant_ids.trace_ids.filtered(
-            lambda t: t.res_id == cls.alice.id)
-        cls.trace.sudo().write({"state": "processed", "whatsapp_message_id": "wamid.SEC1",
-                                "error_message": False})
+            lambda t: t.res_id == cls.alice.id
+        )
+        cls.trace.sudo().write(
+            {"state": "processed", "whatsapp_message_id": "wamid.SEC1", "error_message": False}
+        )
 
     # ------------------------------------------------------------------
     # WhatsApp webhook
@@ -63,10 +75,27 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.whatsapp_app_secret", secret)
 
     def _failed_status_body(self):
-        return json.dumps({"entry": [{"changes": [{"value": {"statuses": [{
-            "id": "wamid.SEC1", "status": "failed",
-            "errors": [{"code": 131049, "title": "Forged failure"}],
-        }]}}]}]}).encode()
+        return json.dumps(
+            {
+                "entry": [
+                    {
+                        "changes": [
+                            {
+                                "value": {
+                                    "statuses": [
+                                        {
+                                            "id": "wamid.SEC1",
+                                            "status": "failed",
+                                            "errors": [{"code": 131049, "title": "Forged failure"}],
+                                        }
+                                    ]
+                                }
+                            }
+                        ]
+                    }
+                ]
+            }
+        ).encode()
 
     def _post_webhook(self, body, signature=None):
         headers = {"Content-Type": "application/json"}
@@ -104,8 +133,13 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
     def test_webhook_bad_signature(self):
         self._set_secret(SECRET)
         body = self._failed_status_body()
-        for signature in (None, "", "sha256=0000", _sign(body, secret="other-secret"),
-                          _sign(body + b" ")):
+        for signature in (
+            None,
+            "",
+            "sha256=0000",
+            _sign(body, secret="other-secret"),
+            _sign(body + b" "),
+        ):
             with self.subTest(signature=signature):
                 self.assertEqual(self._post_webhook(body, signature).status_code, 403)
         self.assertTraceUntouched()
@@ -134,12 +168,16 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
     # ------------------------------------------------------------------
 
     def _register(self, token, **params):
-        return self.make_jsonrpc_request("/mkt_campaign/push/register",
-                                         {"token": token, "platform": "android", **params})
+        return self.make_jsonrpc_request(
+            "/mkt_campaign/push/register", {"token": token, "platform": "android", **params}
+        )
 
     def _devices(self, partner):
-        return self.env["mkt.push.token"].with_context(active_test=False).search(
-            [("partner_id", "=", partner.id)])
+        return (
+            self.env["mkt.push.token"]
+            .with_context(active_test=False)
+            .search([("partner_id", "=", partner.id)])
+        )
 
     @mute_logger("odoo.http")
     def test_push_register_own_partner_only(self):
@@ -188,8 +226,9 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         # re-registering an old device brings it back, the oldest active one goes
         self._register("device-0")
         devices.invalidate_recordset()
-        self.assertEqual(sorted(devices.filtered("active").mapped("token")),
-                         ["device-0", "device-3", "device-4"])
+        self.assertEqual(
+            sorted(devices.filtered("active").mapped("token")), ["device-0", "device-3", "device-4"]
+        )
 
     # ------------------------------------------------------------------
     # Double opt-in
@@ -221,13 +260,16 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         self.bob.invalidate_recordset()
         self.assertFalse(self.bob.mkt_optin_date)
         token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
-        response = self.url_open("/mkt_campaign/optin",
-                                 data={"token": token, "csrf_token": self._page_csrf(page)})
+        response = self.url_open(
+            "/mkt_campaign/optin", data={"token": token, "csrf_token": self._page_csrf(page)}
+        )
         self.assertEqual(response.status_code, 200)
         self.bob.invalidate_recordset()
         self.assertTrue(self.bob.mkt_optin_date)
         # the link now says it is done
-        self.assertIn("Your subscription is confirmed", self.url_open(f"{url.path}?{url.query}").text)
+        self.assertIn(
+            "Your subscription is confirmed", self.url_open(f"{url.path}?{url.query}").text
+        )
 
     @mute_logger("odoo.http")
     def test_optin_post_requires_csrf(self):
@@ -242,20 +284,34 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         signed for another address, or for a record whose address changed
         since, confirms nothing."""
         env = self.env(su=True)
-        expired = tools.hash_sign(env, "mkt_campaign-optin",
-                                  ["res.partner", self.bob.id, "bob@example.com"],
-                                  expiration=datetime.now() - timedelta(hours=1))
-        other_address = tools.hash_sign(env, "mkt_campaign-optin",
-                                        ["res.partner", self.bob.id, "eve@example.com"],
-                                        expiration=timedelta(days=1))
-        other_scope = tools.hash_sign(env, "other-scope",
-                                      ["res.partner", self.bob.id, "bob@example.com"],
-                                      expiration=timedelta(days=1))
+        expired = tools.hash_sign(
+            env,
+            "mkt_campaign-optin",
+            ["res.partner", self.bob.id, "bob@example.com"],
+            expiration=datetime.now() - timedelta(hours=1),
+        )
+        other_address = tools.hash_sign(
+            env,
+            "mkt_campaign-optin",
+            ["res.partner", self.bob.id, "eve@example.com"],
+            expiration=timedelta(days=1),
+        )
+        other_scope = tools.hash_sign(
+            env,
+            "other-scope",
+            ["res.partner", self.bob.id, "bob@example.com"],
+            expiration=timedelta(days=1),
+        )
         carol_token = self.carol._mkt_optin_token()
         self.carol.email = "carol.new@example.com"
-        for name, token in (("expired", expired), ("other address", other_address),
-                            ("other scope", other_scope), ("address changed", carol_token),
-                            ("garbage", "AAAA"), ("empty", "")):
+        for name, token in (
+            ("expired", expired),
+            ("other address", other_address),
+            ("other scope", other_scope),
+            ("address changed", carol_token),
+            ("garbage", "AAAA"),
+            ("empty", ""),
+        ):
             with self.subTest(token=name):
                 self.assertEqual(self._optin_page(token).status_code, 403)
                 self.assertEqual(self._confirm(token).status_code, 403)
@@ -278,11 +334,21 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         with self.assertRaisesRegex(AccessError, "confirmation link"):
             bob.write({"mkt_optin_date": "2026-01-01 10:00:00"})
         with self.assertRaisesRegex(AccessError, "confirmation link"):
-            self.env["res.partner"].create({"name": "Forged", "email": "forged@example.com",
-                                            "mkt_optin_date": "2026-01-01 10:00:00"})
+            self.env["res.partner"].create(
+                {
+                    "name": "Forged",
+                    "email": "forged@example.com",
+                    "mkt_optin_date": "2026-01-01 10:00:00",
+                }
+            )
         with self.assertRaisesRegex(AccessError, "confirmation link"):
-            self.env["mailing.contact"].create({"name": "Forged", "email": "forged@example.com",
-                                                "mkt_optin_date": "2026-01-01 10:00:00"})
+            self.env["mailing.contact"].create(
+                {
+                    "name": "Forged",
+                    "email": "forged@example.com",
+                    "mkt_optin_date": "2026-01-01 10:00:00",
+                }
+            )
         bob.invalidate_recordset()
         self.assertFalse(self.bob.mkt_optin_date)
         # other fields stay editable, and writing the unchanged value is harmless
@@ -293,9 +359,13 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
     def test_optin_date_writable_by_manager(self):
         """A marketing campaign manager may record a consent obtained
         elsewhere (e.g. an imported list of mailing contacts)."""
-        contact = self.env["mailing.contact"].create({
-            "name": "Imported", "email": "imported@example.com",
-            "mkt_optin_date": "2026-01-01 10:00:00"})
+        contact = self.env["mailing.contact"].create(
+            {
+                "name": "Imported",
+                "email": "imported@example.com",
+                "mkt_optin_date": "2026-01-01 10:00:00",
+            }
+        )
         self.assertTrue(contact.mkt_optin_date)
         contact.write({"mkt_optin_date": False})
         self.assertFalse(contact.mkt_optin_date)
@@ -313,38 +383,56 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         sudo = self.env(su=True)
         company_b = self.company_2
         self.assertNotIn(company_b, self.env.user.company_ids)
-        template_b = sudo["mkt.whatsapp.template"].create({
-            "name": "B offer", "template_name": "b_offer", "company_id": company_b.id,
-            "body": "Hello {{1}}",
-            "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "X"})],
-        })
-        template_a = sudo["mkt.whatsapp.template"].create({
-            "name": "A offer", "template_name": "a_offer", "body": "Hello",
-            "company_id": self.env.company.id,
-        })
+        template_b = sudo["mkt.whatsapp.template"].create(
+            {
+                "name": "B offer",
+                "template_name": "b_offer",
+                "company_id": company_b.id,
+                "body": "Hello {{1}}",
+                "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "X"})],
+            }
+        )
+        template_a = sudo["mkt.whatsapp.template"].create(
+            {
+                "name": "A offer",
+                "template_name": "a_offer",
+                "body": "Hello",
+                "company_id": self.env.company.id,
+            }
+        )
         partner_b = sudo["res.partner"].create({"name": "Bea B", "company_id": company_b.id})
         partner_shared = sudo["res.partner"].create({"name": "Sid Shared", "company_id": False})
-        device_b, device_shared = sudo["mkt.push.token"].create([
-            {"partner_id": partner_b.id, "token": "device-b"},
-            {"partner_id": partner_shared.id, "token": "device-shared"},
-        ])
-        campaign_b = sudo["mkt.campaign"].create({
-            "name": "B campaign", "model_id": self.partner_model.id, "company_id": company_b.id,
-            "domain": self.audience_domain,
-        })
-        refinement_b = sudo["mkt.campaign.refinement"].create({
-            "campaign_id": campaign_b.id, "res_id": self.alice.id})
-        previous_b = sudo["mkt.campaign.previous"].create({
-            "campaign_id": campaign_b.id, "previous_campaign_id": self.campaign.id})
+        device_b, device_shared = sudo["mkt.push.token"].create(
+            [
+                {"partner_id": partner_b.id, "token": "device-b"},
+                {"partner_id": partner_shared.id, "token": "device-shared"},
+            ]
+        )
+        campaign_b = sudo["mkt.campaign"].create(
+            {
+                "name": "B campaign",
+                "model_id": self.partner_model.id,
+                "company_id": company_b.id,
+                "domain": self.audience_domain,
+            }
+        )
+        refinement_b = sudo["mkt.campaign.refinement"].create(
+            {"campaign_id": campaign_b.id, "res_id": self.alice.id}
+        )
+        previous_b = sudo["mkt.campaign.previous"].create(
+            {"campaign_id": campaign_b.id, "previous_campaign_id": self.campaign.id}
+        )
 
         Template = self.env["mkt.whatsapp.template"]
         self.assertEqual(Template.search([("id", "in", (template_a | template_b).ids)]), template_a)
-        self.assertFalse(self.env["mkt.whatsapp.template.variable"].search(
-            [("template_id", "=", template_b.id)]))
-        self.assertEqual(self.env["mkt.push.token"].search(
-            [("id", "in", (device_b | device_shared).ids)]), device_shared)
-        self.assertFalse(self.env["mkt.campaign.refinement"].search(
-            [("id", "=", refinement_b.id)]))
+        self.assertFalse(
+            self.env["mkt.whatsapp.template.variable"].search([("template_id", "=", template_b.id)])
+        )
+        self.assertEqual(
+            self.env["mkt.push.token"].search([("id", "in", (device_b | device_shared).ids)]),
+            device_shared,
+        )
+        self.assertFalse(self.env["mkt.campaign.refinement"].search([("id", "=", refinement_b.id)]))
         self.assertFalse(self.env["mkt.campaign.previous"].search([("id", "=", previous_b.id)]))
         for record in (template_b, device_b, refinement_b, previous_b):
             with self.subTest(model=record._name), self.assertRaises(AccessError):
@@ -359,15 +447,26 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         crons are off, WhatsApp and Firebase credentials and endpoints are
         cleared (the webhook is then closed) and push devices are gone."""
         params = self.env["ir.config_parameter"].sudo()
-        keys = ("whatsapp_endpoint", "whatsapp_token", "whatsapp_phone_number_id",
-                "whatsapp_account_id", "whatsapp_verify_token", "whatsapp_app_secret",
-                "fcm_service_account", "fcm_endpoint", "feedback_secret")
+        keys = (
+            "whatsapp_endpoint",
+            "whatsapp_token",
+            "whatsapp_phone_number_id",
+            "whatsapp_account_id",
+            "whatsapp_verify_token",
+            "whatsapp_app_secret",
+            "fcm_service_account",
+            "fcm_endpoint",
+            "feedback_secret",
+        )
         for key in keys:
             params.set_param(f"mkt_campaign.{key}", f"value-of-{key}")
         params.set_param("mkt_campaign.batch_size", 321)
         self.env["mkt.push.token"].create({"partner_id": self.alice.id, "token": "device-x"})
-        crons = self.env["ir.cron"].search([]).filtered(
-            lambda cron: cron.get_external_id()[cron.id].startswith("mkt_campaign."))
+        crons = (
+            self.env["ir.cron"]
+            .search([])
+            .filtered(lambda cron: cron.get_external_id()[cron.id].startswith("mkt_campaign."))
+        )
         # enrolment, queue, WhatsApp template approvals, A/B test winners,
         # phase transitions
         self.assertEqual(len(crons), 5)
@@ -389,6 +488,8 @@ class TestSecurityEndpoints(MktCampaignCommon, HttpCase):
         # the WhatsApp webhook is closed now
         body = self._failed_status_body()
         with mute_logger("odoo.addons.mkt_campaign.controllers.main"):
-            self.assertEqual(self._post_webhook(body, _sign(body, "value-of-whatsapp_app_secret"))
-                             .status_code, 403)
+            self.assertEqual(
+                self._post_webhook(body, _sign(body, "value-of-whatsapp_app_secret")).status_code,
+                403,
+            )
         self.assertTraceUntouched()

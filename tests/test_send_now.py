@@ -24,10 +24,10 @@ class TestSendNow(MktCampaignCommon):
             Params.set_param(f"mkt_campaign.{key}", "0")
         Params.set_param("mkt_campaign.quiet_hours", False)
 
-    def _campaign(self, steps=(("welcome", {"interval_number": 2, "interval_type": "days"}),),
-                  **values):
-        campaign, activities = self._create_campaign(list(steps), domain=self.mail_domain,
-                                                     **values)
+    def _campaign(
+        self, steps=(("welcome", {"interval_number": 2, "interval_type": "days"}),), **values
+    ):
+        campaign, activities = self._create_campaign(list(steps), domain=self.mail_domain, **values)
         self._launch(campaign)
         return campaign, activities
 
@@ -54,16 +54,21 @@ class TestSendNow(MktCampaignCommon):
         bob = self._traces(welcome, self.bob)
         self.assertEqual(bob.state, "rejected", "no confirmed opt-in: not sent, even now")
         self.assertIn("opt-in", bob.error_message)
-        self.assertEqual(self._traces(welcome, self.carol).state, "scheduled",
-                         "steps not chosen wait for their date")
+        self.assertEqual(
+            self._traces(welcome, self.carol).state,
+            "scheduled",
+            "steps not chosen wait for their date",
+        )
         self.assertEqual(len(self._mails), 1)
 
     def test_send_now_respects_caps(self):
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.cap_email", "1")
-        _campaign, steps = self._campaign(steps=[
-            ("welcome", {"interval_number": 2, "interval_type": "days"}),
-            ("promo", {"interval_number": 3, "interval_type": "days"}),
-        ])
+        _campaign, steps = self._campaign(
+            steps=[
+                ("welcome", {"interval_number": 2, "interval_type": "days"}),
+                ("promo", {"interval_number": 3, "interval_type": "days"}),
+            ]
+        )
         chosen = self._traces(steps["welcome"], self.bob) | self._traces(steps["promo"], self.bob)
         self._send_now(chosen)
         self._run_queue(T0 + H)
@@ -107,7 +112,7 @@ class TestSendNow(MktCampaignCommon):
         action = participants.action_message_participants()
         form = Form(self.env[action["res_model"]].with_context(action["context"]))
         form.subject = values.get("subject", "A gift for {{ object.name }}")
-        form.body_html = values.get("body_html", "<p>Your gift, <t t-out=\"object.name\"/></p>")
+        form.body_html = values.get("body_html", '<p>Your gift, <t t-out="object.name"/></p>')
         wizard = form.save()
         with freeze_time(T0 + H):
             return wizard.action_send()
@@ -153,9 +158,12 @@ class TestSendNow(MktCampaignCommon):
         with self.assertRaises(AccessError):
             self._message(participants, subject="{{ object.env['res.users'].sudo().search([]) }}")
         with self.assertRaises(AccessError):
-            self._message(participants, body_html=(
-                "<p t-out=\"object.env['ir.config_parameter'].sudo().get_param('x')\"/>"
-            ))
+            self._message(
+                participants,
+                body_html=(
+                    "<p t-out=\"object.env['ir.config_parameter'].sudo().get_param('x')\"/>"
+                ),
+            )
         self.assertFalse(campaign.sudo().one_off_activity_ids)
         self.assertEqual(self.env.user.group_ids, groups)
 
@@ -166,6 +174,10 @@ class TestSendNow(MktCampaignCommon):
         with self.assertRaises(AccessError):
             campaign.participant_ids.with_user(self.env.user).action_message_participants()
         with self.assertRaises(AccessError):
-            self.env["mkt.participant.message"].create({
-                "campaign_id": campaign.id, "subject": "x", "body_html": "<p>x</p>",
-            }).action_send()
+            self.env["mkt.participant.message"].create(
+                {
+                    "campaign_id": campaign.id,
+                    "subject": "x",
+                    "body_html": "<p>x</p>",
+                }
+            ).action_send()

@@ -5,7 +5,7 @@ across campaigns, the sending window in the recipient's time zone, consent
 from datetime import datetime, timedelta
 
 from odoo.exceptions import ValidationError
-from odoo.tests import freeze_time, tagged
+from odoo.tests import tagged
 
 from .common import T0, MktCampaignCommon
 
@@ -13,17 +13,21 @@ H = timedelta(hours=1)
 D = timedelta(days=1)
 MIN = timedelta(minutes=1)
 PARAMS = {
-    "cap_all": "0", "cap_all_period": "week",
-    "cap_email": "0", "cap_email_period": "week",
-    "cap_sms": "0", "cap_sms_period": "week",
-    "quiet_hours": False, "quiet_hour_from": "9.0", "quiet_hour_to": "20.0",
+    "cap_all": "0",
+    "cap_all_period": "week",
+    "cap_email": "0",
+    "cap_email_period": "week",
+    "cap_sms": "0",
+    "cap_sms_period": "week",
+    "quiet_hours": False,
+    "quiet_hour_from": "9.0",
+    "quiet_hour_to": "20.0",
     "quiet_weekdays": "0,1,2,3,4",
 }
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestSendingRules(MktCampaignCommon):
-
     def setUp(self):
         super().setUp()
         self._set_params(**PARAMS)
@@ -53,11 +57,16 @@ class TestSendingRules(MktCampaignCommon):
 
     def _mailing_contacts(self, list_name, emails):
         mailing_list = self.env["mailing.list"].create({"name": list_name})
-        contacts = self.env["mailing.contact"].create([
-            {"name": email.split("@")[0].capitalize(), "email": email,
-             "list_ids": [(4, mailing_list.id)]}
-            for email in emails
-        ])
+        contacts = self.env["mailing.contact"].create(
+            [
+                {
+                    "name": email.split("@")[0].capitalize(),
+                    "email": email,
+                    "list_ids": [(4, mailing_list.id)],
+                }
+                for email in emails
+            ]
+        )
         return mailing_list, contacts
 
     # ------------------------------------------------------------------
@@ -72,11 +81,15 @@ class TestSendingRules(MktCampaignCommon):
         spring, spring_steps = self._campaign("Spring", self.alice | self.bob)
         self._launch(spring)
         self._run_queue(T0)
-        self.assertEqual(self._states(spring_steps["welcome"]),
-                         {"Alice Audience": "processed", "Bob Buyer": "processed"})
+        self.assertEqual(
+            self._states(spring_steps["welcome"]),
+            {"Alice Audience": "processed", "Bob Buyer": "processed"},
+        )
 
         summer, summer_steps = self._campaign(
-            "Summer", self.alice | self.carol, steps=[("sms", {"activity_type": "sms"})],
+            "Summer",
+            self.alice | self.carol,
+            steps=[("sms", {"activity_type": "sms"})],
         )
         self._launch(summer, T0 + 2 * H)
         self._run_queue(T0 + 2 * H)
@@ -104,15 +117,19 @@ class TestSendingRules(MktCampaignCommon):
     def test_cap_per_channel(self):
         """A per-channel cap counts that channel only: with one e-mail a week,
         an SMS still goes out; with one SMS a day, a second SMS waits a day."""
-        self._set_params(cap_email="1", cap_email_period="week",
-                         cap_sms="1", cap_sms_period="day")
+        self._set_params(cap_email="1", cap_email_period="week", cap_sms="1", cap_sms_period="day")
         spring, _steps = self._campaign("Spring", self.alice)
         self._launch(spring)
         self._run_queue(T0)
 
-        summer, steps = self._campaign("Summer", self.alice, steps=[
-            ("email", {}), ("sms", {"activity_type": "sms"}),
-        ])
+        summer, steps = self._campaign(
+            "Summer",
+            self.alice,
+            steps=[
+                ("email", {}),
+                ("sms", {"activity_type": "sms"}),
+            ],
+        )
         self._launch(summer, T0 + H)
         self._run_queue(T0 + H)
         email, sms = self._trace(steps["email"], self.alice), self._trace(steps["sms"], self.alice)
@@ -123,7 +140,9 @@ class TestSendingRules(MktCampaignCommon):
         )
 
         autumn, autumn_steps = self._campaign(
-            "Autumn", self.alice, steps=[("sms", {"activity_type": "sms"})],
+            "Autumn",
+            self.alice,
+            steps=[("sms", {"activity_type": "sms"})],
         )
         self._launch(autumn, T0 + 2 * H)
         self._run_queue(T0 + 2 * H)
@@ -175,12 +194,26 @@ class TestSendingRules(MktCampaignCommon):
         international) is one person for the cap."""
         self._set_params(cap_sms="1", cap_sms_period="day")
         belgium = self.env.ref("base.be")
-        twins = self.env["res.partner"].create([
-            {"name": "Hal Local", "email": "", "phone": "0470 00 00 21", "country_id": belgium.id},
-            {"name": "Hal Intl", "email": "", "phone": "+32 470 000 021", "country_id": belgium.id},
-        ])
+        twins = self.env["res.partner"].create(
+            [
+                {
+                    "name": "Hal Local",
+                    "email": "",
+                    "phone": "0470 00 00 21",
+                    "country_id": belgium.id,
+                },
+                {
+                    "name": "Hal Intl",
+                    "email": "",
+                    "phone": "+32 470 000 021",
+                    "country_id": belgium.id,
+                },
+            ]
+        )
         campaign, steps = self._campaign(
-            "SMS twins", twins, steps=[("sms", {"activity_type": "sms"})],
+            "SMS twins",
+            twins,
+            steps=[("sms", {"activity_type": "sms"})],
         )
         self._launch(campaign)
         self.assertEqual(set(campaign.participant_ids.mapped("phone")), {"+32470000021"})
@@ -192,21 +225,31 @@ class TestSendingRules(MktCampaignCommon):
         phone tells contacts apart), and a lead's formatted address is the
         same person as the contact with that address."""
         self._set_params(cap_all="1", cap_all_period="day")
-        no_mail = self.env["res.partner"].create([
-            {"name": "Fay Empty", "email": "", "phone": "+32470000011"},
-            {"name": "Gus Empty", "email": "", "phone": "+32470000012"},
-        ])
+        no_mail = self.env["res.partner"].create(
+            [
+                {"name": "Fay Empty", "email": "", "phone": "+32470000011"},
+                {"name": "Gus Empty", "email": "", "phone": "+32470000012"},
+            ]
+        )
         campaign, steps = self._campaign(
-            "SMS only", no_mail, steps=[("sms", {"activity_type": "sms"})],
+            "SMS only",
+            no_mail,
+            steps=[("sms", {"activity_type": "sms"})],
         )
         self._launch(campaign)
         self._run_queue(T0)
         self.assertEqual(set(steps["sms"].trace_ids.mapped("state")), {"processed"})
 
-        lead = self.env["crm.lead"].create({"name": "Bob's deal", "email_from": "Bob <BOB@example.com>"})
-        leads = self.env["mkt.campaign"].create({
-            "name": "Leads", "model_name": "crm.lead", "domain": repr([("id", "=", lead.id)]),
-        })
+        lead = self.env["crm.lead"].create(
+            {"name": "Bob's deal", "email_from": "Bob <BOB@example.com>"}
+        )
+        leads = self.env["mkt.campaign"].create(
+            {
+                "name": "Leads",
+                "model_name": "crm.lead",
+                "domain": repr([("id", "=", lead.id)]),
+            }
+        )
         lead_step = self._add_step(leads, "lead welcome")
         contacts, contact_steps = self._campaign("Contacts", self.bob)
         self._launch(contacts | leads)
@@ -238,8 +281,9 @@ class TestSendingRules(MktCampaignCommon):
         )
         self.assertEqual(bob.attempts, 0)
         # Tuesday 09:00 in Auckland (UTC+13) is Monday 20:00 UTC
-        self.assertEqual((carol.state, carol.schedule_date),
-                         ("scheduled", datetime(2026, 3, 2, 20, 0)))
+        self.assertEqual(
+            (carol.state, carol.schedule_date), ("scheduled", datetime(2026, 3, 2, 20, 0))
+        )
         self.assertIn("Pacific/Auckland", carol.error_message)
         self.assertFalse(bob.mailing_trace_ids | carol.mailing_trace_ids)
 
@@ -252,8 +296,12 @@ class TestSendingRules(MktCampaignCommon):
         """On a day left out of the window (the weekend), messages wait for the
         next allowed day's opening, each in its own time zone, daylight saving
         time included (New York moves to UTC-4 on Sunday 8 March 2026)."""
-        self._set_params(quiet_hours="True", quiet_hour_from="9.0", quiet_hour_to="20.0",
-                         quiet_weekdays="0,1,2,3,4")
+        self._set_params(
+            quiet_hours="True",
+            quiet_hour_from="9.0",
+            quiet_hour_to="20.0",
+            quiet_weekdays="0,1,2,3,4",
+        )
         self.alice.tz = "Europe/Brussels"
         self.bob.tz = "America/New_York"
         saturday = datetime(2026, 3, 7, 15, 0)  # 16:00 in Brussels, 10:00 in New York
@@ -261,7 +309,9 @@ class TestSendingRules(MktCampaignCommon):
         self._launch(campaign, saturday)
         self._run_queue(saturday)
         alice, bob = (self._trace(steps["welcome"], p) for p in (self.alice, self.bob))
-        self.assertEqual((alice.state, alice.schedule_date), ("scheduled", datetime(2026, 3, 9, 8, 0)))
+        self.assertEqual(
+            (alice.state, alice.schedule_date), ("scheduled", datetime(2026, 3, 9, 8, 0))
+        )
         self.assertEqual((bob.state, bob.schedule_date), ("scheduled", datetime(2026, 3, 9, 13, 0)))
 
         self._run_queue(datetime(2026, 3, 9, 8, 0))
@@ -284,8 +334,9 @@ class TestSendingRules(MktCampaignCommon):
         self._launch(campaign, T0.replace(hour=18))
         self._run_queue(T0.replace(hour=18))
         trace = self._trace(steps["welcome"], self.alice)
-        self.assertEqual((trace.state, trace.schedule_date),
-                         ("scheduled", datetime(2026, 3, 3, 8, 30)))
+        self.assertEqual(
+            (trace.state, trace.schedule_date), ("scheduled", datetime(2026, 3, 3, 8, 30))
+        )
         self.assertEqual(trace.error_message, "Waiting for the sending window (08:30–18:00, UTC).")
 
     # ------------------------------------------------------------------
@@ -307,7 +358,9 @@ class TestSendingRules(MktCampaignCommon):
     def test_blacklisted_phone_rejected(self):
         self.env["phone.blacklist"].sudo().add("+32470000002")
         campaign, steps = self._campaign(
-            "Spring SMS", self.alice | self.bob, steps=[("sms", {"activity_type": "sms"})],
+            "Spring SMS",
+            self.alice | self.bob,
+            steps=[("sms", {"activity_type": "sms"})],
         )
         self._launch(campaign)
         self._run_queue(T0)
@@ -323,10 +376,14 @@ class TestSendingRules(MktCampaignCommon):
         newsletter, (keen, leaving) = self._mailing_contacts(
             "Newsletter", ["keen@example.com", "leaving@example.com"]
         )
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Newsletter", "model_name": "mailing.contact", "domain": "[]",
-            "mailing_list_ids": [(6, 0, newsletter.ids)],
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Newsletter",
+                "model_name": "mailing.contact",
+                "domain": "[]",
+                "mailing_list_ids": [(6, 0, newsletter.ids)],
+            }
+        )
         welcome = self._add_step(campaign, "welcome")
         self._launch(campaign)
         self.assertEqual(len(campaign.participant_ids), 2)
@@ -344,11 +401,21 @@ class TestSendingRules(MktCampaignCommon):
             "Newsletter", ["alice@example.com", "bob@example.com"]
         )
         campaign, steps = self._campaign(
-            "Listed", self.alice | self.bob,
-            steps=[("welcome", {}),
-                   ("again", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
-                   ("sms", {"parent": "welcome", "interval_number": 1, "interval_type": "days",
-                            "activity_type": "sms"})],
+            "Listed",
+            self.alice | self.bob,
+            steps=[
+                ("welcome", {}),
+                ("again", {"parent": "welcome", "interval_number": 1, "interval_type": "days"}),
+                (
+                    "sms",
+                    {
+                        "parent": "welcome",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                        "activity_type": "sms",
+                    },
+                ),
+            ],
             mailing_list_ids=[(6, 0, newsletter.ids)],
         )
         self._launch(campaign)
@@ -359,7 +426,9 @@ class TestSendingRules(MktCampaignCommon):
         again = self._trace(steps["again"], self.bob)
         self.assertEqual((again.state, again.error_message), ("rejected", "Opted Out"))
         sms = self._trace(steps["sms"], self.bob)
-        self.assertEqual((sms.state, sms.mailing_trace_ids.failure_type), ("rejected", "sms_optout"))
+        self.assertEqual(
+            (sms.state, sms.mailing_trace_ids.failure_type), ("rejected", "sms_optout")
+        )
         # Alice stays subscribed
         self.assertEqual(self._trace(steps["again"], self.alice).state, "processed")
         self.assertEqual(self._trace(steps["sms"], self.alice).state, "processed")
@@ -369,10 +438,14 @@ class TestSendingRules(MktCampaignCommon):
             "SMS club", ["keen@example.com", "leaving@example.com"]
         )
         keen.mobile, leaving.mobile = "+32470999001", "+32470999002"
-        campaign = self.env["mkt.campaign"].create({
-            "name": "SMS club", "model_name": "mailing.contact", "domain": "[]",
-            "mailing_list_ids": [(6, 0, newsletter.ids)],
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "SMS club",
+                "model_name": "mailing.contact",
+                "domain": "[]",
+                "mailing_list_ids": [(6, 0, newsletter.ids)],
+            }
+        )
         sms = self._add_step(campaign, "sms", activity_type="sms")
         self._launch(campaign)
         leaving.subscription_ids.opt_out = True
@@ -389,10 +462,15 @@ class TestSendingRules(MktCampaignCommon):
             "Double opt-in", ["confirmed@example.com", "pending@example.com"]
         )
         confirmed.mkt_optin_date = T0 - D
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Confirmed only", "model_name": "mailing.contact", "domain": "[]",
-            "mailing_list_ids": [(6, 0, newsletter.ids)], "require_optin": True,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Confirmed only",
+                "model_name": "mailing.contact",
+                "domain": "[]",
+                "mailing_list_ids": [(6, 0, newsletter.ids)],
+                "require_optin": True,
+            }
+        )
         welcome = self._add_step(campaign, "welcome")
         self._launch(campaign)
         self._run_queue(T0)
@@ -414,14 +492,24 @@ class TestSendingRules(MktCampaignCommon):
         partner_has_optin = "mkt_optin_date" in self.env["res.partner"]._fields
         if partner_has_optin:
             self.alice.mkt_optin_date = T0 - D
-        leads = self.env["crm.lead"].create([
-            {"name": "Alice's deal", "partner_id": self.alice.id, "email_from": "alice@example.com"},
-            {"name": "Bob's deal", "partner_id": self.bob.id, "email_from": "bob@example.com"},
-        ])
-        campaign = self.env["mkt.campaign"].create({
-            "name": "Leads", "model_name": "crm.lead",
-            "domain": repr([("id", "in", leads.ids)]), "require_optin": True,
-        })
+        leads = self.env["crm.lead"].create(
+            [
+                {
+                    "name": "Alice's deal",
+                    "partner_id": self.alice.id,
+                    "email_from": "alice@example.com",
+                },
+                {"name": "Bob's deal", "partner_id": self.bob.id, "email_from": "bob@example.com"},
+            ]
+        )
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Leads",
+                "model_name": "crm.lead",
+                "domain": repr([("id", "in", leads.ids)]),
+                "require_optin": True,
+            }
+        )
         welcome = self._add_step(campaign, "welcome")
         self._launch(campaign)
         self._run_queue(T0)
@@ -436,14 +524,24 @@ class TestSendingRules(MktCampaignCommon):
 
     def test_settings_saved_and_applied(self):
         """What the settings screen saves is what the queue applies."""
-        self.env["res.config.settings"].create({
-            "mkt_cap_all": 3, "mkt_cap_all_period": "day",
-            "mkt_cap_email": 2, "mkt_cap_sms": 0,
-            "mkt_quiet_hours": True, "mkt_quiet_hour_from": 8.5, "mkt_quiet_hour_to": 19.0,
-            "mkt_quiet_mon": True, "mkt_quiet_tue": False, "mkt_quiet_wed": True,
-            "mkt_quiet_thu": False, "mkt_quiet_fri": True,
-            "mkt_quiet_sat": False, "mkt_quiet_sun": True,
-        }).execute()
+        self.env["res.config.settings"].create(
+            {
+                "mkt_cap_all": 3,
+                "mkt_cap_all_period": "day",
+                "mkt_cap_email": 2,
+                "mkt_cap_sms": 0,
+                "mkt_quiet_hours": True,
+                "mkt_quiet_hour_from": 8.5,
+                "mkt_quiet_hour_to": 19.0,
+                "mkt_quiet_mon": True,
+                "mkt_quiet_tue": False,
+                "mkt_quiet_wed": True,
+                "mkt_quiet_thu": False,
+                "mkt_quiet_fri": True,
+                "mkt_quiet_sat": False,
+                "mkt_quiet_sun": True,
+            }
+        ).execute()
         settings = self.env["mkt.sending.policy"]._get_settings()
         self.assertEqual(settings["caps"][None], (3, "day"))
         self.assertEqual(settings["caps"]["email"], (2, "week"))
@@ -471,9 +569,21 @@ class TestSendingRules(MktCampaignCommon):
             ({"mkt_quiet_hour_from": 20.0, "mkt_quiet_hour_to": 9.0}, "start must come before"),
             ({"mkt_quiet_hour_from": 9.0, "mkt_quiet_hour_to": 9.0}, "start must come before"),
             ({"mkt_quiet_hour_from": 9.0, "mkt_quiet_hour_to": 25.0}, "within the day"),
-            ({day: False for day in ("mkt_quiet_mon", "mkt_quiet_tue", "mkt_quiet_wed",
-                                     "mkt_quiet_thu", "mkt_quiet_fri", "mkt_quiet_sat",
-                                     "mkt_quiet_sun")}, "at least one weekday"),
+            (
+                {
+                    day: False
+                    for day in (
+                        "mkt_quiet_mon",
+                        "mkt_quiet_tue",
+                        "mkt_quiet_wed",
+                        "mkt_quiet_thu",
+                        "mkt_quiet_fri",
+                        "mkt_quiet_sat",
+                        "mkt_quiet_sun",
+                    )
+                },
+                "at least one weekday",
+            ),
         ]
         for values, message in cases:
             with self.subTest(values=values):
@@ -482,7 +592,11 @@ class TestSendingRules(MktCampaignCommon):
                         {"mkt_quiet_hours": True, **values}
                     ).execute()
         # a window that is off is not checked
-        self.env["res.config.settings"].create({
-            "mkt_quiet_hours": False, "mkt_quiet_hour_from": 20.0, "mkt_quiet_hour_to": 9.0,
-        }).execute()
+        self.env["res.config.settings"].create(
+            {
+                "mkt_quiet_hours": False,
+                "mkt_quiet_hour_from": 20.0,
+                "mkt_quiet_hour_to": 9.0,
+            }
+        ).execute()
         self.assertFalse(self.env["mkt.sending.policy"]._get_settings()["quiet_hours"])

@@ -14,20 +14,27 @@ NUMBERS = {"alice": "+32470000001", "bob": "+32470000002", "carol": "+3247000000
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestSmsSteps(MktCampaignCommon, HttpCase):
-
     def _sms_campaign(self, follow_up=False):
         steps = [("text", {"activity_type": "sms"})]
         if follow_up:
-            steps.append(("later", {"parent": "text", "interval_number": 2,
-                                    "interval_type": "days"}))
+            steps.append(
+                ("later", {"parent": "text", "interval_number": 2, "interval_type": "days"})
+            )
         campaign, activities = self._create_campaign(steps)
         self._launch(campaign)
         return campaign, activities
 
     def _events(self, campaign, partner):
-        return self.env["mkt.event"].search([
-            ("campaign_id", "=", campaign.id), ("record_name", "=", partner.name),
-        ]).mapped("event_type")
+        return (
+            self.env["mkt.event"]
+            .search(
+                [
+                    ("campaign_id", "=", campaign.id),
+                    ("record_name", "=", partner.name),
+                ]
+            )
+            .mapped("event_type")
+        )
 
     def test_accepted(self):
         """Every SMS the provider accepted is sent, in one request, and counted."""
@@ -69,9 +76,10 @@ class TestSmsSteps(MktCampaignCommon, HttpCase):
         self.assertIn("Attempt 1 failed", bob.error_message)
         self.assertIn("Server Error", bob.error_message)
         self.assertFalse(bob.mailing_trace_ids, "the failed attempt leaves no statistics")
-        self.assertFalse(self.env["sms.sms"].sudo().search(
-            [("mailing_id", "=", steps["text"].mailing_id.id)]
-        ), "nor an SMS in error that could be resent by hand")
+        self.assertFalse(
+            self.env["sms.sms"].sudo().search([("mailing_id", "=", steps["text"].mailing_id.id)]),
+            "nor an SMS in error that could be resent by hand",
+        )
         self.assertEqual(campaign.sent_sms_count, 0)
         self.assertFalse(self._events(campaign, self.bob))
 
@@ -95,7 +103,9 @@ class TestSmsSteps(MktCampaignCommon, HttpCase):
 
         def report(number, status):
             response = self.sms_gateway.delivery_report(
-                [uuid_of[number]], status, f"{self.base_url()}/sms/status",
+                [uuid_of[number]],
+                status,
+                f"{self.base_url()}/sms/status",
                 post=lambda url, payload: self.url_open(url, json=payload),
             )
             self.assertEqual(response.json().get("result"), "OK")

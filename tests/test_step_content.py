@@ -10,11 +10,14 @@ class TestStepContent(MktCampaignCommon):
 
     def test_template_copied_and_previewed(self):
         campaign, _steps = self._create_campaign()
-        template = self.env["mail.template"].create({
-            "name": "Partner greeting", "model_id": self.partner_model.id,
-            "subject": "Hi {{ object.name }}",
-            "body_html": "<p>Dear <t t-out=\"object.name\"/>, welcome.</p>",
-        })
+        template = self.env["mail.template"].create(
+            {
+                "name": "Partner greeting",
+                "model_id": self.partner_model.id,
+                "subject": "Hi {{ object.name }}",
+                "body_html": '<p>Dear <t t-out="object.name"/>, welcome.</p>',
+            }
+        )
         form = Form(self.env["mkt.activity"].with_context(default_campaign_id=campaign.id))
         form.name = "Greeting"
         form.mail_template_id = template

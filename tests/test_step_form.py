@@ -5,15 +5,17 @@ from .common import MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestStepForm(MktCampaignCommon):
-
     @users("mkt_manager")
     def test_sms_step_saved_from_the_form(self):
         """An SMS step is written in the step form and saved as is: the form's
         hidden e-mail fields (an empty subject) never reach its mailing."""
-        campaign = self.env["mkt.campaign"].create({
-            "name": "SMS only", "model_id": self.partner_model.id,
-            "domain": self.audience_domain,
-        })
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "SMS only",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+            }
+        )
         form = Form(self.env["mkt.activity"].with_context(default_campaign_id=campaign.id))
         form.name = "Text them"
         form.activity_type = "sms"

@@ -19,13 +19,24 @@ class TestCampaignTemplates(MktCampaignCommon):
         """Each template gives a draft campaign whose workflow passes the launch
         checks (contents render, actions apply to the target)."""
         expected = {
-            "tag_hot_contacts": ("res.partner", [("email", "begin"), ("server_action", "email_click")]),
-            "welcome_flow": ("mailing.contact", [("email", "begin"), ("server_action", "email_bounce")]),
+            "tag_hot_contacts": (
+                "res.partner",
+                [("email", "begin"), ("server_action", "email_click")],
+            ),
+            "welcome_flow": (
+                "mailing.contact",
+                [("email", "begin"), ("server_action", "email_bounce")],
+            ),
             "double_optin": ("mailing.contact", [("email", "begin")]),
-            "commercial_prospection": ("crm.lead", [("email", "begin"), ("email", "email_open"),
-                                                    ("email", "email_not_open")]),
+            "commercial_prospection": (
+                "crm.lead",
+                [("email", "begin"), ("email", "email_open"), ("email", "email_not_open")],
+            ),
             "schedule_calls": ("crm.lead", [("server_action", "begin")]),
-            "prioritize_hot_leads": ("crm.lead", [("email", "begin"), ("server_action", "email_open")]),
+            "prioritize_hot_leads": (
+                "crm.lead",
+                [("email", "begin"), ("server_action", "email_open")],
+            ),
         }
         self.assertEqual(set(expected), {key for key, _label in TEMPLATES})
         # the audience is what the responsible user may read: lead campaigns

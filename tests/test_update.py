@@ -18,15 +18,15 @@ class TestUpdate(MktCampaignCommon):
         super().setUp()
         self.campaign, self.steps = self._create_campaign([("welcome", {})])
         self._launch(self.campaign)
-        self._run_queue(T0 + H)   # welcome sent to 4, Dan (no e-mail) rejected
+        self._run_queue(T0 + H)  # welcome sent to 4, Dan (no e-mail) rejected
         self.assertFalse(self.campaign.needs_update)
 
     def test_update_schedules_new_child_from_now(self):
         welcome = self.steps["welcome"]
-        bonus = self._add_step(self.campaign, "bonus", parent=welcome,
-                               interval_number=1, interval_type="days")
-        opened = self._add_step(self.campaign, "opened", parent=welcome,
-                                trigger_type="email_open")
+        bonus = self._add_step(
+            self.campaign, "bonus", parent=welcome, interval_number=1, interval_type="days"
+        )
+        opened = self._add_step(self.campaign, "opened", parent=welcome, trigger_type="email_open")
         self.assertTrue(self.campaign.needs_update, "the form offers Update")
         self._event(welcome, self.alice, "open", T0 + 2 * H)
         # a real open queues the new 'opened' step already: Update must not add another
@@ -38,11 +38,15 @@ class TestUpdate(MktCampaignCommon):
         self.assertEqual(action["params"]["type"], "success")
         self.assertFalse(self.campaign.needs_update)
         self.assertEqual(
-            set(bonus.trace_ids.mapped("res_id")), set((self.partners - self.dan).ids),
+            set(bonus.trace_ids.mapped("res_id")),
+            set((self.partners - self.dan).ids),
             "every participant past the welcome e-mail, not Dan whose step was rejected",
         )
-        self.assertEqual(set(bonus.trace_ids.mapped("schedule_date")), {T0 + 3 * H + D},
-                         "scheduled from now, with the step's delay")
+        self.assertEqual(
+            set(bonus.trace_ids.mapped("schedule_date")),
+            {T0 + 3 * H + D},
+            "scheduled from now, with the step's delay",
+        )
         self.assertEqual(len(opened.trace_ids), 1)
 
         # idempotent: a second Update creates nothing
@@ -70,8 +74,7 @@ class TestUpdate(MktCampaignCommon):
         self.env.invalidate_all()
         self.assertEqual(
             {p.res_id: p.state for p in participants},
-            {**dict.fromkeys((self.partners - self.dan).ids, "running"),
-             self.dan.id: "completed"},
+            {**dict.fromkeys((self.partners - self.dan).ids, "running"), self.dan.id: "completed"},
         )
 
     def test_update_rights(self):
@@ -85,14 +88,21 @@ class TestUpdate(MktCampaignCommon):
         e-mail only; a draft campaign has nothing to update."""
         welcome = self.steps["welcome"]
         self._event(welcome, self.alice, "open", T0 + 2 * H)
-        not_opened = self._add_step(self.campaign, "not opened", parent=welcome,
-                                    trigger_type="email_not_open",
-                                    interval_number=2, interval_type="days")
+        not_opened = self._add_step(
+            self.campaign,
+            "not opened",
+            parent=welcome,
+            trigger_type="email_not_open",
+            interval_number=2,
+            interval_type="days",
+        )
         with freeze_time(T0 + 3 * H):
             self.campaign.action_update()
         self.env.invalidate_all()
-        self.assertEqual(set(not_opened.trace_ids.mapped("res_id")),
-                         {self.bob.id, self.alice_dup.id, self.carol.id})
+        self.assertEqual(
+            set(not_opened.trace_ids.mapped("res_id")),
+            {self.bob.id, self.alice_dup.id, self.carol.id},
+        )
         draft, _steps = self._create_campaign([("welcome", {})])
         with self.assertRaises(UserError):
             draft.action_update()

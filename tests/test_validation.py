@@ -7,7 +7,6 @@ from .common import MktCampaignCommon
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestValidation(MktCampaignCommon):
-
     def _assert_not_launched(self, campaign, error, message):
         with self.assertRaisesRegex(error, message):
             campaign.action_start()
@@ -20,7 +19,8 @@ class TestValidation(MktCampaignCommon):
 
     def test_filter_does_not_parse(self):
         with self.assertRaisesRegex(
-            ValidationError, r"The filter of campaign Broken is invalid(.|\n)*Filter: \[\('name', '=',"
+            ValidationError,
+            r"The filter of campaign Broken is invalid(.|\n)*Filter: \[\('name', '=',",
         ):
             self._create_campaign(name="Broken", domain="[('name', '=',")
 
@@ -41,14 +41,16 @@ class TestValidation(MktCampaignCommon):
         """Filters may use the usual evaluation context (dates, user)."""
         campaign, _steps = self._create_campaign(
             domain="[('create_date', '>=',"
-                   " (context_today() - relativedelta(days=7)).strftime('%Y-%m-%d')),"
-                   " ('user_id', '!=', uid)]",
+            " (context_today() - relativedelta(days=7)).strftime('%Y-%m-%d')),"
+            " ('user_id', '!=', uid)]",
         )
         self.assertTrue(campaign._get_domain())
 
     def test_negative_delay(self):
         campaign, _steps = self._create_campaign()
-        with self.assertRaisesRegex(ValidationError, "The delay of step Too early cannot be negative"):
+        with self.assertRaisesRegex(
+            ValidationError, "The delay of step Too early cannot be negative"
+        ):
             self._add_step(campaign, "Too early", interval_number=-1)
 
     # ------------------------------------------------------------------
@@ -57,9 +59,13 @@ class TestValidation(MktCampaignCommon):
 
     def test_email_without_content(self):
         campaign, steps = self._create_campaign([("welcome", {"subject": False})])
-        self._assert_not_launched(campaign, ValidationError, "The e-mail of step welcome has no subject")
+        self._assert_not_launched(
+            campaign, ValidationError, "The e-mail of step welcome has no subject"
+        )
         steps["welcome"].write({"subject": "Hello", "body_html": "<p><br></p>"})
-        self._assert_not_launched(campaign, ValidationError, "The e-mail of step welcome has no content")
+        self._assert_not_launched(
+            campaign, ValidationError, "The e-mail of step welcome has no content"
+        )
         steps["welcome"].body_html = "<p>Hello</p>"
         campaign.action_start()
         self.assertEqual(campaign.state, "running")
@@ -78,10 +84,12 @@ class TestValidation(MktCampaignCommon):
         self._assert_not_launched(
             campaign, ValidationError, "The Subject of step welcome does not render"
         )
-        steps["welcome"].write({
-            "subject": "Hi {{ object.name }}",
-            "body_html": "<p>Hi <t t-out=\"object.nonexistent_field\"/></p>",
-        })
+        steps["welcome"].write(
+            {
+                "subject": "Hi {{ object.name }}",
+                "body_html": '<p>Hi <t t-out="object.nonexistent_field"/></p>',
+            }
+        )
         self._assert_not_launched(campaign, ValidationError, "of step welcome does not render")
 
     # ------------------------------------------------------------------
@@ -113,10 +121,12 @@ class TestValidation(MktCampaignCommon):
             self._add_step(campaign, "Crossed", parent=other_steps["elsewhere"])
 
     def test_no_loop(self):
-        campaign, steps = self._create_campaign([
-            ("a", {"activity_type": "server_action"}),
-            ("b", {"activity_type": "server_action", "parent": "a"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("a", {"activity_type": "server_action"}),
+                ("b", {"activity_type": "server_action", "parent": "a"}),
+            ]
+        )
         # the parent store refuses it first ("Recursion Detected"), or our check
         with self.assertRaisesRegex(UserError, "Recursion Detected|cannot form a loop"):
             steps["a"].write({"trigger_type": "after_parent", "parent_id": steps["b"].id})
@@ -125,11 +135,17 @@ class TestValidation(MktCampaignCommon):
         campaign, steps = self._create_campaign(
             [("tag", {"activity_type": "server_action", "server_action_id": False})]
         )
-        self._assert_not_launched(campaign, ValidationError, "Step tag runs a server action: choose which one")
-        steps["tag"].server_action_id = self.env["ir.actions.server"].create({
-            "name": "Lead action", "model_id": self.env["ir.model"]._get_id("crm.lead"),
-            "state": "code", "code": "pass",
-        })
+        self._assert_not_launched(
+            campaign, ValidationError, "Step tag runs a server action: choose which one"
+        )
+        steps["tag"].server_action_id = self.env["ir.actions.server"].create(
+            {
+                "name": "Lead action",
+                "model_id": self.env["ir.model"]._get_id("crm.lead"),
+                "state": "code",
+                "code": "pass",
+            }
+        )
         self._assert_not_launched(campaign, ValidationError, "applies to Lead")
 
     # ------------------------------------------------------------------
@@ -165,22 +181,31 @@ class TestValidation(MktCampaignCommon):
     def test_step_mailing_not_launched_from_email_marketing(self):
         """The mailing of a step is sent by the campaign, recipient by
         recipient: Email Marketing refuses to send it to its whole audience."""
-        campaign, steps = self._create_campaign([("welcome", {}), ("sms", {"activity_type": "sms"})])
+        campaign, steps = self._create_campaign(
+            [("welcome", {}), ("sms", {"activity_type": "sms"})]
+        )
         for key in ("welcome", "sms"):
             mailing = steps[key].mailing_id
             self.assertEqual(mailing.mkt_activity_id, steps[key])
             for method in ("action_launch", "action_put_in_queue"):
-                with self.subTest(step=key, method=method), self.assertRaisesRegex(
-                    UserError,
-                    f"is the content of step {key} of campaign Spring Sale: "
-                    "the campaign sends it",
+                with (
+                    self.subTest(step=key, method=method),
+                    self.assertRaisesRegex(
+                        UserError,
+                        f"is the content of step {key} of campaign Spring Sale: "
+                        "the campaign sends it",
+                    ),
                 ):
                     getattr(mailing, method)()
             self.assertEqual(mailing.state, "draft")
         # an ordinary mailing is not concerned
-        mailing = self.env["mailing.mailing"].create({
-            "subject": "Newsletter", "body_html": "<p>News</p>",
-            "mailing_model_id": self.partner_model.id, "mailing_domain": self.audience_domain,
-        })
+        mailing = self.env["mailing.mailing"].create(
+            {
+                "subject": "Newsletter",
+                "body_html": "<p>News</p>",
+                "mailing_model_id": self.partner_model.id,
+                "mailing_domain": self.audience_domain,
+            }
+        )
         mailing.action_put_in_queue()
         self.assertEqual(mailing.state, "in_queue")

@@ -18,7 +18,8 @@ class WhatsAppMixin:
         cls.addClassCleanup(cls.wa.stop)
         params = cls.env["ir.config_parameter"].sudo()
         for key, value in (
-            ("whatsapp_endpoint", cls.wa.endpoint), ("whatsapp_token", "test-token"),
+            ("whatsapp_endpoint", cls.wa.endpoint),
+            ("whatsapp_token", "test-token"),
             ("whatsapp_account_id", cls.wa.account_id),
             ("whatsapp_phone_number_id", cls.wa.phone_number_id),
         ):
@@ -26,13 +27,15 @@ class WhatsAppMixin:
 
     @classmethod
     def _approved_template(cls, **values):
-        template = cls.env["mkt.whatsapp.template"].create({
-            "name": "Spring sale",
-            "template_name": "spring_sale",
-            "body": "Hello {{1}}, our spring sale starts today!",
-            "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Alice"})],
-            **values,
-        })
+        template = cls.env["mkt.whatsapp.template"].create(
+            {
+                "name": "Spring sale",
+                "template_name": "spring_sale",
+                "body": "Hello {{1}}, our spring sale starts today!",
+                "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Alice"})],
+                **values,
+            }
+        )
         template.action_submit()
         cls.wa.set_template_status(template.template_name, "APPROVED")
         template.action_refresh_status()
@@ -41,7 +44,6 @@ class WhatsAppMixin:
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -50,13 +52,18 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
     def test_template_approval(self):
         """A template is submitted to WhatsApp, approved or rejected there, and
         goes back to draft when its content changes."""
-        template = self.env["mkt.whatsapp.template"].create({
-            "name": "Welcome", "template_name": "welcome_pt", "language": "pt_BR",
-            "body": "Olá {{1}}, bem-vindo à {{2}}!",
-            "variable_ids": [(0, 0, {"index": 1, "field_path": "name", "sample": "Ana"}),
-                             (0, 0, {"index": 2, "field_path": "company_id.name",
-                                     "sample": "Loja"})],
-        })
+        template = self.env["mkt.whatsapp.template"].create(
+            {
+                "name": "Welcome",
+                "template_name": "welcome_pt",
+                "language": "pt_BR",
+                "body": "Olá {{1}}, bem-vindo à {{2}}!",
+                "variable_ids": [
+                    (0, 0, {"index": 1, "field_path": "name", "sample": "Ana"}),
+                    (0, 0, {"index": 2, "field_path": "company_id.name", "sample": "Loja"}),
+                ],
+            }
+        )
         self.assertEqual(template.status, "draft")
         template.action_submit()
         self.assertEqual(template.status, "pending")
@@ -65,7 +72,9 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self.assertEqual(sent["components"][0]["example"], {"body_text": [["Ana", "Loja"]]})
         self.wa.set_template_status("welcome_pt", "REJECTED", "INVALID_FORMAT")
         self.env["mkt.whatsapp.template"]._cron_refresh_pending()
-        self.assertEqual((template.status, template.rejection_reason), ("rejected", "INVALID_FORMAT"))
+        self.assertEqual(
+            (template.status, template.rejection_reason), ("rejected", "INVALID_FORMAT")
+        )
         template.action_submit()
         self.wa.set_template_status("welcome_pt", "APPROVED")
         template.action_refresh_status()
@@ -75,18 +84,29 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
 
     def test_template_checks(self):
         with self.assertRaises(ValidationError) as error:
-            self.env["mkt.whatsapp.template"].create({
-                "name": "Bad", "template_name": "Spring Sale!", "body": "Hi"})
+            self.env["mkt.whatsapp.template"].create(
+                {"name": "Bad", "template_name": "Spring Sale!", "body": "Hi"}
+            )
         self.assertIn("lowercase letters", str(error.exception))
         with self.assertRaises(ValidationError) as error:
-            self.env["mkt.whatsapp.template"].create({
-                "name": "Bad", "template_name": "bad", "body": "Hi {{1}} and {{3}}",
-                "variable_ids": [(0, 0, {"index": 1, "field_path": "name"})]})
+            self.env["mkt.whatsapp.template"].create(
+                {
+                    "name": "Bad",
+                    "template_name": "bad",
+                    "body": "Hi {{1}} and {{3}}",
+                    "variable_ids": [(0, 0, {"index": 1, "field_path": "name"})],
+                }
+            )
         self.assertIn("without gaps", str(error.exception))
         with self.assertRaises(ValidationError) as error:
-            self.env["mkt.whatsapp.template"].create({
-                "name": "Bad", "template_name": "bad", "body": "Hi {{1}}",
-                "variable_ids": [(0, 0, {"index": 1, "field_path": "nickname"})]})
+            self.env["mkt.whatsapp.template"].create(
+                {
+                    "name": "Bad",
+                    "template_name": "bad",
+                    "body": "Hi {{1}}",
+                    "variable_ids": [(0, 0, {"index": 1, "field_path": "nickname"})],
+                }
+            )
         self.assertIn("has no field nickname", str(error.exception))
 
     def test_campaign_step(self):
@@ -98,32 +118,57 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self.carol.phone = "not a number"
         self.env["phone.blacklist"].sudo().add("+32470000004")  # Carol's old number, unused
         self.env["phone.blacklist"].sudo().add("+32470000005")  # Dan
-        self.wa.throttle_once.add("+32470000002")                # Bob: 429 once
-        self.wa.undeliverable.add("+32470000003")                # Alice Again
-        campaign, steps = self._create_campaign([
-            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-            ("read", {"parent": "hello", "trigger_type": "whatsapp_read",
-                      "activity_type": "server_action"}),
-            ("not_read", {"parent": "hello", "trigger_type": "whatsapp_not_read",
-                          "activity_type": "server_action",
-                          "interval_number": 1, "interval_type": "days"}),
-        ])
+        self.wa.throttle_once.add("+32470000002")  # Bob: 429 once
+        self.wa.undeliverable.add("+32470000003")  # Alice Again
+        campaign, steps = self._create_campaign(
+            [
+                ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+                (
+                    "read",
+                    {
+                        "parent": "hello",
+                        "trigger_type": "whatsapp_read",
+                        "activity_type": "server_action",
+                    },
+                ),
+                (
+                    "not_read",
+                    {
+                        "parent": "hello",
+                        "trigger_type": "whatsapp_not_read",
+                        "activity_type": "server_action",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         hello = steps["hello"]
-        self.assertTraceStates(hello, {
-            self.alice: "processed", self.bob: "scheduled", self.alice_dup: "failed",
-            self.carol: "rejected", self.dan: "rejected",
-        })
+        self.assertTraceStates(
+            hello,
+            {
+                self.alice: "processed",
+                self.bob: "scheduled",
+                self.alice_dup: "failed",
+                self.carol: "rejected",
+                self.dan: "rejected",
+            },
+        )
         by_partner = {self.env["res.partner"].browse(t.res_id): t for t in hello.trace_ids}
-        self.assertEqual(by_partner[self.carol].error_message, "No valid phone number for WhatsApp.")
+        self.assertEqual(
+            by_partner[self.carol].error_message, "No valid phone number for WhatsApp."
+        )
         self.assertEqual(by_partner[self.dan].error_message, "The phone number is blacklisted.")
         self.assertIn("131026", by_partner[self.alice_dup].error_message)
         self.assertIn("130429", by_partner[self.bob].error_message)
         message = self.wa.messages[0]
         self.assertEqual(message["to"], "+32470000001")
-        self.assertEqual(message["template"]["components"][0]["parameters"],
-                         [{"type": "text", "text": "Alice Audience"}])
+        self.assertEqual(
+            message["template"]["components"][0]["parameters"],
+            [{"type": "text", "text": "Alice Audience"}],
+        )
         # Bob's retry goes through after the back-off
         self._run_queue(T0.replace(hour=10))
         self.assertEqual(by_partner[self.bob].state, "processed")
@@ -132,11 +177,33 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         # Alice reads it: the "read" branch is queued, "not read" canceled
         wamid = by_partner[self.alice].whatsapp_message_id
         self.assertTrue(wamid.startswith("wamid."))
-        used = self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [{"value": {
-            "statuses": [{"id": wamid, "status": "delivered"}, {"id": wamid, "status": "read"}],
-            "messages": [{"from": "32470000001", "id": "wamid.in1", "type": "text",
-                          "text": {"body": "Yes!"}, "context": {"id": wamid}}],
-        }}]}]})
+        used = self.env["mkt.whatsapp.template"]._process_webhook(
+            {
+                "entry": [
+                    {
+                        "changes": [
+                            {
+                                "value": {
+                                    "statuses": [
+                                        {"id": wamid, "status": "delivered"},
+                                        {"id": wamid, "status": "read"},
+                                    ],
+                                    "messages": [
+                                        {
+                                            "from": "32470000001",
+                                            "id": "wamid.in1",
+                                            "type": "text",
+                                            "text": {"body": "Yes!"},
+                                            "context": {"id": wamid},
+                                        }
+                                    ],
+                                }
+                            }
+                        ]
+                    }
+                ]
+            }
+        )
         self.assertEqual(used, 3)
         self.env.invalidate_all()
         self.assertTrue(by_partner[self.alice].open_datetime)
@@ -151,11 +218,29 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         # step fails with WhatsApp's error and its follow-up is canceled; a
         # late or repeated status never moves Alice's read message backwards
         bob_wamid = by_partner[self.bob].whatsapp_message_id
-        failed = {"id": bob_wamid, "status": "failed",
-                  "errors": [{"code": 131049, "title": "Message not delivered"}]}
-        self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [{"value": {
-            "statuses": [failed, {"id": wamid, "status": "failed", "errors": [{"code": 1}]}],
-        }}]}]})
+        failed = {
+            "id": bob_wamid,
+            "status": "failed",
+            "errors": [{"code": 131049, "title": "Message not delivered"}],
+        }
+        self.env["mkt.whatsapp.template"]._process_webhook(
+            {
+                "entry": [
+                    {
+                        "changes": [
+                            {
+                                "value": {
+                                    "statuses": [
+                                        failed,
+                                        {"id": wamid, "status": "failed", "errors": [{"code": 1}]},
+                                    ],
+                                }
+                            }
+                        ]
+                    }
+                ]
+            }
+        )
         self.env.invalidate_all()
         self.assertEqual(by_partner[self.bob].state, "failed")
         self.assertIn("Message not delivered", by_partner[self.bob].error_message)
@@ -170,9 +255,11 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         same payload. A step never moves backwards: a read message stays
         processed and read, a failed one stays failed with its first reason."""
         template = self._approved_template()
-        campaign, steps = self._create_campaign([
-            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         hello = steps["hello"]
@@ -182,11 +269,28 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         sent = campaign.sent_whatsapp_count
 
         def webhook(*statuses):
-            self.env["mkt.whatsapp.template"]._process_webhook({"entry": [{"changes": [
-                {"value": {"statuses": [{"id": trace.whatsapp_message_id, "status": status,
-                                         "errors": [{"title": title}] if title else []}
-                                        for trace, status, title in statuses]}},
-            ]}]})
+            self.env["mkt.whatsapp.template"]._process_webhook(
+                {
+                    "entry": [
+                        {
+                            "changes": [
+                                {
+                                    "value": {
+                                        "statuses": [
+                                            {
+                                                "id": trace.whatsapp_message_id,
+                                                "status": status,
+                                                "errors": [{"title": title}] if title else [],
+                                            }
+                                            for trace, status, title in statuses
+                                        ]
+                                    }
+                                },
+                            ]
+                        }
+                    ]
+                }
+            )
             self.env.invalidate_all()
 
         # Alice: read, then a late 'delivered' and 'sent'
@@ -211,11 +315,14 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         self.assertEqual(campaign.sent_whatsapp_count, sent - 1, "Bob's is not counted as sent")
 
     def test_launch_refuses_unapproved_template(self):
-        template = self.env["mkt.whatsapp.template"].create({
-            "name": "Draft one", "template_name": "draft_one", "body": "Hi"})
-        campaign, _steps = self._create_campaign([
-            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-        ])
+        template = self.env["mkt.whatsapp.template"].create(
+            {"name": "Draft one", "template_name": "draft_one", "body": "Hi"}
+        )
+        campaign, _steps = self._create_campaign(
+            [
+                ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+            ]
+        )
         with self.assertRaises(UserError) as error:  # ValidationError included
             campaign.action_start()
         self.assertIn("is not approved by WhatsApp", str(error.exception))
@@ -223,8 +330,9 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
     def test_not_configured(self):
         self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.whatsapp_token", False)
         with self.assertRaises(UserError) as error:
-            self.env["mkt.whatsapp.template"].create({
-                "name": "X", "template_name": "x", "body": "Hi"}).action_submit()
+            self.env["mkt.whatsapp.template"].create(
+                {"name": "X", "template_name": "x", "body": "Hi"}
+            ).action_submit()
         self.assertIn("WhatsApp is not configured: set the access token", str(error.exception))
 
 
@@ -247,11 +355,15 @@ class TestWhatsAppWebhook(HttpCase):
     def test_signature(self):
         body = json.dumps({"entry": []}).encode()
         signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
-        ok = self.url_open("/mkt_campaign/whatsapp/webhook", data=body,
-                           headers={"X-Hub-Signature-256": signature,
-                                    "Content-Type": "application/json"})
+        ok = self.url_open(
+            "/mkt_campaign/whatsapp/webhook",
+            data=body,
+            headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
+        )
         self.assertEqual(ok.status_code, 200)
-        forged = self.url_open("/mkt_campaign/whatsapp/webhook", data=body,
-                               headers={"X-Hub-Signature-256": "sha256=0000",
-                                        "Content-Type": "application/json"})
+        forged = self.url_open(
+            "/mkt_campaign/whatsapp/webhook",
+            data=body,
+            headers={"X-Hub-Signature-256": "sha256=0000", "Content-Type": "application/json"},
+        )
         self.assertEqual(forged.status_code, 403)

@@ -20,17 +20,24 @@ class TestWhatsAppRate(WhatsAppMixin, MktCampaignCommon):
         super().setUpClass()
         cls._start_whatsapp()
         cls.env["ir.config_parameter"].sudo().set_param("mkt_campaign.whatsapp_rate", cls.RATE)
-        cls.crowd = cls.env["res.partner"].create([
-            {"name": f"Rate Contact {n:03d}", "phone": f"+32471{n:06d}",
-             "category_id": cls.tag.ids}
-            for n in range(cls.N)
-        ])
+        cls.crowd = cls.env["res.partner"].create(
+            [
+                {
+                    "name": f"Rate Contact {n:03d}",
+                    "phone": f"+32471{n:06d}",
+                    "category_id": cls.tag.ids,
+                }
+                for n in range(cls.N)
+            ]
+        )
 
     def test_batch_sent_once_at_rate(self):
         template = self._approved_template()
-        campaign, steps = self._create_campaign([
-            ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id}),
+            ]
+        )
         # the crowd only: the shared fixture's contacts have their own test
         campaign.domain = repr([("id", "in", self.crowd.ids)])
         self._launch(campaign)

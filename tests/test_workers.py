@@ -15,10 +15,11 @@ from collections import Counter
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
-from odoo.addons.mkt_campaign.models.mailing_mailing import MailingMailing
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config, mute_logger
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
+from odoo.addons.mkt_campaign.models.mailing_mailing import MailingMailing
 
 from .common import SmtpSinkMixin
 
@@ -54,24 +55,41 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
             }
             params.set_param("mkt_campaign.batch_size", batch_size)
             params.set_param("mkt_campaign.send_chunk_size", chunk_size)
-            server = env["ir.mail_server"].create({
-                "name": f"Loopback sink ({prefix})", "smtp_host": "127.0.0.1",
-                "smtp_port": self.sink.port, "smtp_encryption": "none", "sequence": 0,
-            })
-            partners = env["res.partner"].create([
-                {"name": f"Worker {prefix} {n:04d}", "email": f"{prefix}{n:04d}@workers.example"}
-                for n in range(count)
-            ])
-            campaign = env["mkt.campaign"].create({
-                "name": f"Workers {prefix}",
-                "model_id": env["ir.model"]._get_id("res.partner"),
-                "domain": repr([("id", "in", partners.ids)]),
-            })
-            step = env["mkt.activity"].create({
-                "campaign_id": campaign.id, "name": "Hello", "activity_type": "email",
-                "trigger_type": "begin", "subject": "Hello {{ object.name }}",
-                "body_html": '<p>Hi <t t-out="object.name"/></p>',
-            })
+            server = env["ir.mail_server"].create(
+                {
+                    "name": f"Loopback sink ({prefix})",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": self.sink.port,
+                    "smtp_encryption": "none",
+                    "sequence": 0,
+                }
+            )
+            partners = env["res.partner"].create(
+                [
+                    {
+                        "name": f"Worker {prefix} {n:04d}",
+                        "email": f"{prefix}{n:04d}@workers.example",
+                    }
+                    for n in range(count)
+                ]
+            )
+            campaign = env["mkt.campaign"].create(
+                {
+                    "name": f"Workers {prefix}",
+                    "model_id": env["ir.model"]._get_id("res.partner"),
+                    "domain": repr([("id", "in", partners.ids)]),
+                }
+            )
+            step = env["mkt.activity"].create(
+                {
+                    "campaign_id": campaign.id,
+                    "name": "Hello",
+                    "activity_type": "email",
+                    "trigger_type": "begin",
+                    "subject": "Hello {{ object.name }}",
+                    "body_html": '<p>Hi <t t-out="object.name"/></p>',
+                }
+            )
             step.mailing_id.write(
                 {"mail_server_id": server.id, "email_from": "shop@workers.example"}
             )
@@ -99,14 +117,17 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         with self.registry.cursor() as cr:
             cr.execute(
                 "SELECT id, res_id, state, attempts, error_message, worker_key, send_started"
-                " FROM mkt_trace WHERE campaign_id = %s", [campaign_id],
+                " FROM mkt_trace WHERE campaign_id = %s",
+                [campaign_id],
             )
             return cr.dictfetchall()
 
     def _worker(self):
         return subprocess.Popen(
             [sys.executable, WORKER, config["config"], self.env.cr.dbname],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
 
@@ -131,7 +152,9 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         step ends processed, every contact gets exactly one message, no step
         fails with a database conflict, and both workers took a share."""
         campaign_id, _step, _mailing, _server, partner_ids = self._setup_campaign(
-            600, "duo", batch_size=100,
+            600,
+            "duo",
+            batch_size=100,
         )
         # a slightly slow server keeps both workers sending at once
         self.sink.delay = 0.004
@@ -144,9 +167,7 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         failed = [row["error_message"] for row in rows if row["state"] != "processed"]
         self.assertFalse(failed, "every step is processed, none fails with a conflict")
         self.assertEqual({row["attempts"] for row in rows}, {1})
-        self.assertEqual(
-            len({row["worker_key"] for row in rows}), 2, "both workers sent a share"
-        )
+        self.assertEqual(len({row["worker_key"] for row in rows}), 2, "both workers sent a share")
         received = self._received()
         self.assertEqual(len(received), 600, "everybody got the e-mail")
         self.assertEqual(set(received.values()), {1}, "nobody got it twice")
@@ -158,7 +179,10 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         the reason, the steps it claimed but had not started go back to the
         queue and are sent by the next run: nobody gets a message twice."""
         campaign_id, _step, _mailing, _server, _partners = self._setup_campaign(
-            400, "kill", batch_size=200, chunk_size=50,
+            400,
+            "kill",
+            batch_size=200,
+            chunk_size=50,
         )
         self.sink.delay = 0.02  # a chunk of 50 takes a second
         victim, survivor = self._worker(), self._worker()
@@ -195,12 +219,15 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
             self.assertIn("Interrupted while sending", row["error_message"])
         received = self._received()
         self.assertEqual(set(received.values()), {1}, "nobody got a message twice")
-        emails = {row["res_id"]: f"kill{n:04d}@workers.example" for n, row in enumerate(
-            sorted(rows, key=lambda r: r["res_id"]))}
+        emails = {
+            row["res_id"]: f"kill{n:04d}@workers.example"
+            for n, row in enumerate(sorted(rows, key=lambda r: r["res_id"]))
+        }
         processed = {emails[row["res_id"]] for row in rows if row["state"] == "processed"}
         self.assertLessEqual(processed, set(received), "every processed step was delivered")
         self.assertEqual(
-            set(received) - processed, set(received) & {emails[r["res_id"]] for r in failed},
+            set(received) - processed,
+            set(received) & {emails[r["res_id"]] for r in failed},
             "what was delivered and not recorded is in the uncertain chunk",
         )
 
@@ -211,7 +238,9 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         the chunk goes back to the queue, due now, attempt not counted, no
         failure recorded, nothing sent; the next run sends each message once."""
         campaign_id, _step, mailing_id, _server, _partners = self._setup_campaign(
-            20, "clash", batch_size=100,
+            20,
+            "clash",
+            batch_size=100,
         )
         with self.registry.cursor() as cr:
             # a step added to a running campaign: its mailing is not 'done' yet
@@ -229,9 +258,11 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
                 )
             return original(mailing)
 
-        with registry.cursor() as cr, \
-                patch.object(IrMail_Server, "_disable_send", return_value=False), \
-                patch.object(MailingMailing, "_mkt_mark_done", send_after_concurrent_update):
+        with (
+            registry.cursor() as cr,
+            patch.object(IrMail_Server, "_disable_send", return_value=False),
+            patch.object(MailingMailing, "_mkt_mark_done", send_after_concurrent_update),
+        ):
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["mkt.trace"]._cron_execute_activities()
         rows = self._queue(campaign_id)
@@ -240,8 +271,10 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         self.assertEqual({row["error_message"] for row in rows}, {None})
         self.assertEqual(self.sink.count, 0)
 
-        with registry.cursor() as cr, \
-                patch.object(IrMail_Server, "_disable_send", return_value=False):
+        with (
+            registry.cursor() as cr,
+            patch.object(IrMail_Server, "_disable_send", return_value=False),
+        ):
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["mkt.trace"]._cron_execute_activities()
         rows = self._queue(campaign_id)

@@ -12,7 +12,6 @@ D = timedelta(days=1)
 
 @tagged("post_install", "-at_install", "mkt_campaign")
 class TestWorkflow(MktCampaignCommon):
-
     def setUp(self):
         super().setUp()
         self.with_mail = self.partners - self.dan  # Dan has no e-mail address
@@ -21,9 +20,13 @@ class TestWorkflow(MktCampaignCommon):
         """Launch at T0 and send the 'welcome' e-mail step."""
         self._launch(campaign)
         self._run_queue(T0)
-        self.assertTraceStates(steps["welcome"], {
-            **dict.fromkeys(self.with_mail, "processed"), self.dan: "rejected",
-        })
+        self.assertTraceStates(
+            steps["welcome"],
+            {
+                **dict.fromkeys(self.with_mail, "processed"),
+                self.dan: "rejected",
+            },
+        )
 
     # ------------------------------------------------------------------
     # Triggers
@@ -32,10 +35,12 @@ class TestWorkflow(MktCampaignCommon):
     def test_after_parent(self):
         """An 'after the parent step' child runs its delay after the parent was
         processed, for the participants whose parent step was processed."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         welcome = steps["welcome"].trace_ids
         self.assertEqual(set(welcome.mapped("processed_date")), {T0})
@@ -63,13 +68,29 @@ class TestWorkflow(MktCampaignCommon):
     def test_email_open_and_not_open(self):
         """An open queues the 'opened' child and cancels the 'not opened' one;
         the others get the 'not opened' child once the delay is over."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("thanks", {"parent": "welcome", "trigger_type": "email_open",
-                        "activity_type": "server_action", "interval_number": 1}),
-            ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
-                          "interval_number": 3, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "thanks",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_open",
+                        "activity_type": "server_action",
+                        "interval_number": 1,
+                    },
+                ),
+                (
+                    "reminder",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 3,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         self.assertFalse(steps["thanks"].trace_ids, "nothing opened yet")
         self.assertEqual(set(steps["reminder"].trace_ids.mapped("schedule_date")), {T0 + 3 * D})
@@ -95,10 +116,15 @@ class TestWorkflow(MktCampaignCommon):
         self.assertIn(self.other_tag, self.alice.category_id)
 
         self._run_queue(T0 + 3 * D)
-        self.assertTraceStates(steps["reminder"], {
-            self.alice: "canceled", self.bob: "processed",
-            self.alice_dup: "processed", self.carol: "processed",
-        })
+        self.assertTraceStates(
+            steps["reminder"],
+            {
+                self.alice: "canceled",
+                self.bob: "processed",
+                self.alice_dup: "processed",
+                self.carol: "processed",
+            },
+        )
         self.assertEqual(
             self._mailing_trace(self._traces(steps["reminder"], self.bob)).mail_mail_id.subject,
             "Spring sale for Bob Buyer",
@@ -108,15 +134,37 @@ class TestWorkflow(MktCampaignCommon):
     def test_email_click_and_not_click(self):
         """A click on the tracked link queues the 'clicked' child and cancels
         the 'not clicked' and 'not opened' ones (a click implies an open)."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("clicked", {"parent": "welcome", "trigger_type": "email_click",
-                         "activity_type": "server_action"}),
-            ("not_clicked", {"parent": "welcome", "trigger_type": "email_not_click",
-                             "interval_number": 2, "interval_type": "days"}),
-            ("not_opened", {"parent": "welcome", "trigger_type": "email_not_open",
-                            "interval_number": 2, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "clicked",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_click",
+                        "activity_type": "server_action",
+                    },
+                ),
+                (
+                    "not_clicked",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_click",
+                        "interval_number": 2,
+                        "interval_type": "days",
+                    },
+                ),
+                (
+                    "not_opened",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 2,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         with freeze_time(T0 + H):
             mtrace = self._click_link(steps["welcome"], self.bob)
@@ -128,8 +176,10 @@ class TestWorkflow(MktCampaignCommon):
         self.assertEqual(self._traces(steps["clicked"], self.bob).schedule_date, T0 + H)
         for key in ("not_clicked", "not_opened"):
             self.assertEqual(self._traces(steps[key], self.bob).state, "canceled")
-        self.assertEqual(self._traces(steps["not_clicked"], self.bob).error_message,
-                         "Canceled: the parent message was clicked.")
+        self.assertEqual(
+            self._traces(steps["not_clicked"], self.bob).error_message,
+            "Canceled: the parent message was clicked.",
+        )
 
         self._run_queue(T0 + 2 * D)
         self.assertTraceStates(steps["clicked"], {self.bob: "processed"})
@@ -139,39 +189,76 @@ class TestWorkflow(MktCampaignCommon):
         self.assertTraceStates(steps["not_opened"], {**others, self.bob: "canceled"})
 
     def test_email_reply_and_not_reply(self):
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("replied", {"parent": "welcome", "trigger_type": "email_reply",
-                         "activity_type": "server_action", "interval_number": 2}),
-            ("not_replied", {"parent": "welcome", "trigger_type": "email_not_reply",
-                             "interval_number": 1, "interval_type": "weeks"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "replied",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_reply",
+                        "activity_type": "server_action",
+                        "interval_number": 2,
+                    },
+                ),
+                (
+                    "not_replied",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_reply",
+                        "interval_number": 1,
+                        "interval_type": "weeks",
+                    },
+                ),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         self._event(steps["welcome"], self.carol, "reply", T0 + D)
         welcome_carol = self._traces(steps["welcome"], self.carol)
         self.assertEqual(welcome_carol.reply_datetime, T0 + D)
         self.assertEqual(welcome_carol.open_datetime, T0 + D, "a reply implies an open")
         self.assertEqual(self._traces(steps["replied"], self.carol).schedule_date, T0 + D + 2 * H)
-        self.assertEqual(self._traces(steps["not_replied"], self.carol).error_message,
-                         "Canceled: the parent message was replied to.")
+        self.assertEqual(
+            self._traces(steps["not_replied"], self.carol).error_message,
+            "Canceled: the parent message was replied to.",
+        )
 
         self._run_queue(T0 + 7 * D)
         self.assertTraceStates(steps["replied"], {self.carol: "processed"})
-        self.assertTraceStates(steps["not_replied"], {
-            **dict.fromkeys(self.with_mail - self.carol, "processed"), self.carol: "canceled",
-        })
+        self.assertTraceStates(
+            steps["not_replied"],
+            {
+                **dict.fromkeys(self.with_mail - self.carol, "processed"),
+                self.carol: "canceled",
+            },
+        )
 
     def test_email_bounce_cancels_other_children(self):
         """A bounce (processed by the mail gateway) cancels every pending child
         of the bounced step and queues the 'bounced' child only."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
-            ("not_opened", {"parent": "welcome", "trigger_type": "email_not_open",
-                            "interval_number": 3, "interval_type": "days"}),
-            ("cleanup", {"parent": "welcome", "trigger_type": "email_bounce",
-                         "activity_type": "server_action"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("follow_up", {"parent": "welcome", "interval_number": 2, "interval_type": "days"}),
+                (
+                    "not_opened",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 3,
+                        "interval_type": "days",
+                    },
+                ),
+                (
+                    "cleanup",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_bounce",
+                        "activity_type": "server_action",
+                    },
+                ),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         with freeze_time(T0 + H):
             self.gateway_mail_trace_bounce(steps["welcome"].mailing_id, self.carol)
@@ -181,26 +268,45 @@ class TestWorkflow(MktCampaignCommon):
         self.assertEqual(self._mailing_trace(welcome_carol).trace_status, "bounce")
         for key in ("follow_up", "not_opened"):
             trace = self._traces(steps[key], self.carol)
-            self.assertEqual((trace.state, trace.error_message),
-                             ("canceled", "The parent e-mail bounced."))
+            self.assertEqual(
+                (trace.state, trace.error_message), ("canceled", "The parent e-mail bounced.")
+            )
         self.assertEqual(self._traces(steps["cleanup"], self.carol).state, "scheduled")
 
         self._run_queue(T0 + 3 * D)
         self.assertTraceStates(steps["cleanup"], {self.carol: "processed"})
         self.assertIn(self.other_tag, self.carol.category_id)
         self.assertNotIn(self.other_tag, self.bob.category_id)
-        expected = {**dict.fromkeys(self.with_mail - self.carol, "processed"), self.carol: "canceled"}
+        expected = {
+            **dict.fromkeys(self.with_mail - self.carol, "processed"),
+            self.carol: "canceled",
+        }
         self.assertTraceStates(steps["follow_up"], expected)
         self.assertTraceStates(steps["not_opened"], expected)
 
     def test_sms_click_and_not_click(self):
-        campaign, steps = self._create_campaign([
-            ("welcome", {"activity_type": "sms"}),
-            ("clicked", {"parent": "welcome", "trigger_type": "sms_click",
-                         "activity_type": "server_action"}),
-            ("not_clicked", {"parent": "welcome", "trigger_type": "sms_not_click",
-                             "interval_number": 1, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {"activity_type": "sms"}),
+                (
+                    "clicked",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "sms_click",
+                        "activity_type": "server_action",
+                    },
+                ),
+                (
+                    "not_clicked",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "sms_not_click",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         self.assertEqual(steps["welcome"].mailing_id.mailing_type, "sms")
         self._launch(campaign)
         self._run_queue(T0)
@@ -214,13 +320,19 @@ class TestWorkflow(MktCampaignCommon):
 
         self._event(steps["welcome"], self.dan, "click", T0 + H)
         self.assertEqual(welcome_dan.click_datetime, T0 + H)
-        self.assertEqual(self._traces(steps["not_clicked"], self.dan).error_message,
-                         "Canceled: the parent message was clicked.")
+        self.assertEqual(
+            self._traces(steps["not_clicked"], self.dan).error_message,
+            "Canceled: the parent message was clicked.",
+        )
         self._run_queue(T0 + D)
         self.assertTraceStates(steps["clicked"], {self.dan: "processed"})
-        self.assertTraceStates(steps["not_clicked"], {
-            **dict.fromkeys(self.partners - self.dan, "processed"), self.dan: "canceled",
-        })
+        self.assertTraceStates(
+            steps["not_clicked"],
+            {
+                **dict.fromkeys(self.partners - self.dan, "processed"),
+                self.dan: "canceled",
+            },
+        )
         self.assertIn(self.other_tag, self.dan.category_id)
 
     def test_recipients_not_mailed_are_rejected(self):
@@ -231,10 +343,16 @@ class TestWorkflow(MktCampaignCommon):
         campaign, steps = self._create_campaign([("welcome", {})])
         self._launch(campaign)
         self._run_queue(T0)
-        self.assertTraceStates(steps["welcome"], {
-            self.alice: "rejected", self.alice_dup: "rejected", self.bob: "rejected",
-            self.carol: "processed", self.dan: "rejected",
-        })
+        self.assertTraceStates(
+            steps["welcome"],
+            {
+                self.alice: "rejected",
+                self.alice_dup: "rejected",
+                self.bob: "rejected",
+                self.carol: "processed",
+                self.dan: "rejected",
+            },
+        )
         reasons = {t.res_id: t.error_message for t in steps["welcome"].trace_ids}
         self.assertEqual(reasons[self.alice.id], "Blacklisted Address")
         self.assertEqual(reasons[self.alice_dup.id], "Blacklisted Address")
@@ -258,11 +376,19 @@ class TestWorkflow(MktCampaignCommon):
             "1 week": (1, "weeks", T0 + 7 * D),
             "1 month": (1, "months", T0 + relativedelta(months=1)),
         }
-        campaign, steps = self._create_campaign([
-            (key, {"activity_type": "server_action", "interval_number": number,
-                   "interval_type": unit})
-            for key, (number, unit, _due) in delays.items()
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                (
+                    key,
+                    {
+                        "activity_type": "server_action",
+                        "interval_number": number,
+                        "interval_type": unit,
+                    },
+                )
+                for key, (number, unit, _due) in delays.items()
+            ]
+        )
         self._launch(campaign)
         for key, (_number, _unit, due) in delays.items():
             with self.subTest(delay=key):
@@ -278,11 +404,20 @@ class TestWorkflow(MktCampaignCommon):
     def test_applied_filter_rejects(self):
         """A step's filter is checked when it comes due: records that stopped
         matching, or were deleted, are rejected with the reason."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("follow_up", {"parent": "welcome", "interval_number": 1, "interval_type": "days",
-                           "domain": repr([("category_id", "not in", self.other_tag.ids)])}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "follow_up",
+                    {
+                        "parent": "welcome",
+                        "interval_number": 1,
+                        "interval_type": "days",
+                        "domain": repr([("category_id", "not in", self.other_tag.ids)]),
+                    },
+                ),
+            ]
+        )
         self._welcome_sent(campaign, steps)
         self.bob.category_id += self.other_tag
         self.carol.unlink()
@@ -297,7 +432,9 @@ class TestWorkflow(MktCampaignCommon):
             (by_res[self.carol.id].state, by_res[self.carol.id].error_message),
             ("rejected", "The record no longer exists."),
         )
-        self.assertEqual({by_res[self.alice.id].state, by_res[self.alice_dup.id].state}, {"processed"})
+        self.assertEqual(
+            {by_res[self.alice.id].state, by_res[self.alice_dup.id].state}, {"processed"}
+        )
         self.assertFalse(by_res[self.bob.id].mailing_trace_ids, "nothing sent to a rejected record")
         # statistics per step
         self.assertEqual(
@@ -329,9 +466,11 @@ class TestWorkflow(MktCampaignCommon):
         """A server action step runs once on the whole batch of due records."""
         action = self._tagging_action()
         action.code += "\nrecords.write({'ref': 'batch of %s' % len(records)})"
-        campaign, steps = self._create_campaign([
-            ("tag", {"activity_type": "server_action", "server_action_id": action.id}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("tag", {"activity_type": "server_action", "server_action_id": action.id}),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         self.assertTraceStates(steps["tag"], dict.fromkeys(self.partners, "processed"))
@@ -345,21 +484,27 @@ class TestWorkflow(MktCampaignCommon):
     def test_server_action_failure(self):
         """A failing action fails its steps with the error, without undoing the
         rest of the queue run."""
-        broken = self.env["ir.actions.server"].create({
-            "name": "Broken sync",
-            "model_id": self.partner_model.id,
-            "state": "code",
-            "code": "records.write({'comment': 'touched'})\n"
-                    "raise UserError('The stock API is down')",
-        })
-        campaign, steps = self._create_campaign([
-            ("sync", {"activity_type": "server_action", "server_action_id": broken.id}),
-            ("tag", {"activity_type": "server_action"}),
-        ])
+        broken = self.env["ir.actions.server"].create(
+            {
+                "name": "Broken sync",
+                "model_id": self.partner_model.id,
+                "state": "code",
+                "code": "records.write({'comment': 'touched'})\n"
+                "raise UserError('The stock API is down')",
+            }
+        )
+        campaign, steps = self._create_campaign(
+            [
+                ("sync", {"activity_type": "server_action", "server_action_id": broken.id}),
+                ("tag", {"activity_type": "server_action"}),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         self.assertEqual(set(steps["sync"].trace_ids.mapped("state")), {"failed"})
-        self.assertEqual(set(steps["sync"].trace_ids.mapped("error_message")), {"The stock API is down"})
+        self.assertEqual(
+            set(steps["sync"].trace_ids.mapped("error_message")), {"The stock API is down"}
+        )
         self.assertFalse(any(self.partners.mapped("comment")), "the failed action is rolled back")
         self.assertEqual(set(steps["tag"].trace_ids.mapped("state")), {"processed"})
         self.assertEqual(steps["sync"].failed_count, 5)

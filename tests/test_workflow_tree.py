@@ -13,12 +13,21 @@ class TestWorkflowTree(MktCampaignCommon):
     def _sent_campaign(self):
         """Welcome e-mail sent at T0 to the four contacts with an address (Dan
         is rejected), Alice opened it; an 'opened' and a 'not opened' branch."""
-        campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("thanks", {"parent": "welcome", "trigger_type": "email_open"}),
-            ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
-                          "interval_number": 2, "interval_type": "days"}),
-        ])
+        campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                ("thanks", {"parent": "welcome", "trigger_type": "email_open"}),
+                (
+                    "reminder",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 2,
+                        "interval_type": "days",
+                    },
+                ),
+            ]
+        )
         self._launch(campaign)
         self._run_queue(T0)
         self._event(steps["welcome"], self.alice, "open", when=T0)
@@ -26,14 +35,33 @@ class TestWorkflowTree(MktCampaignCommon):
 
     def _add_test_row(self, campaign, activity, state="processed"):
         """A test participant's row: tests never count in the figures."""
-        participant = self.env["mkt.participant"].sudo().create({
-            "campaign_id": campaign.id, "res_id": self.outsider.id, "is_test": True,
-        })
-        return self.env["mkt.trace"].sudo().create({
-            "participant_id": participant.id, "activity_id": activity.id,
-            "campaign_id": campaign.id, "res_id": self.outsider.id, "is_test": True,
-            "state": state, "processed_date": T0, "open_datetime": T0,
-        })
+        participant = (
+            self.env["mkt.participant"]
+            .sudo()
+            .create(
+                {
+                    "campaign_id": campaign.id,
+                    "res_id": self.outsider.id,
+                    "is_test": True,
+                }
+            )
+        )
+        return (
+            self.env["mkt.trace"]
+            .sudo()
+            .create(
+                {
+                    "participant_id": participant.id,
+                    "activity_id": activity.id,
+                    "campaign_id": campaign.id,
+                    "res_id": self.outsider.id,
+                    "is_test": True,
+                    "state": state,
+                    "processed_date": T0,
+                    "open_datetime": T0,
+                }
+            )
+        )
 
     # ------------------------------------------------------------------
     # Trigger in words
@@ -41,18 +69,29 @@ class TestWorkflowTree(MktCampaignCommon):
 
     def test_trigger_sentence(self):
         """Each card says when its step runs, in one sentence."""
-        _campaign, steps = self._create_campaign([
-            ("welcome", {}),
-            ("reminder", {"parent": "welcome", "trigger_type": "email_not_open",
-                          "interval_number": 2, "interval_type": "days"}),
-            ("thanks", {"parent": "welcome", "trigger_type": "email_click"}),
-            ("later", {"parent": "welcome", "interval_number": 1, "interval_type": "weeks"}),
-        ])
+        _campaign, steps = self._create_campaign(
+            [
+                ("welcome", {}),
+                (
+                    "reminder",
+                    {
+                        "parent": "welcome",
+                        "trigger_type": "email_not_open",
+                        "interval_number": 2,
+                        "interval_type": "days",
+                    },
+                ),
+                ("thanks", {"parent": "welcome", "trigger_type": "email_click"}),
+                ("later", {"parent": "welcome", "interval_number": 1, "interval_type": "weeks"}),
+            ]
+        )
         self.assertEqual(steps["welcome"].trigger_description, "At campaign start")
-        self.assertEqual(steps["reminder"].trigger_description,
-                         "2 days after the parent e-mail was not opened")
-        self.assertEqual(steps["thanks"].trigger_description,
-                         "As soon as the parent e-mail is clicked")
+        self.assertEqual(
+            steps["reminder"].trigger_description, "2 days after the parent e-mail was not opened"
+        )
+        self.assertEqual(
+            steps["thanks"].trigger_description, "As soon as the parent e-mail is clicked"
+        )
         self.assertEqual(steps["later"].trigger_description, "1 week after the parent step")
         steps["later"].interval_number = 3
         self.assertEqual(steps["later"].trigger_description, "3 weeks after the parent step")
@@ -72,13 +111,15 @@ class TestWorkflowTree(MktCampaignCommon):
             figures = campaign.with_user(self.env.user).get_workflow_figures()
         welcome = figures["activities"][steps["welcome"].id]
         self.assertEqual(
-            {key: welcome[key] for key in ("scheduled", "processed", "rejected", "failed",
-                                           "opened", "clicked")},
-            {"scheduled": 0, "processed": 4, "rejected": 1, "failed": 0,
-             "opened": 1, "clicked": 0},
+            {
+                key: welcome[key]
+                for key in ("scheduled", "processed", "rejected", "failed", "opened", "clicked")
+            },
+            {"scheduled": 0, "processed": 4, "rejected": 1, "failed": 0, "opened": 1, "clicked": 0},
         )
-        self.assertEqual(welcome["rates"],
-                         {"opened": 25.0, "clicked": 0.0, "replied": 0.0, "bounced": 0.0})
+        self.assertEqual(
+            welcome["rates"], {"opened": 25.0, "clicked": 0.0, "replied": 0.0, "bounced": 0.0}
+        )
         # the graph of the last 15 days: everything happened today (T0)
         self.assertEqual(len(welcome["graph"]["days"]), 15)
         self.assertEqual(welcome["graph"]["days"][-1], "2026-03-02")
@@ -99,8 +140,9 @@ class TestWorkflowTree(MktCampaignCommon):
         opened = self.env["mkt.trace"].search(action["domain"])
         self.assertEqual(opened.mapped("record_name"), ["Alice Audience"])
         action = campaign.action_view_workflow_traces(steps["welcome"].id, "rejected")
-        self.assertEqual(self.env["mkt.trace"].search(action["domain"]).mapped("record_name"),
-                         ["Dan No-Mail"])
+        self.assertEqual(
+            self.env["mkt.trace"].search(action["domain"]).mapped("record_name"), ["Dan No-Mail"]
+        )
 
     def test_figures_grouped_queries(self):
         """The figures of a campaign are read with the same few queries for 3

@@ -5,7 +5,6 @@ made (``_get_config`` raises ``UserError`` when the provider is not set up)."""
 
 
 class ApiClient:
-
     def __init__(self, env):
         self.env = env
         self.config = self._get_config()

@@ -65,10 +65,12 @@ class FcmApi(ApiClient):
         params = self.env["ir.config_parameter"].sudo()
         raw = params.get_param("mkt_campaign.fcm_service_account")
         if not raw:
-            raise UserError(self.env._(
-                "Push notifications are not configured: paste the Firebase "
-                "service account (JSON) in Marketing > Configuration > Settings."
-            ))
+            raise UserError(
+                self.env._(
+                    "Push notifications are not configured: paste the Firebase "
+                    "service account (JSON) in Marketing > Configuration > Settings."
+                )
+            )
         try:
             account = json.loads(raw)
             config = {
@@ -78,12 +80,16 @@ class FcmApi(ApiClient):
                 "token_uri": account.get("token_uri") or DEFAULT_TOKEN_URI,
             }
         except (ValueError, KeyError, TypeError) as error:
-            raise UserError(self.env._(
-                "The Firebase service account is not valid JSON with project_id, "
-                "client_email and private_key (%(error)s).", error=error,
-            )) from error
-        config["endpoint"] = (params.get_param("mkt_campaign.fcm_endpoint")
-                              or DEFAULT_FCM_ENDPOINT).rstrip("/")
+            raise UserError(
+                self.env._(
+                    "The Firebase service account is not valid JSON with project_id, "
+                    "client_email and private_key (%(error)s).",
+                    error=error,
+                )
+            ) from error
+        config["endpoint"] = (
+            params.get_param("mkt_campaign.fcm_endpoint") or DEFAULT_FCM_ENDPOINT
+        ).rstrip("/")
         return config
 
     # ------------------------------------------------------------------
@@ -94,47 +100,65 @@ class FcmApi(ApiClient):
     def _cache_key(self):
         config = self.config
         key_digest = hashlib.sha256(str(config["private_key"]).encode()).hexdigest()
-        return (config["project_id"], config["client_email"], key_digest,
-                config["token_uri"], config["endpoint"])
+        return (
+            config["project_id"],
+            config["client_email"],
+            key_digest,
+            config["token_uri"],
+            config["endpoint"],
+        )
 
     def _signed_assertion(self):
         config = self.config
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT"}
-        claims = {"iss": config["client_email"], "scope": FCM_SCOPE,
-                  "aud": config["token_uri"], "iat": now, "exp": now + 3600}
+        claims = {
+            "iss": config["client_email"],
+            "scope": FCM_SCOPE,
+            "aud": config["token_uri"],
+            "iat": now,
+            "exp": now + 3600,
+        }
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         try:
-            key = serialization.load_pem_private_key(
-                config["private_key"].encode(), password=None
-            )
+            key = serialization.load_pem_private_key(config["private_key"].encode(), password=None)
         except (ValueError, TypeError) as error:
-            raise UserError(self.env._(
-                "The private key of the Firebase service account cannot be read: "
-                "%(error)s",
-                error=error,
-            )) from error
+            raise UserError(
+                self.env._(
+                    "The private key of the Firebase service account cannot be read: %(error)s",
+                    error=error,
+                )
+            ) from error
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64(signature)}"
 
     def _request_access_token(self):
         """A new access token from the token URI: (token, lifetime in seconds)."""
         try:
-            response = requests.post(self.config["token_uri"], data={
-                "grant_type": JWT_BEARER_GRANT,
-                "assertion": self._signed_assertion(),
-            }, timeout=TIMEOUT)
+            response = requests.post(
+                self.config["token_uri"],
+                data={
+                    "grant_type": JWT_BEARER_GRANT,
+                    "assertion": self._signed_assertion(),
+                },
+                timeout=TIMEOUT,
+            )
             data = response.json()
         except (requests.RequestException, ValueError) as error:
-            raise PushError(self.env._("Firebase authentication failed: %(error)s", error=error),
-                            transient=True) from error
-        if response.status_code != 200 or not isinstance(data, dict) \
-                or "access_token" not in data:
+            raise PushError(
+                self.env._("Firebase authentication failed: %(error)s", error=error), transient=True
+            ) from error
+        if response.status_code != 200 or not isinstance(data, dict) or "access_token" not in data:
             data = data if isinstance(data, dict) else {}
-            raise PushError(self.env._(
-                "Firebase refused the service account: %(error)s",
-                error=data.get("error_description") or data.get("error") or response.status_code,
-            ), transient=response.status_code >= 500)
+            raise PushError(
+                self.env._(
+                    "Firebase refused the service account: %(error)s",
+                    error=data.get("error_description")
+                    or data.get("error")
+                    or response.status_code,
+                ),
+                transient=response.status_code >= 500,
+            )
         try:
             lifetime = int(data.get("expires_in") or 3600)
         except (TypeError, ValueError):
@@ -203,11 +227,13 @@ class FcmApi(ApiClient):
         codes = {detail.get("errorCode") for detail in error.get("details") or []}
         codes.add(error.get("status"))
         raise PushError(
-            self.env._("Firebase error %(code)s: %(message)s",
-                       code=", ".join(sorted(c for c in codes if c)) or response.status_code,
-                       message=error.get("message") or response.reason),
-            transient=response.status_code in (429, 500, 503) or bool(
-                {"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED"} & codes),
+            self.env._(
+                "Firebase error %(code)s: %(message)s",
+                code=", ".join(sorted(c for c in codes if c)) or response.status_code,
+                message=error.get("message") or response.reason,
+            ),
+            transient=response.status_code in (429, 500, 503)
+            or bool({"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED"} & codes),
             dead_token=response.status_code == 404 or bool(DEAD_TOKEN_CODES & codes),
         )
 
@@ -215,5 +241,6 @@ class FcmApi(ApiClient):
         try:
             return session.post(url, json={"message": message}, timeout=TIMEOUT)
         except requests.RequestException as error:
-            raise PushError(self.env._("Firebase unreachable: %(error)s", error=error),
-                            transient=True) from error
+            raise PushError(
+                self.env._("Firebase unreachable: %(error)s", error=error), transient=True
+            ) from error

@@ -82,7 +82,7 @@ def _part(content, subtype, boundary):
     data = base64.encodebytes(content.encode("utf-8")).replace(b"\n", b"\r\n")
     return (
         b"--" + boundary + b"\r\n"
-        b'Content-Type: text/' + subtype + b'; charset="utf-8"\r\n'
+        b"Content-Type: text/" + subtype + b'; charset="utf-8"\r\n'
         b"Content-Transfer-Encoding: base64\r\n\r\n" + data
     )
 
@@ -112,14 +112,19 @@ def build_raw(values):
     ]
     boundary = b"===============%s==" % uuid.uuid4().hex.encode()
     head = "".join(f"{key}: {value}\r\n" for key, value in headers).encode("ascii")
-    return b"".join((
-        head,
-        b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="',
-        boundary, b'"\r\n\r\n',
-        _part(values["body_alternative"], b"plain", boundary),
-        _part(values["body"], b"html", boundary),
-        b"--", boundary, b"--\r\n",
-    ))
+    return b"".join(
+        (
+            head,
+            b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="',
+            boundary,
+            b'"\r\n\r\n',
+            _part(values["body_alternative"], b"plain", boundary),
+            _part(values["body"], b"html", boundary),
+            b"--",
+            boundary,
+            b"--\r\n",
+        )
+    )
 
 
 def smtp_error_outcome(error):
@@ -195,7 +200,8 @@ class SmtpBatch:
 
     def connect(self, smtp_from):
         self.session = self.IrMailServer._connect__(
-            mail_server_id=self.mail_server.id or None, smtp_from=smtp_from,
+            mail_server_id=self.mail_server.id or None,
+            smtp_from=smtp_from,
         )
         self.smtp_from = smtp_from
         return self.session
@@ -268,18 +274,18 @@ class SmtpBatch:
                     else:
                         message = self.IrMailServer.with_context(
                             send_validated_to=values.get("validated_to"),
-                        )._build_email__(**{
-                            k: v for k, v in values.items() if k != "validated_to"
-                        })
+                        )._build_email__(**{k: v for k, v in values.items() if k != "validated_to"})
                         original_from = message["From"]
                         smtp_from, smtp_to, message = self.IrMailServer.with_context(
                             send_validated_to=values.get("validated_to"),
                         )._prepare_email_message__(message, self.session)
                         if message["From"] == original_from:
-                            envelope[(
-                                values["email_from"],
-                                (values.get("headers") or {}).get("Return-Path"),
-                            )] = smtp_from
+                            envelope[
+                                (
+                                    values["email_from"],
+                                    (values.get("headers") or {}).get("Return-Path"),
+                                )
+                            ] = smtp_from
                 except AssertionError as error:  # no valid recipient / sender
                     outcome[key] = ("failed", str(error))
                     continue
@@ -303,7 +309,7 @@ class SmtpBatch:
                     outcome[key] = smtp_error_outcome(error)
                     if getattr(self.session, "sock", None) is None:
                         # a 421 answer: smtplib closed the session, the rest waits
-                        for rest_key, _message in messages[index + 1:]:
+                        for rest_key, _message in messages[index + 1 :]:
                             outcome[rest_key] = ("retry", outcome[key][1])
                         break
                     continue

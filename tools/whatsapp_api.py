@@ -134,8 +134,9 @@ class WhatsAppApi(ApiClient):
     def _get_config(self):
         params = self.env["ir.config_parameter"].sudo()
         config = {
-            "endpoint": (params.get_param("mkt_campaign.whatsapp_endpoint")
-                         or DEFAULT_ENDPOINT).rstrip("/"),
+            "endpoint": (
+                params.get_param("mkt_campaign.whatsapp_endpoint") or DEFAULT_ENDPOINT
+            ).rstrip("/"),
             "token": params.get_param("mkt_campaign.whatsapp_token"),
             "phone_number_id": params.get_param("mkt_campaign.whatsapp_phone_number_id"),
             "account_id": params.get_param("mkt_campaign.whatsapp_account_id"),
@@ -147,16 +148,23 @@ class WhatsAppApi(ApiClient):
             )
         except ValueError:
             pass
-        missing = [label for key, label in (
-            ("token", self.env._("access token")),
-            ("phone_number_id", self.env._("phone number ID")),
-            ("account_id", self.env._("business account ID")),
-        ) if not config[key]]
+        missing = [
+            label
+            for key, label in (
+                ("token", self.env._("access token")),
+                ("phone_number_id", self.env._("phone number ID")),
+                ("account_id", self.env._("business account ID")),
+            )
+            if not config[key]
+        ]
         if missing:
-            raise UserError(self.env._(
-                "WhatsApp is not configured: set the %(missing)s in Marketing > "
-                "Configuration > Settings.", missing=", ".join(missing),
-            ))
+            raise UserError(
+                self.env._(
+                    "WhatsApp is not configured: set the %(missing)s in Marketing > "
+                    "Configuration > Settings.",
+                    missing=", ".join(missing),
+                )
+            )
         return config
 
     @property
@@ -174,7 +182,10 @@ class WhatsAppApi(ApiClient):
         """The HTTP exchange alone (safe in a thread: no database, no
         translation): (status, decoded JSON or {}, text, reason)."""
         response = self.session.request(
-            method, f"{self.config['endpoint']}/{path}", json=payload, params=params,
+            method,
+            f"{self.config['endpoint']}/{path}",
+            json=payload,
+            params=params,
             timeout=TIMEOUT,
         )
         try:
@@ -196,11 +207,15 @@ class WhatsAppApi(ApiClient):
             error = data.get("error") or {} if isinstance(data, dict) else {}
             code = error.get("code")
             transient = status >= 500 or status == 429 or code in TRANSIENT_CODES
-            return WhatsAppError(self.env._(
-                "WhatsApp API error %(code)s: %(message)s",
-                code=code or status,
-                message=error.get("message") or text[:200] or reason,
-            ), transient=transient, code=code)
+            return WhatsAppError(
+                self.env._(
+                    "WhatsApp API error %(code)s: %(message)s",
+                    code=code or status,
+                    message=error.get("message") or text[:200] or reason,
+                ),
+                transient=transient,
+                code=code,
+            )
         return data
 
     def call(self, method, path, payload=None, params=None):

@@ -22,6 +22,7 @@ class MktCampaignRebuild(models.TransientModel):
             self.env._("Queue rebuilt"),
             self.env._(
                 "%(canceled)s steps canceled, %(replanned)s re-planned, %(added)s added, "
-                "%(requeued)s failed steps requeued.", **counts,
+                "%(requeued)s failed steps requeued.",
+                **counts,
             ),
         )

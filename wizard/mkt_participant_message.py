@@ -25,12 +25,15 @@ class MktParticipantMessage(models.TransientModel):
     campaign_id = fields.Many2one("mkt.campaign", "Campaign", required=True, ondelete="cascade")
     participant_ids = fields.Many2many("mkt.participant", string="Participants")
     participant_count = fields.Integer("Recipients", compute="_compute_participant_count")
-    channel = fields.Selection([("email", "E-mail"), ("sms", "SMS")], default="email",
-                               required=True)
+    channel = fields.Selection(
+        [("email", "E-mail"), ("sms", "SMS")], default="email", required=True
+    )
     name = fields.Char(
-        "Name", required=True,
-        default=lambda self: self.env._("Message of %(date)s",
-                                        date=fields.Date.context_today(self)),
+        "Name",
+        required=True,
+        default=lambda self: self.env._(
+            "Message of %(date)s", date=fields.Date.context_today(self)
+        ),
         help="The name of the one-off step in the queue and the results.",
     )
     subject = fields.Char(help="Placeholders such as {{ object.name }} are rendered.")
@@ -53,19 +56,25 @@ class MktParticipantMessage(models.TransientModel):
         campaign = self.campaign_id
         campaign._check_can_run()
         if campaign.state != "running" or campaign.is_paused:
-            raise UserError(self.env._(
-                "Campaign %(campaign)s is not sending: launch or resume it to message "
-                "its participants.", campaign=campaign.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "Campaign %(campaign)s is not sending: launch or resume it to message "
+                    "its participants.",
+                    campaign=campaign.name,
+                )
+            )
         participants = self._get_recipients()
         if not participants:
-            raise UserError(self.env._(
-                "None of the selected participants is still in campaign %(campaign)s.",
-                campaign=campaign.name,
-            ))
+            raise UserError(
+                self.env._(
+                    "None of the selected participants is still in campaign %(campaign)s.",
+                    campaign=campaign.name,
+                )
+            )
         content = (
             {"subject": self.subject, "body_html": self.body_html}
-            if self.channel == "email" else {"body_plaintext": self.body_plaintext}
+            if self.channel == "email"
+            else {"body_plaintext": self.body_plaintext}
         )
         values = {"name": self.name, **content}
         # the content is the user's: what they may write, checked with their
@@ -74,13 +83,19 @@ class MktParticipantMessage(models.TransientModel):
         # sudo: a campaign user may not create steps (a manager's
         # configuration); the one-off step only carries the content checked
         # above, and the campaign is one the user may run
-        activity = self.env["mkt.activity"].sudo().create({
-            "campaign_id": campaign.id,
-            "activity_type": self.channel,
-            "trigger_type": "begin",
-            "is_one_off": True,
-            **values,
-        })
+        activity = (
+            self.env["mkt.activity"]
+            .sudo()
+            .create(
+                {
+                    "campaign_id": campaign.id,
+                    "activity_type": self.channel,
+                    "trigger_type": "begin",
+                    "is_one_off": True,
+                    **values,
+                }
+            )
+        )
         # rendered on a record with the user's rights: a message that does not
         # render, or has no content, stops here with the reason
         activity.with_env(self.env)._check_launchable()
@@ -90,9 +105,12 @@ class MktParticipantMessage(models.TransientModel):
         # sudo: a campaign user may run the campaign, not write it (which
         # posting in its chatter requires); the note is the user's
         campaign.sudo().message_post(
-            body=Markup("<p>%s</p>") % self.env._(
+            body=Markup("<p>%s</p>")
+            % self.env._(
                 "%(user)s sent the one-off message %(message)s to %(count)s participants.",
-                user=self.env.user.name, message=self.name, count=count,
+                user=self.env.user.name,
+                message=self.name,
+                count=count,
             ),
             author_id=self.env.user.partner_id.id,
         )
@@ -102,15 +120,17 @@ class MktParticipantMessage(models.TransientModel):
             self.env["mkt.trace"]._trigger_queue()
         return self.env["mkt.campaign"]._sent_notification(
             self.env._("Message Participants"),
-            self.env._("%(count)s messages are queued: the queue sends them in a moment.",
-                       count=count),
+            self.env._(
+                "%(count)s messages are queued: the queue sends them in a moment.", count=count
+            ),
         )
 
     def _queue(self, activity, participants):
         """One queue row per participant, due now and confirmed: one INSERT."""
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO mkt_trace (participant_id, activity_id, campaign_id, res_id, is_test,
                                    state, schedule_date, attempts, is_confirmed)
             SELECT p.id, %(activity)s, p.campaign_id, p.res_id, p.is_test, 'scheduled',
@@ -119,9 +139,12 @@ class MktParticipantMessage(models.TransientModel):
              WHERE p.id = ANY(%(ids)s) AND p.campaign_id = %(campaign)s
             ON CONFLICT DO NOTHING
             """,
-            activity=activity.id, now=fields.Datetime.now(), ids=participants.ids,
-            campaign=self.campaign_id.id,
-        ))
+                activity=activity.id,
+                now=fields.Datetime.now(),
+                ids=participants.ids,
+                campaign=self.campaign_id.id,
+            )
+        )
         count = self.env.cr.rowcount
         self.env["mkt.trace"].invalidate_model()
         participants.sudo()._reopen()

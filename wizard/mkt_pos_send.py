@@ -1,6 +1,7 @@
 import re
 
 from markupsafe import Markup
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import email_normalize
@@ -25,28 +26,36 @@ class MktPosSend(models.TransientModel):
     _description = "Send a marketing message to POS customers"
 
     order_ids = fields.Many2many(
-        "pos.order", string="Orders",
-        default=lambda self: self.env.context.get("active_model") == "pos.order"
-        and self.env.context.get("active_ids"),
+        "pos.order",
+        string="Orders",
+        default=lambda self: (
+            self.env.context.get("active_model") == "pos.order"
+            and self.env.context.get("active_ids")
+        ),
     )
     channel = fields.Selection(
         [("email", "E-mail"), ("sms", "SMS"), ("whatsapp", "WhatsApp")],
-        default="email", required=True,
+        default="email",
+        required=True,
     )
     name = fields.Char(
-        "Campaign Name", required=True,
-        default=lambda self: self.env._("POS message of %(date)s",
-                                        date=fields.Date.context_today(self)),
+        "Campaign Name",
+        required=True,
+        default=lambda self: self.env._(
+            "POS message of %(date)s", date=fields.Date.context_today(self)
+        ),
         help="The campaign created to send and track the message.",
     )
     template_id = fields.Many2one(
-        "mail.template", "Start From Template",
+        "mail.template",
+        "Start From Template",
         domain=[("model", "in", TEMPLATE_MODELS)],
         help="Inserts the template's subject and body, to adapt before sending. A "
         "template of POS orders renders on each customer's order.",
     )
     whatsapp_template_id = fields.Many2one(
-        "mkt.whatsapp.template", "WhatsApp Template",
+        "mkt.whatsapp.template",
+        "WhatsApp Template",
         domain=APPROVED_WHATSAPP,
         help="An approved WhatsApp template for contacts or POS orders (Marketing > "
         "Configuration > WhatsApp Templates).",
@@ -57,7 +66,8 @@ class MktPosSend(models.TransientModel):
         "of POS orders.",
     )
     preview = fields.Html(
-        compute="_compute_preview", sanitize=True,
+        compute="_compute_preview",
+        sanitize=True,
         help="The message as the first recipient receives it.",
     )
     subject = fields.Char()
@@ -65,14 +75,16 @@ class MktPosSend(models.TransientModel):
     body_html = fields.Html("Body", sanitize="email_outgoing")
     body_plaintext = fields.Text("SMS Text")
     create_customers = fields.Boolean(
-        "Create Missing Customers", default=True,
+        "Create Missing Customers",
+        default=True,
         help="An order without customer but with the e-mail or phone collected with its "
         "receipt gets a customer: the contact with that e-mail, or a new one.",
     )
     order_count = fields.Integer("Selected Orders", compute="_compute_recipients")
     recipient_count = fields.Integer("Recipients", compute="_compute_recipients")
     missing_count = fields.Integer(
-        "Orders Without Contact", compute="_compute_recipients",
+        "Orders Without Contact",
+        compute="_compute_recipients",
         help="Orders whose customer cannot be reached on this channel.",
     )
 
@@ -85,13 +97,23 @@ class MktPosSend(models.TransientModel):
     @api.depends("channel", "template_id", "whatsapp_template_id")
     def _compute_target_model(self):
         for wizard in self:
-            template = wizard.template_id if wizard.channel == "email" else (
-                wizard.whatsapp_template_id if wizard.channel == "whatsapp" else False
+            template = (
+                wizard.template_id
+                if wizard.channel == "email"
+                else (wizard.whatsapp_template_id if wizard.channel == "whatsapp" else False)
             )
             wizard.target_model = template and template.model or "res.partner"
 
-    @api.depends("order_ids", "channel", "create_customers", "target_model", "subject",
-                 "body_html", "body_plaintext", "whatsapp_template_id")
+    @api.depends(
+        "order_ids",
+        "channel",
+        "create_customers",
+        "target_model",
+        "subject",
+        "body_html",
+        "body_plaintext",
+        "whatsapp_template_id",
+    )
     def _compute_preview(self):
         for wizard in self:
             wizard.preview = wizard._render_preview()
@@ -101,9 +123,11 @@ class MktPosSend(models.TransientModel):
         customers, _to_create, _missing = self._get_customers(dry_run=True)
         if self.target_model == "pos.order":
             # the latest selected order of a customer, as sent (action_send)
-            record = self._get_orders().sorted(lambda o: o._origin.id, reverse=True).filtered(
-                lambda o: o.partner_id and o.partner_id in customers
-            )[:1]
+            record = (
+                self._get_orders()
+                .sorted(lambda o: o._origin.id, reverse=True)
+                .filtered(lambda o: o.partner_id and o.partner_id in customers)[:1]
+            )
         else:
             record = customers[:1]
         return record._origin  # the dialog's records are new ones (onchange)
@@ -131,7 +155,10 @@ class MktPosSend(models.TransientModel):
                     self.subject or "", record._name, record.ids, engine="inline_template"
                 )[record.id]
                 body = Render._render_template(
-                    self.body_html or "", record._name, record.ids, engine="qweb",
+                    self.body_html or "",
+                    record._name,
+                    record.ids,
+                    engine="qweb",
                     options={"post_process": True},
                 )[record.id]
                 content = Markup("<p><strong>%s</strong></p>%s") % (subject, Markup(body))
@@ -145,7 +172,8 @@ class MktPosSend(models.TransientModel):
                 text = template.body or ""
                 for variable in template.variable_ids:
                     text = text.replace(
-                        f"{{{{{variable.index}}}}}", template._read_path(record, variable.field_path)
+                        f"{{{{{variable.index}}}}}",
+                        template._read_path(record, variable.field_path),
                     )
                 content = Markup("<p style='white-space: pre-wrap'>%s</p>") % text
         except Exception as e:  # noqa: BLE001 - shown to the user instead of the preview
@@ -153,7 +181,8 @@ class MktPosSend(models.TransientModel):
                 "The message does not render: %(error)s", error=e
             )
         return Markup("<p class='text-muted'>%s</p>%s") % (
-            self.env._("Preview for %(recipient)s", recipient=record.display_name), content,
+            self.env._("Preview for %(recipient)s", recipient=record.display_name),
+            content,
         )
 
     @api.depends("order_ids", "channel", "create_customers")
@@ -175,9 +204,12 @@ class MktPosSend(models.TransientModel):
             return email_normalize(order.email or "") or False
         if not order.mobile:
             return False
-        return order._phone_format(
-            number=order.mobile, country=order.company_id.country_id, force_format="E164"
-        ) or False
+        return (
+            order._phone_format(
+                number=order.mobile, country=order.company_id.country_id, force_format="E164"
+            )
+            or False
+        )
 
     def _get_orders(self):
         """The selected orders the user may read (record rules and companies):
@@ -201,15 +233,16 @@ class MktPosSend(models.TransientModel):
         contact of the user's companies (or shared)."""
         Partner = self.env["res.partner"]
         customers = Partner
-        orders_by_contact = {}          # contact -> orders without a customer
+        orders_by_contact = {}  # contact -> orders without a customer
         missing = self.env["pos.order"]
         for order in self._get_orders():
             partner = order.partner_id
             if partner and not partner.has_access("read"):
                 missing |= order
                 continue
-            if partner and (partner.email_normalized if self.channel == "email"
-                            else partner.phone_sanitized):
+            if partner and (
+                partner.email_normalized if self.channel == "email" else partner.phone_sanitized
+            ):
                 customers |= partner
                 continue
             contact = self._order_contact(order)
@@ -223,9 +256,7 @@ class MktPosSend(models.TransientModel):
                 # (sudo: POS users may not edit contacts; the partner is the
                 # readable customer of the user's own order, in their companies)
                 if not dry_run:
-                    partner.sudo().write(
-                        {"email" if self.channel == "email" else "phone": contact}
-                    )
+                    partner.sudo().write({"email" if self.channel == "email" else "phone": contact})
                 customers |= partner
             else:
                 orders_by_contact.setdefault(contact, self.env["pos.order"])
@@ -236,21 +267,32 @@ class MktPosSend(models.TransientModel):
         if self.channel == "email":
             found = Partner._find_or_create_from_emails(contacts, no_create=True)
         else:
-            by_phone = {p.phone_sanitized: p for p in Partner.search(
-                [("phone_sanitized", "in", contacts)], order="id desc")}
+            by_phone = {
+                p.phone_sanitized: p
+                for p in Partner.search([("phone_sanitized", "in", contacts)], order="id desc")
+            }
             found = [by_phone.get(contact, Partner) for contact in contacts]
-        to_create = [contact for contact, partner in zip(contacts, found, strict=True)
-                     if not partner]
+        to_create = [
+            contact for contact, partner in zip(contacts, found, strict=True) if not partner
+        ]
         if not dry_run and to_create:
             # sudo: POS users may not create contacts; each is created in the
             # company of the (readable) order it comes from, then used as the user
-            created = Partner.sudo().create([
-                self._new_customer_values(contact, orders_by_contact[contact][:1])
-                for contact in to_create
-            ]).with_env(self.env)
+            created = (
+                Partner.sudo()
+                .create(
+                    [
+                        self._new_customer_values(contact, orders_by_contact[contact][:1])
+                        for contact in to_create
+                    ]
+                )
+                .with_env(self.env)
+            )
             created_by_contact = dict(zip(to_create, created, strict=True))
-            found = [partner or created_by_contact[contact]
-                     for contact, partner in zip(contacts, found, strict=True)]
+            found = [
+                partner or created_by_contact[contact]
+                for contact, partner in zip(contacts, found, strict=True)
+            ]
             to_create = []
         for contact, partner in zip(contacts, found, strict=True):
             if partner:
@@ -265,9 +307,13 @@ class MktPosSend(models.TransientModel):
         e-mail's local part ("walkin.buyer@…" → "Walkin Buyer"), with the
         order's e-mail and mobile both (the mobile in E.164)."""
         email = email_normalize(order.email or "") or False
-        phone = order.mobile and order._phone_format(
-            number=order.mobile, country=order.company_id.country_id, force_format="E164"
-        ) or False
+        phone = (
+            order.mobile
+            and order._phone_format(
+                number=order.mobile, country=order.company_id.country_id, force_format="E164"
+            )
+            or False
+        )
         if self.channel == "email":
             email = contact
         else:
@@ -278,7 +324,9 @@ class MktPosSend(models.TransientModel):
         else:
             name = phone
         return {
-            "name": name or contact, "email": email, "phone": phone,
+            "name": name or contact,
+            "email": email,
+            "phone": phone,
             "company_id": order.company_id.id,
         }
 
@@ -294,12 +342,14 @@ class MktPosSend(models.TransientModel):
         if not (self.subject and self.body_html):
             raise UserError(self.env._("Write the e-mail's subject and body before saving it."))
         # created with the user's rights: the template-editor restriction applies
-        template = self.env["mail.template"].create({
-            "name": self.subject,
-            "model_id": self.env["ir.model"]._get_id(self.target_model),
-            "subject": self.subject,
-            "body_html": self.body_html,
-        })
+        template = self.env["mail.template"].create(
+            {
+                "name": self.subject,
+                "model_id": self.env["ir.model"]._get_id(self.target_model),
+                "subject": self.subject,
+                "body_html": self.body_html,
+            }
+        )
         self.template_id = template
         return {
             "type": "ir.actions.act_window",
@@ -319,27 +369,35 @@ class MktPosSend(models.TransientModel):
             raise UserError(self.env._("Write the SMS text before sending."))
         if self.channel == "whatsapp" and not self.whatsapp_template_id:
             if not self.env["mkt.whatsapp.template"].search_count(APPROVED_WHATSAPP, limit=1):
-                self.env["mkt.whatsapp.template"]._raise_configure_templates(self.env._(
-                    "There is no approved WhatsApp template for contacts or POS orders yet: "
-                    "create one and submit it to WhatsApp."
-                ))
+                self.env["mkt.whatsapp.template"]._raise_configure_templates(
+                    self.env._(
+                        "There is no approved WhatsApp template for contacts or POS orders yet: "
+                        "create one and submit it to WhatsApp."
+                    )
+                )
             raise UserError(self.env._("Choose the approved WhatsApp template to send."))
         # the selection as stored (sudo: an order the user may not read is not
         # even listed to them) against what the user may read
         if unreadable := self.sudo().order_ids - self._get_orders().sudo():
-            raise AccessError(self.env._(
-                "You may not send a message to the customers of %(count)s of the selected "
-                "orders: they belong to a company you do not work in, or you may not read "
-                "them.", count=len(unreadable),
-            ))
+            raise AccessError(
+                self.env._(
+                    "You may not send a message to the customers of %(count)s of the selected "
+                    "orders: they belong to a company you do not work in, or you may not read "
+                    "them.",
+                    count=len(unreadable),
+                )
+            )
         customers, _to_create, missing = self._get_customers()
         if not customers:
-            raise UserError(self.env._(
-                "None of the %(count)s selected orders has a customer with an %(what)s.",
-                count=len(self.order_ids),
-                what=self.env._("e-mail address") if self.channel == "email"
-                else self.env._("phone number"),
-            ))
+            raise UserError(
+                self.env._(
+                    "None of the %(count)s selected orders has a customer with an %(what)s.",
+                    count=len(self.order_ids),
+                    what=self.env._("e-mail address")
+                    if self.channel == "email"
+                    else self.env._("phone number"),
+                )
+            )
         step = {"name": self.name, "activity_type": self.channel}
         if self.channel == "email":
             step.update(subject=self.subject, body_html=self.body_html)
@@ -349,10 +407,15 @@ class MktPosSend(models.TransientModel):
             step.update(whatsapp_template_id=self.whatsapp_template_id.id)
         # a subject left as the chosen e-mail template wrote it is the
         # template's (mail.template checks its author is a template editor)
-        template_fields = ("subject",) if (
-            self.channel == "email" and self.template_id
-            and self.subject == self.template_id.subject
-        ) else ()
+        template_fields = (
+            ("subject",)
+            if (
+                self.channel == "email"
+                and self.template_id
+                and self.subject == self.template_id.subject
+            )
+            else ()
+        )
         Campaign = self.env["mkt.campaign"]
         if self.target_model == "pos.order":
             # a template of POS orders renders on each customer's latest
@@ -366,7 +429,10 @@ class MktPosSend(models.TransientModel):
             records = customers
             unique_field = "email_normalized" if self.channel == "email" else "phone_sanitized"
         campaign = Campaign._send_now(
-            self.name, records, step, unique_field=unique_field,
+            self.name,
+            records,
+            step,
+            unique_field=unique_field,
             template_fields=template_fields,
         )
         return Campaign._sent_notification(
@@ -374,8 +440,12 @@ class MktPosSend(models.TransientModel):
             self.env._(
                 "%(count)s customers enrolled in campaign %(campaign)s: the queue sends "
                 "now.%(missing)s",
-                count=len(customers), campaign=campaign.name,
-                missing=self.env._(" %(count)s orders have no contact and were skipped.",
-                                   count=len(missing)) if missing else "",
+                count=len(customers),
+                campaign=campaign.name,
+                missing=self.env._(
+                    " %(count)s orders have no contact and were skipped.", count=len(missing)
+                )
+                if missing
+                else "",
             ),
         )

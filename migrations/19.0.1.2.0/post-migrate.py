@@ -8,16 +8,20 @@ import re
 
 TEMPLATE_CODES = [
     re.compile(r"records\.write\(\{'category_id': \[\(4, \d+\)\]\}\)"),
-    re.compile(re.escape(
-        "for record in records:\n"
-        "    env['mail.blacklist'].sudo()._add(record.email, "
-        "message='Bounced on the welcome e-mail')"
-    )),
-    re.compile(re.escape(
-        "for lead in records:\n"
-        "    lead.activity_schedule('mail.mail_activity_data_call', "
-        "user_id=lead.user_id.id or env.user.id, summary='Call about the new opportunity')"
-    )),
+    re.compile(
+        re.escape(
+            "for record in records:\n"
+            "    env['mail.blacklist'].sudo()._add(record.email, "
+            "message='Bounced on the welcome e-mail')"
+        )
+    ),
+    re.compile(
+        re.escape(
+            "for lead in records:\n"
+            "    lead.activity_schedule('mail.mail_activity_data_call', "
+            "user_id=lead.user_id.id or env.user.id, summary='Call about the new opportunity')"
+        )
+    ),
     re.compile(re.escape("records.write({'priority': '3'})")),
 ]
 
@@ -31,14 +35,18 @@ def migrate(cr, version):
                             WHERE d.model = 'ir.actions.server' AND d.res_id = a.id)
     """)
     ids = [
-        action_id for action_id, code in cr.fetchall()
+        action_id
+        for action_id, code in cr.fetchall()
         if any(pattern.fullmatch(code or "") for pattern in TEMPLATE_CODES)
     ]
     for action_id in ids:
-        cr.execute("""
+        cr.execute(
+            """
             INSERT INTO ir_model_data (module, name, model, res_id, noupdate,
                                        create_uid, write_uid, create_date, write_date)
             VALUES ('mkt_campaign', %s, 'ir.actions.server', %s, true,
                     1, 1, now() at time zone 'utc', now() at time zone 'utc')
             ON CONFLICT DO NOTHING
-        """, [f"campaign_template_action_{action_id}", action_id])
+        """,
+            [f"campaign_template_action_{action_id}", action_id],
+        )
