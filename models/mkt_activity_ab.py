@@ -90,8 +90,9 @@ class MktActivity(models.Model):
         return self.ab_enabled and self.activity_type == "email" and bool(self.ab_variant_ids)
 
     def _check_launchable(self):
-        super()._check_launchable()
+        res = super()._check_launchable()
         self._check_ab_launchable()
+        return res
 
     def _check_ab_launchable(self):
         """Before launch: a test needs two variants with content."""

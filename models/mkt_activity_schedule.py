@@ -39,7 +39,6 @@ class MktActivity(models.Model):
     )
     date_field_id = fields.Many2one(
         "ir.model.fields",
-        "Date Field",
         ondelete="cascade",
         domain="[('model', '=', model_name), ('ttype', 'in', ('date', 'datetime')), "
         "('store', '=', True)]",
@@ -177,7 +176,7 @@ class MktActivity(models.Model):
         # a step on a date of the record may be a first step (queued when its
         # record is enrolled) or follow a parent (queued once it ran)
         dated = self.filtered(lambda a: a.trigger_type == "record_date")
-        super(MktActivity, self - dated)._check_trigger()
+        res = super(MktActivity, self - dated)._check_trigger()
         for activity in dated.filtered("parent_id"):
             if activity.parent_id.campaign_id != activity.campaign_id:
                 raise ValidationError(
@@ -188,6 +187,7 @@ class MktActivity(models.Model):
                 )
         if dated._has_cycle():
             raise ValidationError(self.env._("The workflow's steps cannot form a loop."))
+        return res
 
     @api.constrains("trigger_type", "date_field_id", "campaign_id")
     def _check_date_field(self):

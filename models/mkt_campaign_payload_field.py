@@ -30,7 +30,6 @@ class MktCampaignPayloadField(models.Model):
     model_name = fields.Char(related="campaign_id.model_name")
     field_id = fields.Many2one(
         "ir.model.fields",
-        "Field",
         required=True,
         ondelete="cascade",
         domain="[('model', '=', model_name), ('store', '=', True), ('ttype', 'in', %s)]"

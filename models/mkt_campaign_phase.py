@@ -32,7 +32,6 @@ class MktCampaignPhase(models.Model):
     )
     company_id = fields.Many2one(
         "res.company",
-        "Company",
         index=True,
         help="Only campaigns of this company use the phase. Empty: every company.",
     )
@@ -148,7 +147,6 @@ class MktCampaign(models.Model):
 
     phase_id = fields.Many2one(
         "mkt.campaign.phase",
-        "Phase",
         tracking=True,
         copy=False,
         index=True,
@@ -165,7 +163,6 @@ class MktCampaign(models.Model):
         help="When the campaign entered its current phase.",
     )
     end_date = fields.Datetime(
-        "End Date",
         copy=False,
         tracking=True,
         help="When the campaign ends: a phase may move on when it is reached.",
@@ -239,7 +236,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _check_engine_fields(self, vals):
-        super()._check_engine_fields(vals)
+        res = super()._check_engine_fields(vals)
         if vals.get("phase_date") and not self.env.su:
             raise AccessError(
                 self.env._(
@@ -247,6 +244,7 @@ class MktCampaign(models.Model):
                     fields=self._fields["phase_date"].string,
                 )
             )
+        return res
 
     # ------------------------------------------------------------------
     # Entry actions

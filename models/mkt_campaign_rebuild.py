@@ -23,7 +23,6 @@ class MktCampaign(models.Model):
     # of the campaign, but no part of its workflow (never queued at enrolment)
     activity_ids = fields.One2many(domain=[("is_one_off", "=", False)])
     queue_outdated = fields.Boolean(
-        "Queue Outdated",
         readonly=True,
         copy=False,
         help="The workflow changed while the campaign runs: Rebuild Queue applies the "
@@ -32,7 +31,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _check_engine_fields(self, vals):
-        super()._check_engine_fields(vals)
+        res = super()._check_engine_fields(vals)
         if vals.get("queue_outdated") and not self.env.su:
             raise AccessError(
                 self.env._(
@@ -41,6 +40,7 @@ class MktCampaign(models.Model):
                     fields=self._fields["queue_outdated"].string,
                 )
             )
+        return res
 
     def action_start(self):
         res = super().action_start()

@@ -22,7 +22,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _check_engine_fields(self, vals):
-        super()._check_engine_fields(vals)
+        res = super()._check_engine_fields(vals)
         forged = [fname for fname in UPDATE_ENGINE_FIELDS if vals.get(fname)]
         if forged and not self.env.su:
             raise AccessError(
@@ -31,6 +31,7 @@ class MktCampaign(models.Model):
                     fields=", ".join(self._fields[fname].string for fname in forged),
                 )
             )
+        return res
 
     def action_start(self):
         res = super().action_start()

@@ -186,7 +186,8 @@ class MktTrace(models.Model):
         self.env[Model._name].flush_model([field.name])
         self.env.cr.execute(
             SQL(
-                "SELECT t.id, r.%s FROM mkt_trace t JOIN %s r ON r.id = t.res_id WHERE t.id = ANY(%s)",
+                "SELECT t.id, r.%s FROM mkt_trace t JOIN %s r ON r.id = t.res_id "
+                "WHERE t.id = ANY(%s)",
                 SQL.identifier(field.name),
                 SQL.identifier(Model._table),
                 self.ids,

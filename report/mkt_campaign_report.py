@@ -29,7 +29,7 @@ class MktCampaignReport(models.Model):
         "mkt.campaign": ["company_id", "utm_campaign_id"],
     }
 
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", readonly=True)
+    campaign_id = fields.Many2one("mkt.campaign", readonly=True)
     activity_id = fields.Many2one("mkt.activity", "Step", readonly=True)
     activity_type = fields.Selection(
         [
@@ -54,7 +54,7 @@ class MktCampaignReport(models.Model):
         "Status",
         readonly=True,
     )
-    company_id = fields.Many2one("res.company", "Company", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
     utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign", readonly=True)
     trace_count = fields.Integer("Steps", readonly=True)
     sent_count = fields.Integer(
@@ -84,12 +84,17 @@ class MktCampaignReport(models.Model):
                        c.utm_campaign_id,
                        count(*)::int AS trace_count,
                        count(*) FILTER (WHERE t.state = 'processed'
-                                          AND a.activity_type IN ('email', 'sms', 'whatsapp', 'push'))
+                                          AND a.activity_type
+                                              IN ('email', 'sms', 'whatsapp', 'push'))
                            ::int AS sent_count,
-                       count(t.open_datetime) FILTER (WHERE t.state = 'processed')::int AS opened_count,
-                       count(t.click_datetime) FILTER (WHERE t.state = 'processed')::int AS clicked_count,
-                       count(t.reply_datetime) FILTER (WHERE t.state = 'processed')::int AS replied_count,
-                       count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')::int AS bounced_count
+                       count(t.open_datetime) FILTER (WHERE t.state = 'processed')
+                           ::int AS opened_count,
+                       count(t.click_datetime) FILTER (WHERE t.state = 'processed')
+                           ::int AS clicked_count,
+                       count(t.reply_datetime) FILTER (WHERE t.state = 'processed')
+                           ::int AS replied_count,
+                       count(t.bounce_datetime) FILTER (WHERE t.state = 'processed')
+                           ::int AS bounced_count
                   FROM mkt_trace t
                   JOIN mkt_activity a ON a.id = t.activity_id
                   JOIN mkt_campaign c ON c.id = t.campaign_id

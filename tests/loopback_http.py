@@ -62,7 +62,8 @@ class LoopbackHTTPServer:
             with open(port_file + ".tmp", "w", encoding="utf-8") as f:
                 f.write(str(self._httpd.server_address[1]))
             os.replace(port_file + ".tmp", port_file)
-        print(banner, flush=True)
+        # CLI output of the sandbox script (scripts/run reads it), not a log line
+        print(banner, flush=True)  # pylint: disable=print-used
         try:
             self.wait()
         except KeyboardInterrupt:

@@ -47,9 +47,10 @@ class _Handler(LoopbackJSONHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self):
-        super().setup()
+        res = super().setup()
         with self.server.owner.lock:
             self.server.owner.connections += 1
+        return res
 
     def _error(self, status, code, message):
         self._reply(

@@ -34,19 +34,20 @@ class TestCampaignReport(MktCampaignCommon):
         self._event(welcome, self.carol, "bounce")
 
         Report = self.env["mkt.campaign.report"]
+        groups = Report._read_group(
+            [("campaign_id", "=", campaign.id)],
+            ["activity_id", "activity_type", "state"],
+            [
+                "trace_count:sum",
+                "sent_count:sum",
+                "opened_count:sum",
+                "clicked_count:sum",
+                "bounced_count:sum",
+            ],
+        )
         rows = {
             (activity.name, channel, state): (count, sent, opened, clicked, bounced)
-            for activity, channel, state, count, sent, opened, clicked, bounced in Report._read_group(
-                [("campaign_id", "=", campaign.id)],
-                ["activity_id", "activity_type", "state"],
-                [
-                    "trace_count:sum",
-                    "sent_count:sum",
-                    "opened_count:sum",
-                    "clicked_count:sum",
-                    "bounced_count:sum",
-                ],
-            )
+            for activity, channel, state, count, sent, opened, clicked, bounced in groups
         }
         self.assertEqual(
             rows,

@@ -272,7 +272,7 @@ class TestFastEmail(SmtpSinkMixin, HttpCase):
         """One SMTP session per worker for the whole queue run: reused from
         chunk to chunk, closed at the end of the run; a session the server
         dropped between two chunks is replaced, nothing is lost."""
-        from odoo.addons.mkt_campaign.tools import mail_batch
+        from ..tools import mail_batch
 
         self._make_contacts(130, "freuse")
         _campaign, _activity, traces = self._make_campaign("freuse")

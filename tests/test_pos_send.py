@@ -417,7 +417,7 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         )
         action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_whatsapp()
         form = Form(
-            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(action["context"])
+            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(**action["context"])
         )
         form.whatsapp_template_id = order_template
         self.assertIn(f"Hi Rita Regular, order {self.rita_1.name} is ready.", form.preview)

@@ -110,7 +110,7 @@ class TestSendNow(MktCampaignCommon):
 
     def _message(self, participants, **values):
         action = participants.action_message_participants()
-        form = Form(self.env[action["res_model"]].with_context(action["context"]))
+        form = Form(self.env[action["res_model"]].with_context(**action["context"]))
         form.subject = values.get("subject", "A gift for {{ object.name }}")
         form.body_html = values.get("body_html", '<p>Your gift, <t t-out="object.name"/></p>')
         wizard = form.save()

@@ -30,6 +30,7 @@ messages to send and returns their outcome.
 """
 
 import base64
+import contextlib
 import email.header
 import email.utils
 import functools
@@ -208,10 +209,9 @@ class SmtpBatch:
 
     def close(self):
         if self.session is not None:
-            try:
+            # the session may already be gone
+            with contextlib.suppress(Exception):
                 self.session.quit()
-            except Exception:  # noqa: BLE001 - the session may already be gone
-                pass
             self.session = None
 
     def _session_alive(self, smtp_from):
@@ -228,7 +228,7 @@ class SmtpBatch:
         except Exception:  # noqa: BLE001 - dropped while idle: reconnect
             return False
 
-    def send(self, messages, on_first_send=None, keep_open=False):
+    def send(self, messages, on_first_send=None, keep_open=False):  # noqa: C901 - one loop with per-message outcome handling, kept whole
         """Send ``messages`` (a list of ``(key, values)``, ``values`` the
         keyword arguments of ``ir.mail_server._build_email__`` plus
         ``validated_to``, the normalized recipients) in order and

@@ -11,6 +11,7 @@ number): one limiter shared by every client of this process and number, so
 that consecutive batches keep to the rate too."""
 
 import collections
+import contextlib
 import math
 import threading
 import time
@@ -142,12 +143,10 @@ class WhatsAppApi(ApiClient):
             "account_id": params.get_param("mkt_campaign.whatsapp_account_id"),
             "rate": DEFAULT_RATE,
         }
-        try:
+        with contextlib.suppress(ValueError):
             config["rate"] = max(
                 1, int(params.get_param("mkt_campaign.whatsapp_rate") or DEFAULT_RATE)
             )
-        except ValueError:
-            pass
         missing = [
             label
             for key, label in (
@@ -253,7 +252,7 @@ class WhatsAppApi(ApiClient):
         path = f"{self.config['phone_number_id']}/messages"
         rate = self.config["rate"]
         limiter = get_limiter((self.config["endpoint"], self.config["phone_number_id"]), rate)
-        self.session  # noqa: B018 - made here once, not by the threads
+        _session = self.session  # made here once, not by the threads
 
         def send(payload):
             limiter.acquire()

@@ -7,7 +7,7 @@ class MktCampaignRebuild(models.TransientModel):
     _name = "mkt.campaign.rebuild"
     _description = "Rebuild the Queue of a Marketing Campaign"
 
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", required=True, ondelete="cascade")
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade")
     requeue_failed = fields.Boolean(
         "Requeue Failed Steps",
         help="Failed steps are scheduled again now, as Retry does. A message whose "

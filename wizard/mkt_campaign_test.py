@@ -9,7 +9,7 @@ class MktCampaignTest(models.TransientModel):
     _name = "mkt.campaign.test"
     _description = "Marketing Campaign: Launch a Test"
 
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", required=True, ondelete="cascade")
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade")
     model_id = fields.Many2one(related="campaign_id.model_id")
     model_name = fields.Char(related="campaign_id.model_name")
     record_ref = fields.Reference(

@@ -22,14 +22,13 @@ class MktParticipantMessage(models.TransientModel):
     _name = "mkt.participant.message"
     _description = "Message Campaign Participants"
 
-    campaign_id = fields.Many2one("mkt.campaign", "Campaign", required=True, ondelete="cascade")
+    campaign_id = fields.Many2one("mkt.campaign", required=True, ondelete="cascade")
     participant_ids = fields.Many2many("mkt.participant", string="Participants")
     participant_count = fields.Integer("Recipients", compute="_compute_participant_count")
     channel = fields.Selection(
         [("email", "E-mail"), ("sms", "SMS")], default="email", required=True
     )
     name = fields.Char(
-        "Name",
         required=True,
         default=lambda self: self.env._(
             "Message of %(date)s", date=fields.Date.context_today(self)
