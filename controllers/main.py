@@ -107,11 +107,19 @@ class MktCampaignController(http.Controller):
             )
         return request.make_response("Forbidden", status=403)
 
-    def _signed_json_payload(self, secret, header, label):
+    def _signed_json_payload(self, secret_param, header, label, closed):
         """The JSON object of a provider's POST whose ``header`` carries
-        ``sha256=<HMAC-SHA256 of the raw body with secret>``, or the error
-        response to answer (413 too large, 403 bad signature, 400 not a JSON
-        object) before anything is touched."""
+        ``sha256=<HMAC-SHA256 of the raw body with the secret>`` (the setting
+        ``secret_param``), or the error response to answer (403 ``closed``
+        when no secret is set, 413 too large, 403 bad signature, 400 not a
+        JSON object) before anything is touched."""
+        # sudo: the secret is a system parameter, read only to check the call
+        secret = request.env["ir.config_parameter"].sudo().get_param(secret_param)
+        if not secret:
+            _logger.warning("%s refused: no secret is configured", label)
+            return request.make_response(
+                closed, status=403, headers=[("Content-Type", "text/plain")]
+            )
         httprequest = request.httprequest
         too_large = request.make_response(
             "Payload too large", status=413, headers=[("Content-Type", "text/plain")]
@@ -154,17 +162,12 @@ class MktCampaignController(http.Controller):
         signature (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the
         app secret); without an app secret configured the webhook is closed.
         Anything else is answered 403 and changes nothing."""
-        secret = (
-            request.env["ir.config_parameter"].sudo().get_param("mkt_campaign.whatsapp_app_secret")
+        payload = self._signed_json_payload(
+            "mkt_campaign.whatsapp_app_secret",
+            "X-Hub-Signature-256",
+            "WhatsApp webhook call",
+            "Webhook closed: no app secret configured",
         )
-        if not secret:
-            _logger.warning("WhatsApp webhook call refused: no app secret is configured")
-            return request.make_response(
-                "Webhook closed: no app secret configured",
-                status=403,
-                headers=[("Content-Type", "text/plain")],
-            )
-        payload = self._signed_json_payload(secret, "X-Hub-Signature-256", "WhatsApp webhook call")
         if not isinstance(payload, dict):
             return payload  # the error response
         # sudo: a signed call from WhatsApp, anonymous for Odoo, updates the queue
@@ -192,15 +195,12 @@ class MktCampaignController(http.Controller):
         the feedback secret>`` (Settings). Without a secret the endpoint is
         closed; an unsigned or badly signed call is answered 403 and changes
         nothing."""
-        secret = request.env["ir.config_parameter"].sudo().get_param("mkt_campaign.feedback_secret")
-        if not secret:
-            _logger.warning("Provider feedback refused: no feedback secret is configured")
-            return request.make_response(
-                "Feedback closed: no secret configured",
-                status=403,
-                headers=[("Content-Type", "text/plain")],
-            )
-        payload = self._signed_json_payload(secret, "X-Mkt-Signature", "Provider feedback")
+        payload = self._signed_json_payload(
+            "mkt_campaign.feedback_secret",
+            "X-Mkt-Signature",
+            "Provider feedback",
+            "Feedback closed: no secret configured",
+        )
         if not isinstance(payload, dict):
             return payload  # the error response
         # sudo: a signed call from the provider, anonymous for Odoo, records
