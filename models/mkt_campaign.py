@@ -297,15 +297,20 @@ class MktCampaign(models.Model):
         return res
 
     @api.model
+    def _mkt_engine_fields(self):
+        """The fields only the engine writes (features add theirs)."""
+        return ENGINE_FIELDS
+
     def _check_engine_fields(self, vals):
         """``readonly`` does not stop an RPC write: a campaign's state, last
-        enrolment and UTM campaign are the engine's (Launch / Stop)."""
-        forged = [fname for fname in ENGINE_FIELDS if vals.get(fname)]
+        enrolment, UTM campaign and the other fields of
+        ``_mkt_engine_fields`` are the engine's."""
+        forged = [fname for fname in self._mkt_engine_fields() if vals.get(fname)]
         if forged and not self.env.su:
             raise AccessError(
                 self.env._(
-                    "%(fields)s of a campaign cannot be written: use Launch, Stop or "
-                    "Reset to Draft.",
+                    "%(fields)s of a campaign cannot be written: the campaign sets them "
+                    "itself (Launch, Stop, Pause, Update, Rebuild Queue, its phases).",
                     fields=", ".join(self._fields[fname].string for fname in forged),
                 )
             )

@@ -234,17 +234,8 @@ class MktCampaign(models.Model):
             cron._trigger()
         return res
 
-    @api.model
-    def _check_engine_fields(self, vals):
-        res = super()._check_engine_fields(vals)
-        if vals.get("phase_date") and not self.env.su:
-            raise AccessError(
-                self.env._(
-                    "%(fields)s of a campaign cannot be written: change its phase instead.",
-                    fields=self._fields["phase_date"].string,
-                )
-            )
-        return res
+    def _mkt_engine_fields(self):
+        return (*super()._mkt_engine_fields(), "phase_date")
 
     # ------------------------------------------------------------------
     # Entry actions

@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from .mkt_activity import EVENT_TRIGGERS
@@ -29,18 +29,8 @@ class MktCampaign(models.Model):
         "changes to the steps waiting in the queue.",
     )
 
-    @api.model
-    def _check_engine_fields(self, vals):
-        res = super()._check_engine_fields(vals)
-        if vals.get("queue_outdated") and not self.env.su:
-            raise AccessError(
-                self.env._(
-                    "%(fields)s of a campaign cannot be written: it is set when the workflow "
-                    "changes.",
-                    fields=self._fields["queue_outdated"].string,
-                )
-            )
-        return res
+    def _mkt_engine_fields(self):
+        return (*super()._mkt_engine_fields(), "queue_outdated")
 
     def action_start(self):
         res = super().action_start()

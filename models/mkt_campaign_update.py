@@ -1,5 +1,5 @@
-from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 # written by the engine only (Launch, Update)
@@ -20,18 +20,8 @@ class MktCampaign(models.Model):
         "applied to the participants (at launch, then by Update).",
     )
 
-    @api.model
-    def _check_engine_fields(self, vals):
-        res = super()._check_engine_fields(vals)
-        forged = [fname for fname in UPDATE_ENGINE_FIELDS if vals.get(fname)]
-        if forged and not self.env.su:
-            raise AccessError(
-                self.env._(
-                    "%(fields)s of a campaign cannot be written: use Launch or Update.",
-                    fields=", ".join(self._fields[fname].string for fname in forged),
-                )
-            )
-        return res
+    def _mkt_engine_fields(self):
+        return (*super()._mkt_engine_fields(), *UPDATE_ENGINE_FIELDS)
 
     def action_start(self):
         res = super().action_start()
