@@ -20,6 +20,7 @@ from odoo.tools import config, mute_logger
 
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.mkt_campaign.models.mailing_mailing import MailingMailing
+from odoo.addons.mkt_campaign.models.mkt_trace import WORKER_LOCK_CLASS
 
 from .common import SmtpSinkMixin
 
@@ -140,6 +141,23 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
             self.fail(f"worker still running after {timeout}s:\n{output}")
         self.assertEqual(process.returncode, 0, f"the worker failed:\n{output}")
 
+    def _worker_rows(self, campaign_id, process):
+        """{(state, send_started): count} of the steps held by the worker
+        process: its queue lock is found through its database session,
+        named after its pid (Odoo's db_app_name "odoo-{pid}")."""
+        with self.registry.cursor() as cr:
+            cr.execute(
+                """SELECT t.state, t.send_started, count(*)
+                     FROM pg_locks l
+                     JOIN pg_stat_activity a ON a.pid = l.pid
+                     JOIN mkt_trace t ON t.worker_key = l.objid::bigint
+                    WHERE l.locktype = 'advisory' AND l.classid = %s
+                      AND a.application_name = %s AND t.campaign_id = %s
+                 GROUP BY 1, 2""",
+                [WORKER_LOCK_CLASS, f"odoo-{process.pid}", campaign_id],
+            )
+            return {(state, started): count for state, started, count in cr.fetchall()}
+
     def _received(self):
         return Counter(rcpt for envelope in self.sink.envelopes() for rcpt in envelope.rcpt_tos)
 
@@ -181,15 +199,29 @@ class TestWorkers(SmtpSinkMixin, TransactionCase):
         campaign_id, _step, _mailing, _server, _partners = self._setup_campaign(
             400,
             "kill",
-            batch_size=200,
+            batch_size=100,
             chunk_size=50,
         )
-        self.sink.delay = 0.02  # a chunk of 50 takes a second
+        self.sink.delay = 0.03  # a chunk of 50 takes a second and a half
         victim, survivor = self._worker(), self._worker()
+        # Kill when the state is the one under test, read from the database
+        # rather than guessed from timing (a loaded machine starts one worker
+        # seconds after the other): the survivor holds steps of its own (so
+        # it recovered nothing at its start), the victim has sent a chunk and
+        # is in the middle of the next one.
         deadline = time.monotonic() + 120
-        while self.sink.count < 120 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertGreaterEqual(self.sink.count, 120, "the workers are sending")
+        while time.monotonic() < deadline:
+            victim_rows = self._worker_rows(campaign_id, victim)
+            survivor_rows = self._worker_rows(campaign_id, survivor)
+            if (
+                survivor_rows
+                and sum(n for (state, _s), n in victim_rows.items() if state == "processed") >= 50
+                and victim_rows.get(("processing", True))
+            ):
+                break
+            time.sleep(0.02)
+        else:
+            self.fail(f"no moment to kill: victim {victim_rows}, survivor {survivor_rows}")
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
         self._wait(survivor)
