@@ -23,6 +23,7 @@ WORKFLOW_FIELDS = {
     "activity_type",
     "date_field_id",
     "date_direction",
+    "date_yearly",
     "campaign_id",
 }
 
@@ -49,6 +50,14 @@ class MktActivity(models.Model):
         [("before", "Before the date"), ("after", "After the date")],
         "Before / After",
         default="before",
+    )
+    date_yearly = fields.Boolean(
+        "Every Year",
+        help="The day and month of the date count, each year: birthdays, anniversaries, "
+        "contract renewals. The step runs the delay before or after the next anniversary "
+        "of the date (February 29 falls on February 28 in other years). A participant "
+        "gets the step once: to get it again next year, set the campaign's Re-entry "
+        "After (days) between the step's expiry and a year, e.g. 300 days.",
     )
     expiry_number = fields.Integer(
         "Expires After",
@@ -82,7 +91,7 @@ class MktActivity(models.Model):
         for activity in self:
             activity.preview_html = activity._render_preview()
 
-    @api.depends("date_field_id", "date_direction")
+    @api.depends("date_field_id", "date_direction", "date_yearly")
     def _compute_trigger_description(self):
         return super()._compute_trigger_description()
 
@@ -92,6 +101,18 @@ class MktActivity(models.Model):
             return super()._trigger_sentence()
         _ = self.env._
         field = self.date_field_id.field_description or _("the date")
+        if self.date_yearly:
+            if not self.interval_number:
+                return _("On %(field)s, every year", field=field)
+            if self.date_direction == "after":
+                return _(
+                    "%(delay)s after %(field)s, every year",
+                    delay=self._delay_words(),
+                    field=field,
+                )
+            return _(
+                "%(delay)s before %(field)s, every year", delay=self._delay_words(), field=field
+            )
         if not self.interval_number:
             return _("On %(field)s", field=field)
         if self.date_direction == "after":
@@ -237,6 +258,29 @@ class MktActivity(models.Model):
         if self.expiry_number <= 0:
             return False
         return relativedelta(**{EXPIRY_UNITS[self.expiry_type]: self.expiry_number})
+
+    def _next_yearly_target(self, value, earliest, last=None):
+        """When a yearly step on the date ``value`` runs next: the delay
+        before / after the first anniversary of ``value`` (its own year
+        included) whose result is not before ``earliest`` (now less the late
+        window) and after ``last`` (when a past participation got the step).
+        February 29 falls on February 28 in other years (relativedelta clips
+        it); a date-time keeps its time of day."""
+        self.ensure_one()
+        delay = self._get_delay()
+        before = self.date_direction != "after"
+
+        def target(year):
+            anniversary = value + relativedelta(year=year)
+            return anniversary - delay if before else anniversary + delay
+
+        bound = max(earliest, last) if last else earliest
+        # the anniversary we need is in the year of the bound moved by the
+        # delay, or the next one: start a year below, never past the answer
+        year = max(value.year, (bound + delay if before else bound - delay).year - 1)
+        while target(year) < earliest or (last and target(year) <= last):
+            year += 1
+        return target(year)
 
     def _update_trigger_condition(self):
         """SQL on the parent step ``t``: whether this step's trigger fired for

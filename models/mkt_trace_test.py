@@ -176,7 +176,13 @@ class MktTrace(models.Model):
         has no date are rejected, those whose date passed too long ago (its
         expiry, or a day) are canceled; the rest run now. Returns the rest.
         The date is read when the step comes up, so a date changed meanwhile
-        (a contract extended) moves the step."""
+        (a contract extended) moves the step.
+
+        A yearly step (``date_yearly``: birthdays, anniversaries) counts from
+        the next anniversary of the date instead: the first whose target
+        (anniversary ± delay) is not more than the late window in the past,
+        and after the last time a past participation of the same record got
+        this step (a short re-entry cooldown never sends one birthday twice)."""
         if activity.trigger_type != "record_date" or not self:
             return self
         if activity.campaign_id.mode == "test":
@@ -184,16 +190,33 @@ class MktTrace(models.Model):
         field = activity.date_field_id
         Model = self.env[activity.campaign_id.model_name]
         self.env[Model._name].flush_model([field.name])
+        if activity.date_yearly:
+            self.env["mkt.participant"].flush_model()
+            self.env["mkt.trace"].flush_model()
+            # when a past participation of the record last got this step: one
+            # index lookup each, (campaign_id, res_id) then (participant_id, activity_id)
+            last_sent = SQL(
+                """(SELECT max(o.processed_date)
+                     FROM mkt_participant op
+                     JOIN mkt_trace o ON o.participant_id = op.id
+                                     AND o.activity_id = t.activity_id
+                    WHERE op.campaign_id = t.campaign_id AND op.res_id = t.res_id
+                      AND op.is_test = t.is_test AND op.is_record_test IS NOT TRUE
+                      AND op.id != t.participant_id AND o.state = 'processed')"""
+            )
+        else:
+            last_sent = SQL("NULL::timestamp")
         self.env.cr.execute(
             SQL(
-                "SELECT t.id, r.%s FROM mkt_trace t JOIN %s r ON r.id = t.res_id "
+                "SELECT t.id, r.%s, %s FROM mkt_trace t JOIN %s r ON r.id = t.res_id "
                 "WHERE t.id = ANY(%s)",
                 SQL.identifier(field.name),
+                last_sent,
                 SQL.identifier(Model._table),
                 self.ids,
             )
         )
-        values = dict(self.env.cr.fetchall())
+        values = {trace_id: (value, last) for trace_id, value, last in self.env.cr.fetchall()}
         now = fields.Datetime.now()
         delay = activity._get_delay()
         late = activity._get_expiry() or timedelta(days=1)
@@ -201,13 +224,18 @@ class MktTrace(models.Model):
         for trace in self:
             if trace.is_record_test:
                 continue  # the tester runs it now
-            value = values.get(trace.id)
+            value, last = values.get(trace.id, (None, None))
             if not value:
                 missing |= trace
                 continue
             if not isinstance(value, datetime):
                 value = datetime.combine(value, time.min)
-            target = value - delay if activity.date_direction == "before" else value + delay
+            if activity.date_yearly:
+                target = activity._next_yearly_target(value, now - late, last)
+            elif activity.date_direction == "before":
+                target = value - delay
+            else:
+                target = value + delay
             if target > now:
                 later.append(trace.id)
                 dates.append(target)

@@ -48,3 +48,4 @@ from . import test_payload_feedback
 from . import test_ab
 from . import test_workflow_tree
 from . import test_tour_tree
+from . import test_date_yearly
