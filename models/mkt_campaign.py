@@ -146,7 +146,9 @@ class MktCampaign(models.Model):
         "Re-entry After (days)",
         default=0,
         help="A record that completed or left the campaign may enter it again after "
-        "this many days, and then receives the steps again. 0: never again.",
+        "this many days, and then receives the steps again. 0: never again. For a "
+        "yearly date step (birthdays), e.g. 300 days: each participant comes back for "
+        "next year's date.",
     )
     require_optin = fields.Boolean(
         "Require Confirmed Opt-in",
