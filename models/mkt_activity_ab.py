@@ -132,6 +132,33 @@ class MktActivity(models.Model):
         if activities:
             self.env["mkt.trace"]._trigger_queue()
 
+    def _ab_give_winner_to_pending(self):
+        """Once the winner is chosen, every row of the step not sent yet gets
+        it, set-based: the ones held for the winner, and the ones assigned a
+        test variant that have not left (held by the caps or the sending
+        window, postponed, waiting for a retry). The rows already sent keep
+        their variant: the figures of each variant stay true. Rows a worker
+        is processing right now are skipped here (SKIP LOCKED, no wait on
+        it): if they come back to the queue, _ab_assign gives them the winner
+        when they run again."""
+        self.ensure_one()
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+            UPDATE mkt_trace t SET ab_variant_id = %(winner)s, ab_group = 'winner'
+             WHERE t.id IN (SELECT p.id FROM mkt_trace p
+                             WHERE p.activity_id = %(activity)s AND p.state = 'scheduled'
+                               AND (p.ab_variant_id IS DISTINCT FROM %(winner)s
+                                    OR p.ab_group IS DISTINCT FROM 'winner')
+                               FOR UPDATE SKIP LOCKED)
+            """,
+                winner=self.ab_winner_id.id,
+                activity=self.id,
+            )
+        )
+        self.env["mkt.trace"].invalidate_model(["ab_variant_id", "ab_group"])
+
     def _ab_decide(self):
         """The variant with the best rate of the chosen criterion in its test
         group wins (ties: more messages sent, then the first variant)."""
@@ -142,6 +169,7 @@ class MktActivity(models.Model):
             rate = "open_rate" if activity.ab_criterion == "open" else "click_rate"
             winner = max(variants, key=lambda v: (v[rate], v.sent_count, -v.sequence, -v.id))
             activity.sudo().ab_winner_id = winner
+            activity._ab_give_winner_to_pending()
             activity.campaign_id.sudo().message_post(
                 body=self.env._(
                     "A/B test of step %(step)s: %(variant)s wins with a %(criterion)s of "
@@ -205,20 +233,37 @@ class MktTrace(models.Model):
         return outcome
 
     def _ab_assign(self, activity):
-        """Give these claimed rows of an A/B tested step their variant, set-based:
-        each participant falls in a bucket 0-99 (a hash of the participant and
-        the step: deterministic, the same on a retry) and gets the variant
-        whose share covers it; the rows beyond the shares get the winner
-        once chosen. Returns the rows held until then."""
+        """Give these claimed rows of an A/B tested step their variant, set-based.
+        During the test each participant falls in a bucket 0-99 (a hash of the
+        participant and the step: deterministic, the same on a retry) and gets
+        the variant whose share covers it; the rows beyond the shares are held
+        until the winner is chosen. Once it is, no bucket is used any more:
+        every row that runs gets the winner, including the ones assigned a
+        test variant that did not leave before the decision (claimed rows
+        are not sent yet). Returns the rows held until the winner is chosen."""
         now = fields.Datetime.now()
         if not activity.ab_winner_id and activity.ab_test_end and activity.ab_test_end <= now:
             # due before the cron ran: decide now
             activity._ab_decide()
+        self.env.flush_all()
+        winner = activity.ab_winner_id
+        if winner:
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE mkt_trace SET ab_variant_id = %(winner)s, ab_group = 'winner'
+                    WHERE id = ANY(%(ids)s)
+                      AND (ab_variant_id IS DISTINCT FROM %(winner)s
+                           OR ab_group IS DISTINCT FROM 'winner')""",
+                    winner=winner.id,
+                    ids=self.ids,
+                )
+            )
+            self.invalidate_recordset(["ab_variant_id", "ab_group"])
+            return self.browse()
         ranges, low = [], 0
         for variant in activity.ab_variant_ids.sorted(lambda v: (v.sequence, v.id)):
             ranges.append(SQL("(%s::int, %s::int, %s::int)", variant.id, low, low + variant.share))
             low += variant.share
-        self.env.flush_all()
         self.env.cr.execute(
             SQL(
                 """
@@ -239,19 +284,7 @@ class MktTrace(models.Model):
         if not activity.ab_test_start:
             # the test period starts when the step first runs
             activity.sudo().ab_test_start = now
-        winner = activity.ab_winner_id
-        if winner:
-            self.env.cr.execute(
-                SQL(
-                    """UPDATE mkt_trace SET ab_variant_id = %s, ab_group = 'winner'
-                    WHERE id = ANY(%s) AND ab_variant_id IS NULL""",
-                    winner.id,
-                    self.ids,
-                )
-            )
         self.invalidate_recordset(["ab_variant_id", "ab_group"])
-        if winner:
-            return self.browse()
         # rehearsals (test participants) send nothing: never held
         return self.filtered(lambda t: not t.ab_variant_id and not t.is_test)
 

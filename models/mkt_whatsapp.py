@@ -1,3 +1,4 @@
+import json
 import logging
 import re
 
@@ -40,7 +41,8 @@ SECRET_FIELDS = {
 class MktWhatsAppTemplate(models.Model):
     """A WhatsApp message template: only templates approved by WhatsApp may
     start a conversation. Its body holds numbered placeholders ({{1}}, {{2}}…)
-    filled from fields of the record messaged."""
+    filled from fields of the record messaged, or from keys of the campaign
+    participant's payload."""
 
     _name = "mkt.whatsapp.template"
     _description = "WhatsApp Template"
@@ -122,7 +124,7 @@ class MktWhatsAppTemplate(models.Model):
                     )
                 )
             template._check_path(template.phone_field)
-            for variable in template.variable_ids:
+            for variable in template.variable_ids.filtered("field_path"):
                 template._check_path(variable.field_path)
 
     def _check_path(self, path):
@@ -197,7 +199,7 @@ class MktWhatsAppTemplate(models.Model):
             return
         for template in self:
             template._check_path(template.phone_field)
-            for variable in template.variable_ids:
+            for variable in template.variable_ids.filtered("field_path"):
                 template._check_path(variable.field_path)
 
     @api.model
@@ -227,9 +229,7 @@ class MktWhatsAppTemplate(models.Model):
             component = {"type": "BODY", "text": template.body}
             variables = template.variable_ids.sorted("index")
             if variables:
-                component["example"] = {
-                    "body_text": [[v.sample or v.field_path for v in variables]]
-                }
+                component["example"] = {"body_text": [[v.sample or v._label() for v in variables]]}
             try:
                 data = client.submit_template(
                     {
@@ -420,7 +420,12 @@ class MktWhatsAppTemplate(models.Model):
         ) or self.env.company.country_id
         return record._phone_format(number=raw, country=country, force_format="E164") or False
 
-    def _message_payload(self, number, record):
+    def _message_payload(self, number, record, payload=None):
+        """The API request sending this template to ``number`` for ``record``.
+        ``payload``: the campaign participant's payload (a dict) that payload
+        variables read; None when there is no participant. An empty value
+        (a field or a payload key that is missing) is sent as "-": WhatsApp
+        refuses empty parameters."""
         self.ensure_one()
         template = {"name": self.template_name, "language": {"code": self.language}}
         variables = self.variable_ids.sorted("index")
@@ -429,7 +434,7 @@ class MktWhatsAppTemplate(models.Model):
                 {
                     "type": "body",
                     "parameters": [
-                        {"type": "text", "text": self._read_path(record, v.field_path) or "-"}
+                        {"type": "text", "text": v._value(record, payload) or "-"}
                         for v in variables
                     ],
                 }
@@ -468,6 +473,13 @@ class MktWhatsAppTemplate(models.Model):
         client.config["rate"] = max(1, client.config["rate"] / jobs)
         Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
         records = {r.id: r for r in Model.browse(traces.mapped("res_id"))}
+        payloads = {}
+        if template.variable_ids.filtered("payload_key"):
+            # the participants' payloads, one query for the chunk; as the
+            # records above, read by the engine (sudo) for the message only
+            participants = traces.participant_id.sudo()
+            participants.fetch(["payload"])
+            payloads = {p.id: p.payload for p in participants}
         numbers = {trace: template._get_number(records[trace.res_id]) for trace in traces}
         blacklisted = set(
             self.env["phone.blacklist"]
@@ -484,7 +496,16 @@ class MktWhatsAppTemplate(models.Model):
                 outcome[trace] = ("rejected", self.env._("The phone number is blacklisted."))
             else:
                 # payloads read from the records now: the requests run in threads
-                to_send.append((trace, template._message_payload(number, records[trace.res_id])))
+                to_send.append(
+                    (
+                        trace,
+                        template._message_payload(
+                            number,
+                            records[trace.res_id],
+                            payloads.get(trace.participant_id.id),
+                        ),
+                    )
+                )
         sent = []
         if to_send:
             traces._mark_sending()
@@ -571,15 +592,63 @@ class MktWhatsAppTemplateVariable(models.Model):
     )
     index = fields.Integer("Placeholder", required=True, default=1, help="n of {{n}}.")
     field_path = fields.Char(
-        "Field", required=True, help="Field (path) of the record, e.g. name, partner_id.name."
+        "Field",
+        help="Field (path) of the record, e.g. name, partner_id.name. Leave it empty to "
+        "use a payload key.",
+    )
+    payload_key = fields.Char(
+        help="Key of the campaign participant's payload (the custom data of each "
+        "recipient, e.g. coupon) whose value fills the placeholder instead of a field. "
+        "A recipient without it gets '-'.",
     )
     sample = fields.Char(help="Example value shown to WhatsApp's reviewers.")
 
-    @api.constrains("field_path", "template_id")
+    @api.constrains("field_path", "payload_key", "template_id")
     def _check_field_path(self):
         # a variable written on its own (not through its template) is checked too
         for variable in self:
+            if bool(variable.field_path) == bool(variable.payload_key):
+                raise ValidationError(
+                    self.env._(
+                        "Template %(name)s: placeholder {{%(number)s}} is filled either from a "
+                        "field or from a payload key: give one of them.",
+                        name=variable.template_id.name,
+                        number=variable.index,
+                    )
+                )
+            if variable.payload_key:
+                if not variable.payload_key.strip() or len(variable.payload_key) > 64:
+                    raise ValidationError(
+                        self.env._(
+                            "Template %(name)s: the payload key of placeholder {{%(number)s}} "
+                            "must be a short name (at most 64 characters).",
+                            name=variable.template_id.name,
+                            number=variable.index,
+                        )
+                    )
+                continue
             variable.template_id._check_path(variable.field_path)
+
+    def _label(self):
+        """What the variable reads, as the user wrote it: the field path, or
+        payload.<key>. Shown where there is no value (the preview of a
+        payload key without a participant, the sample sent for review)."""
+        self.ensure_one()
+        return f"payload.{self.payload_key}" if self.payload_key else self.field_path
+
+    def _value(self, record, payload=None):
+        """The text of the variable for ``record``: the field of the record,
+        or the key of ``payload`` (the participant's payload, a dict; None
+        when there is no participant). Empty when the value is missing."""
+        self.ensure_one()
+        if not self.payload_key:
+            return self.template_id._read_path(record, self.field_path)
+        value = payload.get(self.payload_key) if isinstance(payload, dict) else None
+        if value is None or value is False:
+            return ""
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        return str(value)
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -589,6 +658,6 @@ class MktWhatsAppTemplateVariable(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
-        if {"field_path", "template_id"} & set(vals):
+        if {"field_path", "payload_key", "template_id"} & set(vals):
             self.template_id._check_author_paths()
         return res

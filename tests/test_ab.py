@@ -2,11 +2,12 @@
 the participants each, the winner by open rate sent to the others after the
 test period, results per variant."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 from odoo.exceptions import ValidationError
 from odoo.tests import freeze_time, tagged
+from odoo.tools import email_normalize
 
 from .common import T0, MktCampaignCommon
 
@@ -29,10 +30,10 @@ class TestAbTest(MktCampaignCommon):
             ]
         )
 
-    def _ab_campaign(self):
+    def _ab_campaign(self, domain=None):
         campaign, steps = self._create_campaign(
             [("welcome", {})],
-            domain=repr([("id", "in", self.crowd.ids)]),
+            domain=domain or repr([("id", "in", self.crowd.ids)]),
         )
         step = steps["welcome"]
         step.write(
@@ -124,6 +125,130 @@ class TestAbTest(MktCampaignCommon):
         self.assertEqual(len(set(step.trace_ids.mapped("participant_id"))), len(self.crowd))
         self.assertEqual(len(step.trace_ids.mailing_trace_ids), len(self.crowd))
 
+    def _run_ab_queue(self, when, received):
+        """One queue run; the A/B e-mails it sent are added to ``received``
+        ({address: [subject, ...]})."""
+        self._run_queue(when)
+        for mail in self._mails:
+            if mail["subject"][:3] in ("A: ", "B: "):
+                for address in mail["email_to"]:
+                    received[email_normalize(address)].append(mail["subject"])
+
+    def _open_long_variant(self, step):
+        long_ = step.ab_variant_ids.sorted("sequence")[1]
+        for trace in step.trace_ids.filtered(
+            lambda t: t.ab_variant_id == long_ and t.state == "processed"
+        ):
+            self._mailing_trace(trace).set_opened()
+        self.env.invalidate_all()
+        return long_
+
+    def test_rows_not_sent_before_the_decision_get_the_winner(self):
+        """A participant assigned a test variant but held by the frequency cap
+        when the winner is chosen gets the winner, not the losing variant;
+        the messages sent during the test keep their variant."""
+        Params = self.env["ir.config_parameter"].sudo()
+        Params.set_param("mkt_campaign.cap_all", "0")
+        Params.set_param("mkt_campaign.quiet_hours", False)
+        Params.set_param("mkt_campaign.cap_email", "1")
+        Params.set_param("mkt_campaign.cap_email_period", "week")
+        # half the crowd got a newsletter an hour before the test: capped for a week
+        capped = self.crowd[:20]
+        newsletter, _steps = self._create_campaign(
+            [("news", {})], name="Newsletter", domain=repr([("id", "in", capped.ids)])
+        )
+        self._launch(newsletter, T0 - H)
+        self._run_queue(T0 - H)
+        self.assertEqual(len(self._mails), len(capped))
+
+        received = defaultdict(list)
+        campaign, step = self._ab_campaign()
+        self._launch(campaign)
+        self._run_ab_queue(T0, received)
+        traces = step.trace_ids
+        sent_in_test = traces.filtered(lambda t: t.state == "processed")
+        held_by_cap = traces.filtered(lambda t: t.ab_group == "test" and t.state == "scheduled")
+        self.assertTrue(sent_in_test)
+        self.assertTrue(held_by_cap, "a capped participant of a test bucket waits")
+        self.assertTrue(all(t.res_id in capped.ids for t in held_by_cap))
+        self.assertIn("frequency cap", held_by_cap[0].error_message)
+        test_variants = {t.id: t.ab_variant_id for t in sent_in_test}
+
+        long_ = self._open_long_variant(step)
+        with freeze_time(T0 + 2 * H):
+            self.env["mkt.activity"]._cron_ab_decide()
+        self.assertEqual(step.ab_winner_id, long_)
+        # at the decision every row not sent gets the winner, the sent ones keep theirs
+        pending = traces - sent_in_test
+        self.assertEqual(set(pending.mapped("state")), {"scheduled"})
+        self.assertEqual(pending.ab_variant_id, long_)
+        self.assertEqual(set(pending.mapped("ab_group")), {"winner"})
+        self.assertEqual({t.id: t.ab_variant_id for t in sent_in_test}, test_variants)
+        self.assertEqual(set(sent_in_test.mapped("ab_group")), {"test"})
+
+        # the rest is sent after the decision, the capped ones once the cap frees
+        self._run_ab_queue(T0 + 2 * H, received)
+        self.assertEqual(set(held_by_cap.mapped("state")), {"scheduled"})
+        self._run_ab_queue(T0 - H + 7 * 24 * H + timedelta(minutes=1), received)
+        self.assertEqual(set(traces.mapped("state")), {"processed"})
+        self.assertEqual(held_by_cap.ab_variant_id, long_)
+        self.assertEqual(set(held_by_cap.mapped("ab_group")), {"winner"})
+        for trace in held_by_cap:
+            address = self.env["res.partner"].browse(trace.res_id).email
+            self.assertEqual(len(received[address]), 1)
+            self.assertTrue(received[address][0].startswith("B: "), received[address])
+        # the figures of the test stay those of the test; nobody got two messages
+        self.assertEqual({t.id: t.ab_variant_id for t in sent_in_test}, test_variants)
+        self.assertEqual(sum(v.sent_count for v in step.ab_variant_ids), len(sent_in_test))
+        self.assertEqual(long_.winner_sent_count, len(traces) - len(sent_in_test))
+        self.assertEqual(sorted(received), sorted(self.crowd.mapped("email")))
+        self.assertEqual({len(subjects) for subjects in received.values()}, {1})
+
+    def test_participant_coming_after_the_decision_gets_the_winner(self):
+        """A participant who enters after the winner is chosen gets the
+        winner even when their bucket falls in a variant's share."""
+        received = defaultdict(list)
+        campaign, step = self._ab_campaign(domain=repr([("email", "=like", "abtester%")]))
+        self._launch(campaign)
+        self._run_ab_queue(T0, received)
+        sent_in_test = step.trace_ids.filtered(lambda t: t.state == "processed")
+        test_variants = {t.id: t.ab_variant_id for t in sent_in_test}
+        long_ = self._open_long_variant(step)
+        with freeze_time(T0 + 2 * H):
+            self.env["mkt.activity"]._cron_ab_decide()
+        self._run_ab_queue(T0 + 2 * H, received)
+        self.assertEqual(step.ab_winner_id, long_)
+
+        newcomers = self.env["res.partner"].create(
+            [
+                {"name": f"Latecomer {n:02d}", "email": f"abtester-late{n:02d}@example.com"}
+                for n in range(20)
+            ]
+        )
+        self._run_sync(T0 + 3 * H)
+        late = step.trace_ids.filtered(lambda t: t.res_id in newcomers.ids)
+        self.assertEqual(len(late), len(newcomers))
+        # the buckets of the test (both variants: 0-49) hold some of them
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT count(*) FROM mkt_trace
+                WHERE id = ANY(%s)
+                  AND mod(abs(hashtext(participant_id::text || '/' || %s::text)), 100) < 50""",
+            [late.ids, step.id],
+        )
+        self.assertTrue(self.env.cr.fetchone()[0], "a latecomer falls in a test bucket")
+        self._run_ab_queue(T0 + 3 * H, received)
+        self.assertEqual(set(late.mapped("state")), {"processed"})
+        self.assertEqual(late.ab_variant_id, long_)
+        self.assertEqual(set(late.mapped("ab_group")), {"winner"})
+        for partner in newcomers:
+            self.assertEqual(len(received[partner.email]), 1)
+            self.assertTrue(received[partner.email][0].startswith("B: "))
+        self.assertEqual({t.id: t.ab_variant_id for t in sent_in_test}, test_variants)
+        self.assertEqual(sum(v.sent_count for v in step.ab_variant_ids), len(sent_in_test))
+        self.assertEqual({len(subjects) for subjects in received.values()}, {1})
+        self.assertEqual(len(received), len(self.crowd) + len(newcomers))
+
     def test_assignment_is_deterministic(self):
         """The same participants fall in the same variants: the assignment
         depends on the participant and the step only."""
@@ -135,7 +260,8 @@ class TestAbTest(MktCampaignCommon):
         # forget the assignment and assign again
         traces.sudo().write({"ab_variant_id": False, "ab_group": False})
         traces.sudo().write({"state": "processing"})
-        traces.sudo()._ab_assign(step)
+        with freeze_time(T0 + H):  # during the test period
+            traces.sudo()._ab_assign(step)
         self.assertEqual(
             {t.participant_id.id: t.ab_variant_id.id for t in traces},
             {pid: vid for pid, vid in first.items() if vid},

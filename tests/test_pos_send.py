@@ -425,6 +425,35 @@ class TestPosSend(WhatsAppMixin, MktCampaignCommon, TestPoSCommon):
         self._run_queue()
         self.assertEqual([m["to"] for m in self.wa.messages], ["+32470111111"])
 
+    def test_whatsapp_payload_variable_in_composer(self):
+        """A template with a payload variable composed one-off: the preview
+        shows the key as written, the message "-" (the customer's new
+        participant has no payload)."""
+        self._start_whatsapp()
+        template = self._approved_template(
+            name="Order code",
+            template_name="order_code",
+            model_id=self.env["ir.model"]._get_id("pos.order"),
+            phone_field="partner_id.phone",
+            body="Hi {{1}}, your code is {{2}}.",
+            variable_ids=[
+                (0, 0, {"index": 1, "field_path": "partner_id.name"}),
+                (0, 0, {"index": 2, "payload_key": "coupon"}),
+            ],
+        )
+        action = self.rita_1.with_user(self.pos_clerk).action_mkt_send_whatsapp()
+        form = Form(
+            self.env["mkt.pos.send"].with_user(self.pos_clerk).with_context(**action["context"])
+        )
+        form.whatsapp_template_id = template
+        self.assertIn("Hi Rita Regular, your code is payload.coupon.", form.preview)
+        form.save().action_send()
+        self._run_queue()
+        self.assertEqual(
+            self.wa.messages[0]["template"]["components"][0]["parameters"],
+            [{"type": "text", "text": "Rita Regular"}, {"type": "text", "text": "-"}],
+        )
+
     def test_whatsapp_without_approved_template(self):
         """No approved template: the error's Configure Templates button opens them."""
         self.assertFalse(self.env["mkt.whatsapp.template"].search([("status", "=", "approved")]))

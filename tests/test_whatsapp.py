@@ -249,6 +249,67 @@ class TestWhatsApp(WhatsAppMixin, MktCampaignCommon):
         campaign.invalidate_recordset()
         self.assertEqual(campaign.sent_whatsapp_count, 1, "an undelivered message is not sent")
 
+    def test_campaign_step_payload_variable(self):
+        """A variable may read a key of the participant's payload: each
+        recipient gets their own value; without the key (or without a
+        payload) the placeholder falls back to "-" as a missing field does."""
+        template = self._approved_template(
+            name="Coupon",
+            template_name="coupon_code",
+            body="Hello {{1}}, your code is {{2}} ({{3}}).",
+            variable_ids=[
+                (0, 0, {"index": 1, "field_path": "name", "sample": "Alice"}),
+                (0, 0, {"index": 2, "payload_key": "coupon", "sample": "WELCOME10"}),
+                (0, 0, {"index": 3, "payload_key": "tier"}),
+            ],
+        )
+        self.assertEqual(
+            self.wa.template_requests[-1]["components"][0]["example"],
+            {"body_text": [["Alice", "WELCOME10", "payload.tier"]]},
+        )
+        campaign, steps = self._create_campaign(
+            [("hello", {"activity_type": "whatsapp", "whatsapp_template_id": template.id})],
+            domain=repr([("id", "in", (self.alice | self.bob | self.carol).ids)]),
+        )
+        self._launch(campaign)
+        by_res = {p.res_id: p for p in campaign.participant_ids}
+        by_res[self.alice.id].payload = {"coupon": "ALICE-10", "tier": 2}
+        by_res[self.bob.id].payload = {"other": "x"}  # no coupon, no tier
+        # Carol has no payload at all
+        self._run_queue(T0)
+        self.assertEqual(set(steps["hello"].trace_ids.mapped("state")), {"processed"})
+        texts = {
+            m["to"]: [p["text"] for p in m["template"]["components"][0]["parameters"]]
+            for m in self.wa.messages
+        }
+        self.assertEqual(
+            texts,
+            {
+                "+32470000001": ["Alice Audience", "ALICE-10", "2"],
+                "+32470000002": ["Bob Buyer", "-", "-"],
+                "+32470000004": ["Carol Customer", "-", "-"],
+            },
+        )
+
+    def test_payload_variable_checks(self):
+        """A variable reads a field or a payload key, not both nor none; a
+        payload key is not checked as a field of the target."""
+        Template = self.env["mkt.whatsapp.template"]
+        base = {"name": "Bad", "template_name": "bad", "body": "Hi {{1}}"}
+        for variable in (
+            {"index": 1},
+            {"index": 1, "field_path": "name", "payload_key": "coupon"},
+            {"index": 1, "payload_key": " "},
+        ):
+            with self.subTest(variable=variable), self.assertRaises(ValidationError):
+                Template.create({**base, "variable_ids": [(0, 0, variable)]})
+        template = Template.with_user(self.user_mkt_manager).create(
+            {**base, "variable_ids": [(0, 0, {"index": 1, "payload_key": "coupon"})]}
+        )
+        self.assertEqual(template.variable_ids._label(), "payload.coupon")
+        self.assertEqual(template.variable_ids._value(self.alice), "")
+        self.assertEqual(template.variable_ids._value(self.alice, {"coupon": "C1"}), "C1")
+
     def test_webhook_statuses_out_of_order(self):
         """WhatsApp's statuses come late, twice or out of order: delivered
         after read, failed repeated, read after failed, failed with read in the

@@ -171,9 +171,13 @@ class MktPosSend(models.TransientModel):
                 template = self.whatsapp_template_id
                 text = template.body or ""
                 for variable in template.variable_ids:
+                    # a payload key has no value before the recipient is a
+                    # participant: shown as written (payload.<key>)
                     text = text.replace(
                         f"{{{{{variable.index}}}}}",
-                        template._read_path(record, variable.field_path),
+                        variable._label()
+                        if variable.payload_key
+                        else template._read_path(record, variable.field_path),
                     )
                 content = Markup("<p style='white-space: pre-wrap'>%s</p>") % text
         except Exception as e:  # noqa: BLE001 - shown to the user instead of the preview
