@@ -193,11 +193,11 @@ class MailingMailing(models.Model):
         channel = "sms" if self.mailing_type == "sms" else "mail"
         if channel == "mail" and not self._mkt_fast_email_unsupported():
             return self._mkt_execute_fast(traces)
-        # sudo: the queue renders as the engine (the cron), like Email
+        # the queue renders as the engine (it runs as superuser), like Email
         # Marketing's own sending; the content was checked with its author's
         # rights when written (mkt.activity._check_content_rights), so this
         # never lets a non-editor's text run more than simple placeholders
-        mailing = self.sudo().with_context(mkt_campaign_send=True)
+        mailing = self.with_context(mkt_campaign_send=True)
         by_res_id = {trace.res_id: trace for trace in traces}
         try:
             with self.env.cr.savepoint():
@@ -208,7 +208,7 @@ class MailingMailing(models.Model):
             _logger.exception("mkt_campaign: step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in traces}
         self._mkt_link_traces(by_res_id, activity.campaign_id.model_name)
-        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace = self.env["mailing.trace"]
         MailingTrace.invalidate_model()
         mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
         if channel != "mail":
@@ -315,7 +315,7 @@ class MailingMailing(models.Model):
           mail.message kept for each recipient (auto_delete_keep_log);
         - ``mkt_campaign.fast_email`` set to False (a kill switch)."""
         self.ensure_one()
-        param = self.env["ir.config_parameter"].sudo().get_param("mkt_campaign.fast_email", "1")
+        param = self.env["ir.config_parameter"].get_param("mkt_campaign.fast_email", "1")
         if param.strip().lower() in ("0", "false", "no", "off"):
             return "disabled"
         if self.attachment_ids:
@@ -337,11 +337,9 @@ class MailingMailing(models.Model):
         res_ids = list(by_res_id)
         try:
             with self.env.cr.savepoint():
-                # sudo: rendered as the engine, the content having been
-                # checked with its author's rights when written (see above)
-                mailing = (
-                    self.sudo().with_context(mkt_campaign_send=True)._mkt_mailing_in_user_context()
-                )
+                # rendered as the engine, the content having been checked
+                # with its author's rights when written (see above)
+                mailing = self.with_context(mkt_campaign_send=True)._mkt_mailing_in_user_context()
                 # subjects and bodies of the whole chunk rendered at once
                 # (mail.render.mixin, links shortened: post_convert_links);
                 # blacklist, opt-out, duplicates and invalid addresses
@@ -491,7 +489,7 @@ class MailingMailing(models.Model):
             if values.get("state") == "exception":
                 vals.update(trace_status="error", failure_type=values.get("failure_type"))
             trace_vals.append(vals)
-        mtraces = self.env["mailing.trace"].sudo().create(trace_vals)
+        mtraces = self.env["mailing.trace"].create(trace_vals)
         by_mail_id = {mtrace.mail_mail_id_int: mtrace for mtrace in mtraces}
         mail_id_of = dict(zip(values_all, mail_ids, strict=True))
 
@@ -500,7 +498,7 @@ class MailingMailing(models.Model):
             for _res_id, values in sendable
             for command in values.get("recipient_ids") or []
         }
-        self.env["res.partner"].sudo().browse(partner_ids).fetch(["name", "email"])
+        self.env["res.partner"].browse(partner_ids).fetch(["name", "email"])
         messages = []
         for res_id, values in sendable:
             mail_id = mail_id_of[res_id]
@@ -515,10 +513,8 @@ class MailingMailing(models.Model):
         recipient's unsubscribe / view links, List-Unsubscribe headers."""
         base_url = self.get_base_url()
         email_to = tools.mail.email_split_and_format_normalize(values.get("email_to") or "")
-        for partner in (
-            self.env["res.partner"]
-            .sudo()
-            .browse([command[1] for command in values.get("recipient_ids") or []])
+        for partner in self.env["res.partner"].browse(
+            [command[1] for command in values.get("recipient_ids") or []]
         ):
             email_to += [
                 tools.formataddr((partner.name or "", email))
@@ -538,7 +534,6 @@ class MailingMailing(models.Model):
             )
         headers = {
             "Return-Path": self.env["mail.alias.domain"]
-            .sudo()
             .browse(values.get("record_alias_domain_id"))
             .bounce_email
             or self.env.company.bounce_email,
@@ -584,7 +579,7 @@ class MailingMailing(models.Model):
         """Write the SMTP outcome on the chunk's mailing.trace rows (one
         UPDATE per outcome) and return the steps' outcome (contract of
         ``_mkt_execute``)."""
-        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace = self.env["mailing.trace"]
         outcome = {}
         sent_steps = {mtrace.mkt_trace_id.id for mtrace in sent}
         ok = MailingTrace.browse(
@@ -613,25 +608,21 @@ class MailingMailing(models.Model):
                 values["mailing_trace_ids"][0][2]["res_id"]: values
                 for values in values_all.values()
             }
-            mails = (
-                self.env["mail.mail"]
-                .sudo()
-                .create(
-                    [
-                        {
-                            key: value
-                            for key, value in by_trace[mtrace.res_id].items()
-                            if key not in ("mailing_trace_ids", "attachment_ids", "references")
-                        }
-                        | {
-                            "state": "exception",
-                            "failure_type": "mail_smtp",
-                            "failure_reason": mtrace.failure_reason,
-                            "mailing_id": self.id,
-                        }
-                        for mtrace in kept
-                    ]
-                )
+            mails = self.env["mail.mail"].create(
+                [
+                    {
+                        key: value
+                        for key, value in by_trace[mtrace.res_id].items()
+                        if key not in ("mailing_trace_ids", "attachment_ids", "references")
+                    }
+                    | {
+                        "state": "exception",
+                        "failure_type": "mail_smtp",
+                        "failure_reason": mtrace.failure_reason,
+                        "mailing_id": self.id,
+                    }
+                    for mtrace in kept
+                ]
             )
             for mtrace, mail in zip(kept, mails, strict=True):
                 mtrace.mail_mail_id = mail
@@ -693,7 +684,7 @@ class MailingMailing(models.Model):
                 outcome[trace] = ("failed", reason or self.env._("Sending failed."))
         if retried:
             retried = mailing_traces.browse(retried)
-            retried.mail_mail_id.sudo().unlink()
+            retried.mail_mail_id.unlink()
             retried.unlink()
         for trace in traces:
             if trace.id not in seen_ids:

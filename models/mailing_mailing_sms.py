@@ -22,9 +22,9 @@ class MailingMailing(models.Model):
     def _mkt_execute_sms(self, traces):
         """Channel adapter of SMS steps (contract: mkt.trace._execute_activity)."""
         activity = traces.activity_id
-        # sudo: rendered as the engine, like the e-mail steps; the text was
-        # checked with its author's rights when written
-        mailing = self.sudo().with_context(mkt_campaign_send=True)
+        # rendered as the engine (the queue runs as superuser), like the e-mail
+        # steps; the text was checked with its author's rights when written
+        mailing = self.with_context(mkt_campaign_send=True)
         by_res_id = {trace.res_id: trace for trace in traces}
         try:
             with self.env.cr.savepoint():
@@ -48,12 +48,11 @@ class MailingMailing(models.Model):
             _logger.exception("mkt_campaign: SMS step %s failed", activity.id)
             return {trace: ("failed", str(e)) for trace in traces}
         self._mkt_link_traces(by_res_id, activity.campaign_id.model_name)
-        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace = self.env["mailing.trace"]
         MailingTrace.invalidate_model()
         mailing_traces = MailingTrace.search([("mkt_trace_id", "in", traces.ids)])
         sms = (
             self.env["sms.sms"]
-            .sudo()
             .browse([sms_id for sms_id in mailing_traces.mapped("sms_id_int") if sms_id])
             .exists()
         )

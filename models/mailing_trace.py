@@ -29,6 +29,8 @@ class MailingTrace(models.Model):
             # the provider's answer kept on the step (mkt_trace_feedback.py)
             linked = self.filtered("mkt_trace_id")
             now = fields.Datetime.now()
+            # the queue's fields, written by the engine for whoever records the
+            # bounce (often the anonymous tracking/bounce path): no value of theirs
             self.env["mkt.trace"].sudo()._record_feedback(
                 [
                     (mtrace.mkt_trace_id.id, "bounced_hard", mtrace.failure_reason or False, now)
@@ -40,5 +42,7 @@ class MailingTrace(models.Model):
             for event in events:
                 for trace_type, traces in linked.grouped("trace_type").items():
                     channel = "sms" if trace_type == "sms" else "email"
+                    # the engine reacts to the event on the linked steps (the
+                    # queue's fields; a campaign user only reads them)
                     traces.mkt_trace_id.sudo()._process_event(event, channel)
         return res

@@ -356,7 +356,7 @@ class MktActivity(models.Model):
         # here, in the author's environment: the engine renders it later)
         for vals in vals_list:
             campaign = self.env["mkt.campaign"].browse(vals.get("campaign_id"))
-            self._check_content_rights(vals, campaign.sudo().model_name)
+            self._check_content_rights(vals, campaign.model_name)
         # the content lives on the step's mailing, which exists only after create
         contents = [
             {fname: vals.pop(fname) for fname in CONTENT_FIELDS if fname in vals}
@@ -381,9 +381,11 @@ class MktActivity(models.Model):
         return activities
 
     def write(self, vals):
-        model_names = set(self.sudo().mapped("campaign_id.model_name"))
+        model_names = set(self.mapped("campaign_id.model_name"))
         if vals.get("campaign_id"):
-            campaign = self.env["mkt.campaign"].browse(vals["campaign_id"]).sudo()
+            # read with the user's rights: a step is never moved to a campaign
+            # they may not read (another company's; the rules check no write's result)
+            campaign = self.env["mkt.campaign"].browse(vals["campaign_id"])
             model_names.add(campaign.model_name)
         for model_name in model_names or {False}:
             self._check_content_rights(vals, model_name)
@@ -404,7 +406,7 @@ class MktActivity(models.Model):
 
     def unlink(self):
         # the steps under these go with them (parent_id ondelete cascade)
-        subtree = self.sudo().with_context(active_test=False).search([("id", "child_of", self.ids)])
+        subtree = self.with_context(active_test=False).search([("id", "child_of", self.ids)])
         ids = subtree.ids
         res = super().unlink()
         # queue rows have no foreign key (engine_fields.py)
@@ -467,7 +469,8 @@ class MktActivity(models.Model):
         or the campaign's responsible when it runs): the action's own group
         restriction (``group_ids``), as ``ir.actions.server`` checks it."""
         self.ensure_one()
-        action = self.sudo().server_action_id
+        # ir.actions.server is admin-only: the step's own action, read to check its groups
+        action = self.server_action_id.sudo()
         if action.group_ids and not (action.group_ids & user.all_group_ids):
             raise AccessError(
                 self.env._(
@@ -499,6 +502,8 @@ class MktActivity(models.Model):
                 "mkt_activity_id": activity.id,
                 "campaign_id": campaign.utm_campaign_id.id,
             }
+            # the engine's technical values only (see above): a write as the user would
+            # re-check the whole body against their template-editor right
             mailing = activity.mailing_id.sudo()
             if not mailing:
                 values.update(
@@ -531,7 +536,9 @@ class MktActivity(models.Model):
         would name it after the raw subject, placeholders included."""
         for activity in self.filtered("mailing_id"):
             name = f"{activity.campaign_id.name} - {activity.name}"
-            mailing = activity.mailing_id.sudo()  # the engine's value
+            # the engine's value, the name only: a write as the user would re-check
+            # the whole body against their template-editor right
+            mailing = activity.mailing_id.sudo()
             if not (mailing.name or "").startswith(name):
                 mailing.name = name
 
@@ -607,7 +614,7 @@ class MktActivity(models.Model):
                 # sudo: server actions are readable by administrators only,
                 # the step's is read to be checked (who may run it: at save
                 # and when it runs)
-                action = activity.sudo().server_action_id
+                action = activity.server_action_id.sudo()
                 if not action:
                     raise ValidationError(
                         self.env._(
@@ -668,9 +675,9 @@ class MktActivity(models.Model):
         ):
             # beyond simple placeholders: only a template editor can have
             # written it (every write by a user is checked, _check_content_rights),
-            # so a campaign user launching the editor's step renders it as
-            # the engine will, as mailing.mailing does (_unrestricted_rendering)
-            Render = Render.sudo()
+            # so a campaign user launching the editor's step renders it as a
+            # mailing's content renders (_unrestricted_rendering), with their rights
+            Render = self.env["mailing.mailing"]
         return Render._render_template(
             source,
             self.campaign_id.model_name,
@@ -721,7 +728,7 @@ class MktActivity(models.Model):
         ``mkt.trace._execute_server_action`` (whose ``self`` was the traces
         and ``activity`` the step)."""
         activity = self
-        action = activity.server_action_id.sudo()
+        action = activity.server_action_id
         campaign = activity.campaign_id
         model = campaign.model_name
         res_ids = traces.mapped("res_id")

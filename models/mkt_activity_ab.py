@@ -168,6 +168,8 @@ class MktActivity(models.Model):
                 continue
             rate = "open_rate" if activity.ab_criterion == "open" else "click_rate"
             winner = max(variants, key=lambda v: (v[rate], v.sent_count, -v.sequence, -v.id))
+            # the engine's field and note (the queue may run as a campaign user's test,
+            # who only reads steps and campaigns): a text built here
             activity.sudo().ab_winner_id = winner
             activity._ab_give_winner_to_pending()
             activity.campaign_id.sudo().message_post(
@@ -282,7 +284,8 @@ class MktTrace(models.Model):
             )
         )
         if not activity.ab_test_start:
-            # the test period starts when the step first runs
+            # the test period starts when the step first runs; the engine's field
+            # (a campaign user's test run only reads steps)
             activity.sudo().ab_test_start = now
         self.invalidate_recordset(["ab_variant_id", "ab_group"])
         # rehearsals (test participants) send nothing: never held

@@ -47,18 +47,14 @@ class MktActivityVariant(models.Model):
     def _compute_statistics(self):
         """Sent / opened / clicked messages of the test group per variant:
         one grouped read for all the variants shown."""
-        groups = (
-            self.env["mkt.trace"]
-            .sudo()
-            ._read_group(
-                [
-                    ("ab_variant_id", "in", self.ids),
-                    ("state", "=", "processed"),
-                    ("is_test", "=", False),
-                ],
-                ["ab_variant_id", "ab_group"],
-                ["__count", "open_datetime:count", "click_datetime:count"],
-            )
+        groups = self.env["mkt.trace"]._read_group(
+            [
+                ("ab_variant_id", "in", self.ids),
+                ("state", "=", "processed"),
+                ("is_test", "=", False),
+            ],
+            ["ab_variant_id", "ab_group"],
+            ["__count", "open_datetime:count", "click_datetime:count"],
         )
         stats = {(variant.id, group): counts for variant, group, *counts in groups}
         for variant in self:
@@ -93,7 +89,7 @@ class MktActivityVariant(models.Model):
         for vals in vals_list:
             activity = Activity.browse(vals.get("activity_id"))
             # the author's rights decide what the content may contain, as on the step
-            Activity._check_content_rights(vals, activity.sudo().campaign_id.model_name)
+            Activity._check_content_rights(vals, activity.campaign_id.model_name)
             contents.append({f: vals.pop(f) for f in ("subject", "body_html") if f in vals})
         variants = super().create(vals_list)
         for variant, content in zip(variants, contents, strict=False):
@@ -106,7 +102,7 @@ class MktActivityVariant(models.Model):
                     )
                 )
             # the engine's copy of the step's mailing (its link to the step is
-            # the campaign's, as for the step's own mailing)
+            # the campaign's, as for the step's own mailing: only the engine sets it)
             variant.mailing_id = activity.mailing_id.sudo().copy(
                 {
                     "mkt_activity_id": activity.id,
@@ -120,7 +116,12 @@ class MktActivityVariant(models.Model):
         return variants
 
     def write(self, vals):
-        for model_name in set(self.sudo().mapped("campaign_id.model_name")) or {False}:
+        model_names = set(self.mapped("campaign_id.model_name"))
+        if vals.get("activity_id"):
+            # read with the user's rights: never moved to a step they may not read
+            activity = self.env["mkt.activity"].browse(vals["activity_id"])
+            model_names.add(activity.campaign_id.model_name)
+        for model_name in model_names or {False}:
             self.env["mkt.activity"]._check_content_rights(vals, model_name)
         return super().write(vals)
 
@@ -137,5 +138,5 @@ class MktActivityVariant(models.Model):
         mailings = self.mailing_id
         res = super().unlink()
         # the engine's copies, never sent (see _unlink_except_sent)
-        mailings.sudo().unlink()
+        mailings.unlink()
         return res

@@ -355,13 +355,15 @@ class MktCampaign(models.Model):
             {fname: value for fname, value in step.items() if fname not in template_fields},
             records._name,
         )
+        # the sender may not create campaigns (a POS user): created for them,
+        # its content and recipients checked with their rights just above
         campaign = self.sudo().create(
             {
                 "name": name,
-                "model_id": self.env["ir.model"].sudo()._get_id(records._name),
+                "model_id": self.env["ir.model"]._get_id(records._name),
                 "domain": repr([("id", "in", records.ids)]),
                 "unique_field_id": unique_field
-                and self.env["ir.model.fields"].sudo()._get(records._name, unique_field).id,
+                and self.env["ir.model.fields"]._get(records._name, unique_field).id,
                 "auto_entry": False,
                 "user_id": self.env.user.id,
                 "company_id": self.env.company.id,
@@ -402,15 +404,19 @@ class MktCampaign(models.Model):
         self._check_launchable()
         for campaign in self:
             if not campaign.utm_campaign_id:
-                campaign.sudo().utm_campaign_id = (
-                    self.env["utm.campaign"].sudo().create({"name": campaign.name})
+                # engine-only field (mkt.campaign._check_engine_fields): set for the user
+                campaign.sudo().utm_campaign_id = self.env["utm.campaign"].create(
+                    {"name": campaign.name}
                 )
-        # a (re)launch takes the audience as it is now, even when it is then frozen
+        # a (re)launch takes the audience as it is now, even when it is then frozen;
+        # engine-only fields (_check_engine_fields): a campaign user only reads campaigns
         self.sudo().write({"state": "running", "last_sync_date": False})
         self.activity_ids._sync_mailing()
         # Email Marketing marks a mailing done when it sends: settled once
         # here, so that workers sending batches at once never write this
-        # shared row (a write conflict between them)
+        # shared row (a write conflict between them); sudo on these two fields
+        # only: any write re-checks the body against the writer's template-editor
+        # right, and a campaign user launches a manager's content
         self.activity_ids.mailing_id.filtered(lambda m: m.state != "done").sudo().write(
             {"state": "done", "sent_date": fields.Datetime.now()}
         )
@@ -427,6 +433,7 @@ class MktCampaign(models.Model):
     def action_stop(self):
         self._check_can_run()
         running = self.filtered(lambda c: c.state == "running")
+        # engine-only fields (_check_engine_fields): a campaign user only reads campaigns
         running.sudo().write({"state": "stopped", "is_paused": False, "paused_date": False})
         if not running:
             return True
@@ -459,6 +466,7 @@ class MktCampaign(models.Model):
         of them until Resume; nothing is canceled."""
         self._check_can_run()
         running = self.filtered(lambda c: c.state == "running" and not c.is_paused)
+        # engine-only fields (_check_engine_fields): a campaign user only reads campaigns
         running.sudo().write({"is_paused": True, "paused_date": fields.Datetime.now()})
         return True
 
@@ -494,6 +502,7 @@ class MktCampaign(models.Model):
             )
             self.env["mkt.trace"].invalidate_model(["state", "error_message", "processed_date"])
             paused.participant_ids.filtered(lambda p: p.state == "running")._update_completion()
+        # engine-only fields (_check_engine_fields): a campaign user only reads campaigns
         paused.sudo().write({"is_paused": False, "paused_date": False})
         self.env["mkt.trace"]._trigger_queue()
         return True
@@ -502,6 +511,7 @@ class MktCampaign(models.Model):
         self._check_can_run()
         if any(campaign.state == "running" for campaign in self):
             raise UserError(self.env._("Stop the campaign before resetting it to draft."))
+        # engine-only field (_check_engine_fields): a campaign user only reads campaigns
         self.sudo().write({"state": "draft"})
         return True
 
@@ -616,6 +626,8 @@ class MktCampaign(models.Model):
         Raises UserError when the responsible user is unset, archived or has
         no access to the campaign's company: nobody is enrolled then."""
         self.ensure_one()
+        # the responsible's active flag and companies, whatever the caller's
+        # companies: read only to build the environment the audience is searched in
         user = self.user_id.sudo()
         company = self.company_id
         if user and user._is_superuser():
@@ -669,6 +681,7 @@ class MktCampaign(models.Model):
                     "the previous campaigns %(previous)s that limit its audience.",
                     user=user.name,
                     campaign=self.name,
+                    # names only: the campaigns this form already lists as previous
                     previous=", ".join(hidden.sudo().mapped("name")),
                 )
             )
@@ -790,6 +803,7 @@ class MktCampaign(models.Model):
                 continue
             now = fields.Datetime.now()
             count = campaign._enrol(now)
+            # engine-only field (_check_engine_fields): set for a user launching
             campaign.sudo().last_sync_date = now
             total += count
             _logger.info("Campaign %s: %d records enrolled", campaign.id, count)

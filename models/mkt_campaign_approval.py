@@ -60,6 +60,7 @@ class MktCampaign(models.Model):
 
     @api.model
     def _is_approval_required(self):
+        # ir.config_parameter is admin-only: one known key
         return bool(self.env["ir.config_parameter"].sudo().get_param(APPROVAL_PARAM))
 
     def write(self, vals):
@@ -113,7 +114,7 @@ class MktCampaign(models.Model):
                         campaign=campaign.name,
                     )
                 )
-        # state is the engine's (a user may not write it): narrow sudo
+        # engine-only fields (mkt.campaign._check_engine_fields): a user may not write them
         self.sudo().write({"state": "pending", "approved_by_id": False, "approved_date": False})
         for campaign in self:
             campaign._notify_approvers()
@@ -128,6 +129,7 @@ class MktCampaign(models.Model):
                         "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
                     )
                 )
+        # engine-only fields (mkt.campaign._check_engine_fields), after _check_can_approve
         self.sudo().write(
             {
                 "state": "approved",
@@ -170,6 +172,7 @@ class MktCampaign(models.Model):
                         "Campaign %(campaign)s is not waiting for approval.", campaign=campaign.name
                     )
                 )
+        # engine-only field (mkt.campaign._check_engine_fields), after _check_can_approve
         self.sudo().write({"state": "draft"})
         for campaign in self:
             campaign._close_approval_activities(
@@ -224,7 +227,7 @@ class MktCampaign(models.Model):
         again (the approval was given to what they were)."""
         if not self:
             return
-        # the engine's fields (narrow sudo)
+        # engine-only fields (mkt.campaign._check_engine_fields): a user may not write them
         self.sudo().write({"state": "draft", "approved_by_id": False, "approved_date": False})
         for campaign in self:
             campaign._post_note(
@@ -240,6 +243,7 @@ class MktCampaign(models.Model):
         """Active managers who may read the campaign (its company)."""
         self.ensure_one()
         group = self.env.ref("mkt_campaign.group_mkt_campaign_manager")
+        # a group's members are admin-only: read to find whom to notify, filtered here
         users = group.sudo().all_user_ids.filtered(
             lambda u: (
                 u.active
@@ -281,7 +285,8 @@ class MktCampaign(models.Model):
 
     def _close_approval_activities(self, feedback):
         self.ensure_one()
-        # the approval activities of the campaign, whoever they were assigned to
+        # the approval activities of the campaign, whoever they were assigned to (a
+        # user may not close another's): this campaign's and this type's only
         activities = (
             self.env["mail.activity"]
             .sudo()
@@ -305,6 +310,7 @@ class MktCampaign(models.Model):
         needs write access: posted as superuser, with the acting user as
         author and a text built here (the reason of a refusal is escaped)."""
         self.ensure_one()
+        # posting needs write access to the campaign: the text is built by the caller
         self.sudo().message_post(
             body=body,
             author_id=self.env.user.partner_id.id,

@@ -78,7 +78,8 @@ class MktCampaign(models.Model):
         at 100% when the campaign asks for it, resume it below. Called after
         each chunk of messages and when the budget or costs change."""
         campaigns = self.filtered("budget")
-        # budget removed: nothing binds any more
+        # budget removed: nothing binds any more (engine-only field,
+        # mkt.campaign._check_engine_fields: written for the queue or the manager)
         (self - campaigns).filtered("budget_paused").sudo().write({"budget_paused": False})
         if not campaigns:
             return
@@ -106,7 +107,8 @@ class MktCampaign(models.Model):
                     if campaign._mark_budget_flag(fname):
                         campaign._notify_budget(threshold)
                 elif campaign[fname]:
-                    # the budget was raised: told again when reached again
+                    # the budget was raised: told again when reached again (the
+                    # engine's flag, read-only to users)
                     campaign.sudo()[fname] = False
             paused = campaign.budget_pause and rate >= 100
             if paused != campaign.budget_paused:

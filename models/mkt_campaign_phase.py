@@ -87,6 +87,7 @@ class MktCampaignPhase(models.Model):
 
     @api.constrains("server_action_id")
     def _check_server_action_model(self):
+        # ir.actions.server is admin-only: the phases' own actions, read to check their model
         for phase in self.sudo().filtered("server_action_id"):
             if phase.server_action_id.model_id.model != "mkt.campaign":
                 raise ValidationError(
@@ -117,7 +118,7 @@ class MktCampaignPhase(models.Model):
         checks it when it runs)."""
         for phase in self:
             # sudo: server actions are readable by administrators only
-            action = phase.sudo().server_action_id
+            action = phase.server_action_id.sudo()
             if action.group_ids and not (action.group_ids & user.all_group_ids):
                 raise AccessError(
                     self.env._(
@@ -183,9 +184,7 @@ class MktCampaign(models.Model):
     def _init_phases(self):
         """Campaigns without a phase (created before phases existed) start in
         the first one. Called by the phases' data file on install/update."""
-        first = (
-            self.env["mkt.campaign.phase"].sudo().search(Domain("company_id", "=", False), limit=1)
-        )
+        first = self.env["mkt.campaign.phase"].search(Domain("company_id", "=", False), limit=1)
         if first:
             self.env.cr.execute(
                 SQL(
@@ -222,6 +221,7 @@ class MktCampaign(models.Model):
                 phase._check_server_action_user(self.env.user)
         res = super().write(vals)
         if moved:
+            # engine-only field (mkt.campaign._check_engine_fields): set for the mover
             moved.sudo().write({"phase_date": fields.Datetime.now()})
             moved._run_phase_entry_actions()
         return res
@@ -248,7 +248,9 @@ class MktCampaign(models.Model):
         the reason is logged in the campaign's chatter."""
         for campaign in self:
             phase = campaign.phase_id
-            action = phase.sudo().server_action_id
+            # the engine runs the action (see _run_phase_action): ir.actions.server
+            # is admin-only; the responsible's right to run it is checked there
+            action = phase.server_action_id.sudo()
             if action:
                 campaign._run_phase_action(phase, action)
             if phase.notify_responsible and campaign.user_id:
@@ -296,7 +298,7 @@ class MktCampaign(models.Model):
     def _notify_phase_responsible(self, phase):
         self.ensure_one()
         partner = self.user_id.partner_id
-        template = phase.sudo().mail_template_id
+        template = phase.mail_template_id
         if template:
             # the template's author (a template editor) wrote its content
             self.message_post_with_source(

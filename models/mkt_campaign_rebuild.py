@@ -34,7 +34,8 @@ class MktCampaign(models.Model):
 
     def action_start(self):
         res = super().action_start()
-        # a launch queues the workflow as it is
+        # a launch queues the workflow as it is (engine-only field,
+        # mkt.campaign._check_engine_fields: a campaign user only reads campaigns)
         self.filtered("queue_outdated").sudo().write({"queue_outdated": False})
         return res
 
@@ -248,7 +249,7 @@ class MktCampaign(models.Model):
             requeued = len(rows)
             added_participants |= {row[0] for row in rows}
         self.env["mkt.trace"].invalidate_model()
-        Participant = self.env["mkt.participant"].sudo()
+        Participant = self.env["mkt.participant"]
         Participant.browse(list(added_participants))._reopen()
         Participant.search(
             [
@@ -257,6 +258,7 @@ class MktCampaign(models.Model):
             ]
         )._update_completion()
         # the steps added to the workflow are queued: nothing left for Update
+        # (engine-only fields, mkt.campaign._check_engine_fields)
         self.sudo().write({"queue_outdated": False, "needs_update": False})
         counts = {
             "canceled": canceled,

@@ -128,23 +128,18 @@ class MktCampaign(models.Model):
         stats = {}
         if self.ids:
             self.env.flush_all()
-            # the figures of campaigns the caller reads (record rules applied
-            # to self): who may see a campaign sees its figures, as the form's
-            # statistics always showed them
-            groups = (
-                self.env["mkt.campaign.report"]
-                .sudo()
-                ._read_group(
-                    [("campaign_id", "in", self.ids)],
-                    ["campaign_id", "activity_type", "state"],
-                    [
-                        "trace_count:sum",
-                        "opened_count:sum",
-                        "clicked_count:sum",
-                        "replied_count:sum",
-                        "bounced_count:sum",
-                    ],
-                )
+            # the figures of campaigns the caller reads, with their rights (the
+            # report's rule is the campaign's company)
+            groups = self.env["mkt.campaign.report"]._read_group(
+                [("campaign_id", "in", self.ids)],
+                ["campaign_id", "activity_type", "state"],
+                [
+                    "trace_count:sum",
+                    "opened_count:sum",
+                    "clicked_count:sum",
+                    "replied_count:sum",
+                    "bounced_count:sum",
+                ],
             )
             for campaign, channel, state, count, opened, clicked, replied, bounced in groups:
                 row = stats.setdefault(campaign.id, dict.fromkeys(DELIVERY_KEYS, 0))

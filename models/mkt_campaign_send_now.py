@@ -25,6 +25,7 @@ class MktTrace(models.Model):
         them outside the user's request (its own transactions, so that a
         message is never sent twice)."""
         self.campaign_id._check_can_run()
+        # the queue's own fields, written below: a campaign user only reads the steps
         traces = self.sudo().filtered(lambda t: t.state == "scheduled")
         if not traces:
             raise UserError(

@@ -77,7 +77,7 @@ class MktCampaign(models.Model):
                 phone = record[fname]
                 break
         now = fields.Datetime.now()
-        # the engine's rows (campaign users may not write participants)
+        # the engine's rows: a campaign user may not create participants nor steps
         participant = (
             self.env["mkt.participant"]
             .sudo()
@@ -95,6 +95,7 @@ class MktCampaign(models.Model):
                 }
             )
         )
+        # the queue's rows of that test (campaign users only read the queue)
         self.env["mkt.trace"].sudo().create(
             [
                 {

@@ -25,7 +25,8 @@ class MktCampaign(models.Model):
 
     def action_start(self):
         res = super().action_start()
-        # the steps as launched: later changes show the Update button
+        # the steps as launched: later changes show the Update button (engine-only
+        # field, mkt.campaign._check_engine_fields: a campaign user only reads campaigns)
         self.sudo().write({"needs_update": False})
         return res
 
@@ -47,6 +48,7 @@ class MktCampaign(models.Model):
             )
         running.activity_ids._check_launchable()
         count = running._schedule_new_steps()
+        # engine-only field (mkt.campaign._check_engine_fields): a campaign user only reads
         running.sudo().write({"needs_update": False})
         running.filtered(lambda c: c.mode == "test")._run_test_workflow()
         if count:
@@ -78,7 +80,7 @@ class MktCampaign(models.Model):
         total = 0
         for campaign in self:
             ignore_delay = campaign.mode == "test"
-            for activity in campaign.activity_ids.sudo():
+            for activity in campaign.activity_ids:
                 date = activity._get_schedule_date(now, ignore_delay)
                 # nobody runs a step twice (whatever the parent it came from),
                 # test participants on one record follow their test screen

@@ -82,6 +82,7 @@ class MktOptinMixin(models.AbstractModel):
         ``mkt_campaign.optin_link_days`` days (default 30)."""
         self.ensure_one()
         try:
+            # ir.config_parameter is admin-only: one known key
             days = int(
                 self.env["ir.config_parameter"]
                 .sudo()

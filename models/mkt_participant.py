@@ -103,18 +103,22 @@ class MktParticipant(models.Model):
         """End tests on one record: their pending steps are canceled."""
         self.campaign_id._check_can_run()
         # a completed test may still get steps from a simulated event: it ends too
-        tests = self.sudo().filtered(lambda p: p.is_record_test and p.state != "canceled")
+        tests = self.filtered(lambda p: p.is_record_test and p.state != "canceled")
         tests.trace_ids.filtered(lambda t: t.state == "scheduled")._set_state(
             "canceled", self.env._("The test was stopped by %(user)s.", user=self.env.user.name)
         )
-        tests.write({"state": "canceled", "end_date": fields.Datetime.now()})
+        # the participants' state is the engine's (mkt_participant_payload.py: users
+        # write the payload only), for these tests of campaigns the user may run
+        tests.sudo().write({"state": "canceled", "end_date": fields.Datetime.now()})
         return True
 
     def action_exclude(self):
         """Take participants out of their campaign for good: their pending steps
         are canceled and re-synchronisations never enrol the record again."""
         self.campaign_id._check_can_run()
-        participants = self.sudo()
+        participants = self
+        # the audience's lines are a manager's: a campaign user adds the exclusion
+        # of these participants' records only, on campaigns they may run
         Refinement = self.env["mkt.campaign.refinement"].sudo()
         existing = {
             (r.campaign_id.id, r.res_id): r
@@ -146,7 +150,9 @@ class MktParticipant(models.Model):
             "canceled",
             self.env._("Excluded from the campaign by %(user)s.", user=self.env.user.name),
         )
-        participants.filtered(lambda p: p.state == "running").write(
+        # the participants' state is the engine's (mkt_participant_payload.py: users
+        # write the payload only), for these of campaigns the user may run
+        participants.filtered(lambda p: p.state == "running").sudo().write(
             {"state": "canceled", "end_date": fields.Datetime.now()}
         )
         return True
@@ -231,7 +237,7 @@ class MktParticipant(models.Model):
         self.env.cr.execute(
             SQL("SELECT id FROM mkt_campaign WHERE id = %s FOR NO KEY UPDATE", campaign.id)
         )
-        Model = self.env[campaign.model_name].sudo()
+        Model = self.env[campaign.model_name]
         # the audience is what the responsible user may read in the campaign's
         # company: _search adds the record rules to the WHERE clause
         audience = Model.with_env(campaign._get_audience_env())

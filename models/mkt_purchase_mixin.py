@@ -583,6 +583,7 @@ class MktPurchaseMixin(models.AbstractModel):
         as a parenthesised SQL subquery."""
         comodel = self.env[field.comodel_name].with_context(active_test=False)
         if operator == "any!":
+            # 'any!' is the ORM's unrestricted 'any': the comodel without record rules
             comodel = comodel.sudo()
         if isinstance(value, SQL):
             return SQL("(%s)", value)

@@ -45,15 +45,13 @@ class MktPushToken(models.Model):
         except UserError as error:
             return dict.fromkeys(traces, ("failed", str(error)))
         campaign = activity.campaign_id
-        Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
+        Model = self.env[campaign.model_name].with_context(active_test=False)
         records = Model.browse(traces.mapped("res_id"))
         partner_by_res = {
             res_id: partner.id for res_id, partner in records._mkt_get_partners().items()
         }
         devices = defaultdict(list)
-        for token in self.sudo().search(
-            [("partner_id", "in", [p for p in partner_by_res.values() if p])]
-        ):
+        for token in self.search([("partner_id", "in", [p for p in partner_by_res.values() if p])]):
             devices[token.partner_id.id].append(token)
         titles = activity._render_push(activity.push_title, records.ids)
         bodies = activity._render_push(activity.push_body, records.ids)

@@ -20,7 +20,7 @@ class MktSendingPolicy(models.AbstractModel):
 
     @api.model
     def _get_settings(self):
-        params = self.env["ir.config_parameter"].sudo()
+        params = self.env["ir.config_parameter"]
 
         def integer(key):
             try:
@@ -60,7 +60,7 @@ class MktSendingPolicy(models.AbstractModel):
     def _apply(self, traces, activity):
         """Return the traces that may be sent now. The others are rejected
         (no consent) or postponed (cap reached, outside the sending window),
-        with the reason on the queue row."""
+        with the reason on the queue row. Run by the queue, as superuser."""
         if activity.activity_type not in MESSAGE_TYPES or not traces:
             return traces
         settings = self._get_settings()
@@ -78,7 +78,7 @@ class MktSendingPolicy(models.AbstractModel):
         campaign = activity.campaign_id
         if not traces or not campaign.require_optin:
             return traces
-        Model = self.env[campaign.model_name].sudo()
+        Model = self.env[campaign.model_name]
         records = Model.browse(traces.mapped("res_id"))
         confirmed = set(records.filtered(lambda r: r._mkt_has_confirmed_optin()).ids)
         refused = traces.filtered(lambda t: t.res_id not in confirmed)
@@ -106,7 +106,7 @@ class MktSendingPolicy(models.AbstractModel):
             or self.env.user.tz
             or "UTC"
         )
-        Model = self.env[campaign.model_name].sudo()
+        Model = self.env[campaign.model_name]
         records = Model.browse(traces.mapped("res_id"))
         tz_by_res_id = {record.id: record._mkt_get_tz() or default_tz for record in records}
         now = fields.Datetime.now()

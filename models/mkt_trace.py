@@ -141,9 +141,7 @@ class MktTrace(models.Model):
 
     def _compute_engagement(self):
         clicks = dict(
-            self.env["link.tracker.click"]
-            .sudo()
-            ._read_group(
+            self.env["link.tracker.click"]._read_group(
                 [("mailing_trace_id.mkt_trace_id", "in", self.ids)],
                 ["mailing_trace_id"],
                 ["__count"],
@@ -162,7 +160,7 @@ class MktTrace(models.Model):
 
     def action_cancel(self):
         self.campaign_id._check_can_run()
-        traces = self.sudo().filtered(lambda t: t.state == "scheduled")
+        traces = self.filtered(lambda t: t.state == "scheduled")
         traces._set_state("canceled", self.env._("Canceled by %(user)s.", user=self.env.user.name))
         traces.participant_id._update_completion()
         return True
@@ -180,6 +178,7 @@ class MktTrace(models.Model):
 
     def action_retry(self):
         self.campaign_id._check_can_run()
+        # the queue's own fields: a campaign user reads the steps, the engine writes them
         traces = self.sudo().filtered(lambda t: t.state == "failed")
         traces.write(
             {
@@ -202,7 +201,7 @@ class MktTrace(models.Model):
 
     @api.model
     def _cron_execute_activities(self):
-        params = self.env["ir.config_parameter"].sudo()
+        params = self.env["ir.config_parameter"]
         batch_size = int(params.get_param("mkt_campaign.batch_size", 500)) or 500
         cron = self.env["ir.cron"]
         auto_commit = not modules.module.current_test
@@ -256,6 +255,7 @@ class MktTrace(models.Model):
     def _queue_crons(self):
         """The cron jobs running the queue: the main one, then the extra
         workers (Settings > Parallel Queue Workers), active or not."""
+        # ir.cron is admin-only: the queue's own jobs, by xmlid, to wake or count them
         crons = self.env["ir.cron"].sudo()
         for xmlid in QUEUE_CRONS:
             crons |= self.env.ref(xmlid, raise_if_not_found=False) or crons.browse()
@@ -310,7 +310,7 @@ class MktTrace(models.Model):
     @api.model
     def _due_query(self, domain, ignore_schedule=False, ignore_mode=False):
         """SQL selecting the ids of the steps that may run now."""
-        query = self.sudo()._search(Domain("state", "=", "scheduled") & domain)
+        query = self._search(Domain("state", "=", "scheduled") & domain)
         query.add_join(
             "JOIN",
             "c",
@@ -396,7 +396,7 @@ class MktTrace(models.Model):
         - messages whose sending had started may have left: they end failed
           with the reason, so that nobody is messaged twice. That is at most
           one chunk per worker (mkt_campaign.send_chunk_size)."""
-        params = self.env["ir.config_parameter"].sudo()
+        params = self.env["ir.config_parameter"]
         timeout = int(params.get_param("mkt_campaign.processing_timeout_minutes", 30))
         limit = fields.Datetime.now() - timedelta(minutes=timeout)
         self.env.flush_all()
@@ -412,7 +412,7 @@ class MktTrace(models.Model):
                 limit,
             )
         )
-        stale = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        stale = self.browse([row[0] for row in self.env.cr.fetchall()])
         if not stale:
             return stale
         uncertain = stale.filtered(
@@ -523,6 +523,7 @@ class MktTrace(models.Model):
         is sent, and its outcome is committed right after, so that a worker
         killed mid-batch leaves one chunk of uncertain outcome at most and
         the rest of the batch goes back to the queue."""
+        # ir.config_parameter is admin-only (a test run executes as its user): one known key
         params = self.env["ir.config_parameter"].sudo()
         chunk_size = int(params.get_param("mkt_campaign.send_chunk_size", 50)) or 50
         conflicts = False
@@ -615,6 +616,8 @@ class MktTrace(models.Model):
 
     def _execute_activity(self, activity):
         campaign = activity.campaign_id
+        # whether the enrolled records still exist, whatever the caller may read: the
+        # step's filter below is searched with the campaign responsible's rights
         Model = self.env[campaign.model_name].sudo().with_context(active_test=False)
         res_ids = set(Model.browse(self.mapped("res_id")).exists().ids)
         missing = self.filtered(lambda t: t.res_id not in res_ids)
@@ -716,7 +719,11 @@ class MktTrace(models.Model):
           adapter catches the errors of one recipient and returns them as that
           step's outcome instead;
         - the adapter writes only its own steps' rows and its channel's
-          records; states, retries, children and events are the queue's.
+          records; states, retries, children and events are the queue's;
+        - it runs as superuser (the queue's cron, or the commented sudo of a
+          user's action on steps of a campaign they may run: Send Now, ▶ Run),
+          so it needs no sudo of its own; the content it renders was checked
+          with its author's rights when written (mkt.activity._check_content_rights).
         """
         channel = activity._mkt_channel()
         if not channel:
@@ -733,6 +740,7 @@ class MktTrace(models.Model):
         return outcome
 
     def _schedule_retry(self, outcome):
+        # ir.config_parameter is admin-only (a test run executes as its user): known keys
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param("mkt_campaign.max_attempts", 5))
         delay = int(params.get_param("mkt_campaign.retry_delay_minutes", 5))

@@ -58,6 +58,7 @@ class MktTrace(models.Model):
         return super()._set_state(state, message)
 
     def _schedule_retry(self, outcome):
+        # ir.config_parameter is admin-only (a test run executes as its user): one known key
         params = self.env["ir.config_parameter"].sudo()
         max_attempts = int(params.get_param("mkt_campaign.max_attempts", 5))
         # those given up end 'failed' through _set_state (recorded there)
@@ -116,7 +117,8 @@ class MktTrace(models.Model):
         "delivered" | "bounce" | "soft_bounce" | "complaint" | "blocked" |
         "unsubscribe", "answer": "…", "timestamp": unix seconds}]}``, the
         message identified by its Message-ID (e-mail), the SMS uuid, or the
-        provider's id (WhatsApp wamid). Returns how many events were used."""
+        provider's id (WhatsApp wamid). Returns how many events were used.
+        Called as superuser by the webhook, whose call is anonymous for Odoo."""
         items = []
         for event in (payload or {}).get("events") or []:
             if not isinstance(event, dict):
@@ -135,7 +137,7 @@ class MktTrace(models.Model):
         if not items:
             return 0
         message_ids = list({item[0] for item in items})
-        MailingTrace = self.env["mailing.trace"].sudo()
+        MailingTrace = self.env["mailing.trace"]
         mailing_traces = MailingTrace.search(
             [
                 ("message_id", "in", message_ids),
@@ -144,18 +146,14 @@ class MktTrace(models.Model):
         )
         by_message = {mt.message_id: mt for mt in mailing_traces}
         # SMS: the uuid the SMS provider knows the message by
-        for tracker in (
-            self.env["sms.tracker"]
-            .sudo()
-            .search(
-                [
-                    ("sms_uuid", "in", message_ids),
-                    ("mailing_trace_id.mkt_trace_id", "!=", False),
-                ]
-            )
+        for tracker in self.env["sms.tracker"].search(
+            [
+                ("sms_uuid", "in", message_ids),
+                ("mailing_trace_id.mkt_trace_id", "!=", False),
+            ]
         ):
             by_message[tracker.sms_uuid] = tracker.mailing_trace_id
-        whatsapp = self.sudo().search([("whatsapp_message_id", "in", message_ids)])
+        whatsapp = self.search([("whatsapp_message_id", "in", message_ids)])
         by_wamid = {t.whatsapp_message_id: t for t in whatsapp}
         feedback = []
         bounced = defaultdict(lambda: MailingTrace)  # answer -> mailing traces
@@ -172,7 +170,7 @@ class MktTrace(models.Model):
             feedback.append((trace.id, kind, answer, when))
         for answer, mtraces in bounced.items():
             mtraces.set_bounced(bounce_message=answer)
-        self.sudo()._record_feedback(feedback)
+        self._record_feedback(feedback)
         return len(feedback) + sum(len(mtraces) for mtraces in bounced.values())
 
     @api.model
@@ -180,7 +178,8 @@ class MktTrace(models.Model):
         """``feedback``: [(trace id, kind, answer, date)]. Written in bulk: the
         history lines (one INSERT), the rows' last feedback (one UPDATE; a
         'delivered' arriving late never hides a complaint or a bounce), and
-        the blacklisting of the addresses that complained or unsubscribed."""
+        the blacklisting of the addresses that complained or unsubscribed.
+        Called as superuser (the webhook, mailing.trace's events)."""
         if not feedback:
             return
         self.env.flush_all()
@@ -227,7 +226,7 @@ class MktTrace(models.Model):
         blacklisting = [item for item in feedback if item[1] in BLACKLISTING]
         if not blacklisting:
             return
-        traces = self.sudo().browse([item[0] for item in blacklisting])
+        traces = self.browse([item[0] for item in blacklisting])
         emails, phones = set(), set()
         for trace in traces:
             if trace.activity_type == "email":
@@ -240,11 +239,10 @@ class MktTrace(models.Model):
             "Added to the blocklist by a marketing campaign: the recipient marked a "
             "message as spam or unsubscribed at the provider."
         )
-        # sudo: the provider's signed call is anonymous for Odoo
-        Blacklist = self.env["mail.blacklist"].sudo()
+        Blacklist = self.env["mail.blacklist"]
         for email in emails:
             Blacklist._add(email, message=message)
-        PhoneBlacklist = self.env["phone.blacklist"].sudo()
+        PhoneBlacklist = self.env["phone.blacklist"]
         if phones:
             PhoneBlacklist._add(list(phones), message=message)
         _logger.info(

@@ -44,6 +44,8 @@ class MktTrace(models.Model):
         if not self:
             return True
         self.campaign_id._check_can_run()
+        # the queue runs as superuser (mkt.trace._execute_channel): these steps only,
+        # of a campaign the user may run, checked to be their test's just below
         traces = self.sudo()
         if not all(traces.mapped("participant_id.is_record_test")):
             raise UserError(
@@ -87,6 +89,7 @@ class MktTrace(models.Model):
         if event not in ("open", "click", "reply", "bounce"):
             raise UserError(self.env._("Unknown event to simulate: %(event)s", event=event))
         self.campaign_id._check_can_run()
+        # the queue's fields of these test steps (a campaign user only reads steps)
         traces = self.sudo()
         if not all(traces.mapped("is_test")):
             raise UserError(
@@ -282,15 +285,11 @@ class MktTrace(models.Model):
     def _expire_overdue(self):
         """Cancel, with the reason, the steps not executed within their step's
         expiry after they came due. One UPDATE per expiring step (few)."""
-        activities = (
-            self.env["mkt.activity"]
-            .sudo()
-            .search(
-                [
-                    ("expiry_number", ">", 0),
-                    ("campaign_id.state", "=", "running"),
-                ]
-            )
+        activities = self.env["mkt.activity"].search(
+            [
+                ("expiry_number", ">", 0),
+                ("campaign_id.state", "=", "running"),
+            ]
         )
         if not activities:
             return

@@ -185,6 +185,7 @@ class MktWhatsAppTemplate(models.Model):
             # WhatsApp approved the content as it was: it must review it again
             # (the engine's field, written as superuser)
             super().write(vals)
+            # engine-only field (status), after the user's own write of the content
             super(MktWhatsAppTemplate, self.sudo()).write({"status": "draft"})
         else:
             super().write(vals)
@@ -292,6 +293,7 @@ class MktWhatsAppTemplate(models.Model):
             _logger.warning("WhatsApp template approvals not refreshed: %s", error)
 
     def unlink(self):
+        # ir.actions.server is admin-only: the template's own Actions menu entry
         self.multi_action_id.sudo().unlink()
         return super().unlink()
 
@@ -337,6 +339,7 @@ class MktWhatsAppTemplate(models.Model):
 
     def action_disallow_multi(self):
         self.check_access("write")
+        # ir.actions.server is admin-only: the template's own Actions menu entry
         self.multi_action_id.sudo().unlink()
         return {"type": "ir.actions.client", "tag": "reload"}
 
@@ -354,7 +357,7 @@ class MktWhatsAppTemplate(models.Model):
         at once (queue, blacklist, caps and results as any campaign). Records
         sharing the customer of the phone field (partner_id.phone) get it once."""
         self.ensure_one()
-        template = self.sudo()
+        template = self
         if not template.exists() or template.status != "approved":
             self._raise_configure_templates(
                 self.env._(
@@ -471,7 +474,7 @@ class MktWhatsAppTemplate(models.Model):
         # each process paces to its share
         jobs = len(self.env["mkt.trace"]._queue_crons().filtered("active")) or 1
         client.config["rate"] = max(1, client.config["rate"] / jobs)
-        Model = self.env[activity.campaign_id.model_name].sudo().with_context(active_test=False)
+        Model = self.env[activity.campaign_id.model_name].with_context(active_test=False)
         records = {r.id: r for r in Model.browse(traces.mapped("res_id"))}
         payloads = {}
         if template.variable_ids.filtered("payload_key"):
@@ -483,7 +486,6 @@ class MktWhatsAppTemplate(models.Model):
         numbers = {trace: template._get_number(records[trace.res_id]) for trace in traces}
         blacklisted = set(
             self.env["phone.blacklist"]
-            .sudo()
             .search([("number", "in", [n for n in numbers.values() if n])])
             .mapped("number")
         )
@@ -546,7 +548,7 @@ class MktWhatsAppTemplate(models.Model):
                     if (m.get("context") or {}).get("id")
                 ]
         ids = {s.get("id") for s in statuses} | set(replies)
-        traces = Trace.sudo().search([("whatsapp_message_id", "in", list(ids))]) if ids else Trace
+        traces = Trace.search([("whatsapp_message_id", "in", list(ids))]) if ids else Trace
         by_message = {t.whatsapp_message_id: t for t in traces}
         read, replied, failed = Trace.browse(), Trace.browse(), {}
         used = 0

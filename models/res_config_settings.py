@@ -177,10 +177,8 @@ class ResConfigSettings(models.TransientModel):
     @api.model
     def get_values(self):
         res = super().get_values()
-        days = (
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mkt_campaign.quiet_weekdays", "0,1,2,3,4,5,6")
+        days = self.env["ir.config_parameter"].get_param(
+            "mkt_campaign.quiet_weekdays", "0,1,2,3,4,5,6"
         )
         selected = {int(d) for d in days.split(",") if d.strip().isdigit()}
         res.update({f"mkt_quiet_{day}": index in selected for index, day in enumerate(WEEKDAYS)})
@@ -189,7 +187,7 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         res = super().set_values()
-        self.env["ir.config_parameter"].sudo().set_param(
+        self.env["ir.config_parameter"].set_param(
             "mkt_campaign.quiet_weekdays",
             ",".join(str(i) for i, day in enumerate(WEEKDAYS) if self[f"mkt_quiet_{day}"]),
         )

@@ -34,5 +34,6 @@ class SmsTracker(models.Model):
                 # the sending itself (mailing_mailing_sms.py): only processed
                 # steps are failed here
                 for reason, steps in by_reason.items():
+                    # the queue's fields, for the (anonymous) delivery report
                     steps.sudo()._fail_after_sending(reason)
         return traces

@@ -1,7 +1,7 @@
 from contextlib import contextmanager
 
 from odoo import Command
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged, users
 from odoo.tools import mute_logger
 
@@ -272,6 +272,33 @@ class TestSecurityAudience(MktCampaignCommon):
             campaign.with_user(self.user_mkt_manager).action_start()
         self.assertEqual(campaign.state, "draft")
         self.assertFalse(campaign.participant_ids)
+
+    @users("mkt_manager")
+    @mute_logger("odoo.addons.base.models.ir_rule")
+    def test_attack_move_step_to_other_company(self):
+        """A manager of company A moves a step of theirs, or an A/B variant of
+        it, to a campaign of company B (whose campaign they may not read):
+        refused, as reading that campaign is (the rules check a write before it,
+        not its result). The step's target used to be read as superuser."""
+        foreign, foreign_steps = self._create_campaign(
+            [("welcome", {})], name="Company B campaign", company_id=self.company_b.id
+        )
+        campaign, steps = self._create_campaign([("welcome", {})], name="Company A campaign")
+        step = steps["welcome"].with_env(self.env)
+        step.write(
+            {
+                "ab_enabled": True,
+                "ab_variant_ids": [Command.create({"name": "Short", "share": 25, "subject": "Hi"})],
+            }
+        )
+        with self.assertRaises(AccessError):
+            step.write({"campaign_id": foreign.id})
+        with self.assertRaises(AccessError):
+            step.ab_variant_ids.write({"activity_id": foreign_steps["welcome"].id})
+        self.env.invalidate_all()
+        self.assertEqual(step.sudo().campaign_id, campaign)
+        self.assertEqual(step.sudo().ab_variant_ids.activity_id, step)
+        self.assertEqual(foreign.sudo().activity_ids, foreign_steps["welcome"])
 
     @mute_logger("odoo.addons.base.models.ir_rule")
     def test_step_filter_with_audience_rights(self):

@@ -499,6 +499,33 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
                 method()
         self.assertEqual(template.status, "draft")
 
+    @mute_logger("odoo.addons.base.models.ir_rule", "odoo.addons.base.models.ir_model")
+    def test_attack_whatsapp_list_action_without_template_rights(self):
+        """An employee who may edit contacts but neither read WhatsApp templates
+        nor run campaigns runs a template's "WhatsApp: …" entry of the contacts'
+        Actions menu: refused, nothing is sent (the template used to be read as
+        superuser, which let anyone with the menu entry message the contacts)."""
+        self._start_whatsapp()
+        template = self._approved_template(template_name="spring_list")
+        template.action_allow_multi()
+        employee = self.user_internal
+        employee.group_ids += self.env.ref("base.group_partner_manager")
+        self.assertFalse(self.env["mkt.whatsapp.template"].with_user(employee).has_access("read"))
+        campaigns_before = self.env["mkt.campaign"].search([])
+        action = template.multi_action_id.with_user(employee).with_context(
+            active_model="res.partner", active_ids=self.partners.ids
+        )
+        with self.assertRaises(AccessError):
+            action.run()
+        self.assertFalse(self.wa.messages)
+        self.assertEqual(self.env["mkt.campaign"].search([]), campaigns_before)
+
+        # a campaign user who may edit contacts sends it (read access to the templates)
+        self.user_mkt_user.group_ids += self.env.ref("base.group_partner_manager")
+        action.with_user(self.user_mkt_user).run()
+        self._run_queue()
+        self.assertTrue(self.wa.messages)
+
 
 @tagged("post_install", "-at_install", "mkt_campaign", "security")
 class TestPosContentRights(ContentSecurityMixin, MktCampaignCommon, TestPoSCommon):

@@ -62,6 +62,7 @@ class FcmApi(ApiClient):
     Raises ``UserError`` when no valid service account is configured."""
 
     def _get_config(self):
+        # ir.config_parameter is admin-only: the service account, kept in this client
         params = self.env["ir.config_parameter"].sudo()
         raw = params.get_param("mkt_campaign.fcm_service_account")
         if not raw:

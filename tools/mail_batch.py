@@ -152,14 +152,15 @@ class SmtpBatch:
     """One SMTP session pushing a batch of ``email.message.EmailMessage``.
 
     ``mail_server`` is an ``ir.mail_server`` recordset (possibly empty: the
-    default server) in the caller's environment; the session is opened by
+    default server) in the caller's environment (the queue's, as superuser:
+    ir.mail_server is admin-only); the session is opened by
     ``ir.mail_server`` itself (``_connect__``), so authentication, TLS and
     the From rewriting (``from_filter``) are Odoo's."""
 
     def __init__(self, mail_server, env):
         self.env = env
         self.mail_server = mail_server
-        self.IrMailServer = env["ir.mail_server"].sudo()
+        self.IrMailServer = env["ir.mail_server"]
         self.session = None
         self.smtp_from = None
         self.used_at = 0.0
@@ -188,7 +189,7 @@ class SmtpBatch:
             batch = batches[key] = cls(mail_server, env)
             batch.kept = True
         batch.env = env
-        batch.IrMailServer = env["ir.mail_server"].sudo()
+        batch.IrMailServer = env["ir.mail_server"]
         return batch
 
     @classmethod

@@ -133,6 +133,8 @@ class WhatsAppApi(ApiClient):
     Raises ``UserError`` when WhatsApp is not configured."""
 
     def _get_config(self):
+        # ir.config_parameter is admin-only: the provider's settings, kept in this
+        # client (a manager submits templates; the queue sends)
         params = self.env["ir.config_parameter"].sudo()
         config = {
             "endpoint": (

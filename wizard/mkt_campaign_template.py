@@ -147,7 +147,8 @@ class MktCampaignTemplate(models.TransientModel):
         return campaign
 
     def _code_action(self, name, model, code):
-        # a fixed code of ours: created as superuser, for a marketing manager
+        # a fixed code of ours: created as superuser (ir.actions.server is
+        # admin-only), for a marketing manager
         action = (
             self.env["ir.actions.server"]
             .sudo()
@@ -161,7 +162,7 @@ class MktCampaignTemplate(models.TransientModel):
             )
         )
         # registered under the module's name, so that uninstalling the module
-        # removes it (noupdate: upgrades keep it)
+        # removes it (noupdate: upgrades keep it); ir.model.data is admin-only
         self.env["ir.model.data"].sudo().create(
             {
                 "module": "mkt_campaign",
@@ -174,6 +175,7 @@ class MktCampaignTemplate(models.TransientModel):
         return action
 
     def _create_tag_hot_contacts(self):
+        # contact tags are the contact managers': one fixed tag, found or created by name
         Tag = self.env["res.partner.category"].sudo()
         tag = Tag.search([("name", "=", "Hot")], limit=1) or Tag.create({"name": "Hot"})
         action = self._code_action(
@@ -219,7 +221,7 @@ class MktCampaignTemplate(models.TransientModel):
             self.env._("Blacklist the address"),
             "mailing.contact",
             "for record in records:\n"
-            "    env['mail.blacklist'].sudo()._add(record.email, "
+            "    env['mail.blacklist']._add(record.email, "
             "message='Bounced on the welcome e-mail')",
         )
         return self._campaign(

@@ -20,6 +20,7 @@ class MktCampaignTest(models.TransientModel):
 
     @api.model
     def _selection_record_ref(self):
+        # ir.model is admin-only: the names of the models campaigns may target
         return [
             (model.model, model.name)
             for model in self.env["ir.model"].sudo().search([("is_mailing_enabled", "=", True)])

@@ -80,8 +80,8 @@ class MktParticipantMessage(models.TransientModel):
         # rights (the template-editor restriction), before anything is created
         self.env["mkt.activity"]._check_content_rights(values, campaign.model_name)
         # sudo: a campaign user may not create steps (a manager's
-        # configuration); the one-off step only carries the content checked
-        # above, and the campaign is one the user may run
+        # configuration); the one-off step, on a campaign the user may run, is
+        # created without the content, which the user writes just below
         activity = (
             self.env["mkt.activity"]
             .sudo()
@@ -91,10 +91,13 @@ class MktParticipantMessage(models.TransientModel):
                     "activity_type": self.channel,
                     "trigger_type": "begin",
                     "is_one_off": True,
-                    **values,
+                    "name": self.name,
                 }
             )
         )
+        # written with the user's rights on the step's mailing: Email/SMS
+        # Marketing applies its template-editor restriction as to any mailing
+        activity.mailing_id.with_env(self.env).write(activity._content_for_type(content))
         # rendered on a record with the user's rights: a message that does not
         # render, or has no content, stops here with the reason
         activity.with_env(self.env)._check_launchable()
@@ -146,5 +149,5 @@ class MktParticipantMessage(models.TransientModel):
         )
         count = self.env.cr.rowcount
         self.env["mkt.trace"].invalidate_model()
-        participants.sudo()._reopen()
+        participants._reopen()
         return count
