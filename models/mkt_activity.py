@@ -467,18 +467,8 @@ class MktActivity(models.Model):
         or the campaign's responsible when it runs): the action's own group
         restriction (``group_ids``), as ``ir.actions.server`` checks it."""
         self.ensure_one()
-        action = self.sudo().server_action_id
-        if action.group_ids and not (action.group_ids & user.all_group_ids):
-            raise AccessError(
-                self.env._(
-                    "Step %(step)s: %(user)s may not run the server action %(action)s "
-                    "(reserved to %(groups)s).",
-                    step=self.name,
-                    user=user.name,
-                    action=action.name,
-                    groups=", ".join(action.group_ids.mapped("full_name")),
-                )
-            )
+        # sudo: server actions are readable by administrators only
+        self.sudo().server_action_id._mkt_check_user(self, user)
 
     def _sync_mailing(self):
         """E-mail and SMS steps keep their content in a ``mailing.mailing`` that
