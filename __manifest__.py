@@ -9,7 +9,7 @@ WhatsApp, push and server-action steps, with delays and branches on what each
 recipient did. Every send is a row of the queue; results show rates, budget,
 costs, revenue and ROI. POS staff send marketing messages from the order list.
 """,
-    "version": "19.0.1.3.0",
+    "version": "19.0.1.4.0",
     "category": "Marketing/Marketing Campaigns",
     "license": "LGPL-3",
     "author": "mkt_campaign developers",

@@ -13,6 +13,7 @@ from . import mkt_trace_attempt  # before mkt_event: its view reads the history
 from . import mkt_sending_policy
 from . import mailing_contact
 from . import models
+from . import ir_actions_server
 from . import res_config_settings
 from . import mailing_mailing
 from . import mailing_mailing_sms

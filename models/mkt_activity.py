@@ -469,19 +469,7 @@ class MktActivity(models.Model):
         or the campaign's responsible when it runs): the action's own group
         restriction (``group_ids``), as ``ir.actions.server`` checks it."""
         self.ensure_one()
-        # ir.actions.server is admin-only: the step's own action, read to check its groups
-        action = self.server_action_id.sudo()
-        if action.group_ids and not (action.group_ids & user.all_group_ids):
-            raise AccessError(
-                self.env._(
-                    "Step %(step)s: %(user)s may not run the server action %(action)s "
-                    "(reserved to %(groups)s).",
-                    step=self.name,
-                    user=user.name,
-                    action=action.name,
-                    groups=", ".join(action.group_ids.mapped("full_name")),
-                )
-            )
+        self.server_action_id._mkt_check_user(self, user)
 
     def _sync_mailing(self):
         """E-mail and SMS steps keep their content in a ``mailing.mailing`` that

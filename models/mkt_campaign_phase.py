@@ -3,7 +3,7 @@ import logging
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
 from odoo.tools import SQL, sql
 
@@ -117,19 +117,7 @@ class MktCampaignPhase(models.Model):
         restriction, as for server-action steps (and as ``ir.actions.server``
         checks it when it runs)."""
         for phase in self:
-            # sudo: server actions are readable by administrators only
-            action = phase.server_action_id.sudo()
-            if action.group_ids and not (action.group_ids & user.all_group_ids):
-                raise AccessError(
-                    self.env._(
-                        "Phase %(phase)s: %(user)s may not run the server action %(action)s "
-                        "(reserved to %(groups)s).",
-                        phase=phase.name,
-                        user=user.name,
-                        action=action.name,
-                        groups=", ".join(action.group_ids.mapped("full_name")),
-                    )
-                )
+            phase.server_action_id._mkt_check_user(phase, user)
 
     def _next_phase(self, company):
         """The phase after this one for a campaign of ``company``."""

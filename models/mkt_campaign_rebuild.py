@@ -14,8 +14,10 @@ class MktCampaign(models.Model):
     recompute what is pending — scheduled steps of deleted or moved steps
     canceled with the reason, scheduled steps re-planned from the new delays,
     steps added to the workflow queued for the participants they concern, and
-    failed steps requeued on request. Processed (and processing) steps are
-    never touched, so nothing is sent twice."""
+    failed steps requeued on request — except the uncertain ones (interrupted
+    while sending: they may have been delivered), unless asked for explicitly.
+    Processed (and processing) steps are never touched, so nothing is sent
+    twice."""
 
     _inherit = "mkt.campaign"
 
@@ -52,10 +54,15 @@ class MktCampaign(models.Model):
             "context": {"default_campaign_id": self.id},
         }
 
-    def _rebuild_queue(self, requeue_failed=False):
+    def _rebuild_queue(self, requeue_failed=False, requeue_uncertain=False):
         """Rebuild the queue of this running campaign, set-based (one
         statement per kind of change, whatever the number of participants).
-        Returns the counts {canceled, replanned, added, requeued}."""
+        ``requeue_failed``: failed steps are scheduled again, but for the
+        uncertain ones (``mkt.trace.is_uncertain``: they may have been
+        delivered), requeued only with ``requeue_uncertain`` too.
+        Returns the counts {canceled, replanned, added, requeued,
+        requeued_uncertain, uncertain}, ``uncertain`` being the uncertain
+        failed steps left in the queue."""
         self.ensure_one()
         self._check_can_run()
         if self.state != "running":
@@ -220,34 +227,46 @@ class MktCampaign(models.Model):
         rows = cr.fetchall()
         added = len(rows)
         added_participants = {row[0] for row in rows}
-        # 4. failed rows requeued, as Retry does (due now, confirmed)
-        requeued = 0
+        # 4. failed rows requeued, as Retry does (due now, confirmed); an
+        # uncertain one only on explicit request: its message may have left
+        requeued = requeued_uncertain = 0
         if requeue_failed:
             cr.execute(
                 SQL(
                     """
                 WITH failed AS (
-                    SELECT t.id FROM mkt_trace t
+                    SELECT t.id, t.is_uncertain FROM mkt_trace t
                       JOIN mkt_activity a ON a.id = t.activity_id
                       JOIN mkt_campaign c ON c.id = t.campaign_id
                       JOIN mkt_participant p ON p.id = t.participant_id
                  LEFT JOIN mkt_trace par ON par.id = t.parent_id
                      WHERE t.campaign_id = %(campaign)s AND t.state = 'failed' AND %(fits)s
+                       AND (%(uncertain)s OR t.is_uncertain IS NOT TRUE)
                 )
                 UPDATE mkt_trace t SET state = 'scheduled', schedule_date = %(now)s,
-                       error_message = NULL, is_confirmed = true
+                       error_message = NULL, is_confirmed = true, is_uncertain = false
                   FROM failed f
                  WHERE t.id = f.id AND t.state = 'failed'
-             RETURNING t.participant_id
+             RETURNING t.participant_id, f.is_uncertain IS TRUE
                 """,
                     campaign=self.id,
                     fits=fits,
                     now=now,
+                    uncertain=bool(requeue_uncertain),
                 )
             )
             rows = cr.fetchall()
             requeued = len(rows)
+            requeued_uncertain = sum(1 for _participant, uncertain in rows if uncertain)
             added_participants |= {row[0] for row in rows}
+        cr.execute(
+            SQL(
+                """SELECT count(*) FROM mkt_trace
+                WHERE campaign_id = %s AND state = 'failed' AND is_uncertain""",
+                self.id,
+            )
+        )
+        uncertain = cr.fetchone()[0]
         self.env["mkt.trace"].invalidate_model()
         Participant = self.env["mkt.participant"]
         Participant.browse(list(added_participants))._reopen()
@@ -265,16 +284,20 @@ class MktCampaign(models.Model):
             "replanned": replanned,
             "added": added,
             "requeued": requeued,
+            "requeued_uncertain": requeued_uncertain,
+            "uncertain": uncertain,
         }
+        body = self.env._(
+            "Queue rebuilt by %(user)s: %(canceled)s steps canceled, %(replanned)s "
+            "re-planned, %(added)s added, %(requeued)s failed steps requeued.",
+            user=self.env.user.name,
+            **counts,
+        )
+        note = self._rebuild_uncertain_note(counts) if requeue_failed else ""
         # sudo: a campaign user may run the campaign, not write it (which
         # posting in its chatter requires); the note is the user's
         self.sudo().message_post(
-            body=self.env._(
-                "Queue rebuilt by %(user)s: %(canceled)s steps canceled, %(replanned)s "
-                "re-planned, %(added)s added, %(requeued)s failed steps requeued.",
-                user=self.env.user.name,
-                **counts,
-            ),
+            body=f"{body} {note}" if note else body,
             author_id=self.env.user.partner_id.id,
         )
         if self.mode == "test":
@@ -282,6 +305,24 @@ class MktCampaign(models.Model):
         else:
             self.env["mkt.trace"]._trigger_queue()
         return counts
+
+    @api.model
+    def _rebuild_uncertain_note(self, counts):
+        """What became of the uncertain failed steps (``counts`` of
+        _rebuild_queue) when failed steps were requeued, or ''."""
+        if counts["requeued_uncertain"]:
+            return self.env._(
+                "%(count)s of them were uncertain (interrupted while sending: they may have "
+                "been delivered) and requeued on explicit request.",
+                count=counts["requeued_uncertain"],
+            )
+        if counts["uncertain"]:
+            return self.env._(
+                "%(count)s uncertain failed steps were left alone: interrupted while sending, "
+                "they may have been delivered.",
+                count=counts["uncertain"],
+            )
+        return ""
 
     @api.model
     def _rebuild_reference_sql(self):

@@ -105,6 +105,15 @@ class MktTrace(models.Model):
         "before recording the result leaves it uncertain: it is never sent again "
         "automatically.",
     )
+    is_uncertain = fields.Boolean(
+        "Uncertain",
+        readonly=True,
+        copy=False,
+        help="The step failed while its message was being sent (its worker stopped, or "
+        "its result could not be recorded): it may have been delivered. Rebuild Queue "
+        "does not requeue it unless asked to explicitly; use Retry once you checked it "
+        "was not delivered.",
+    )
     worker_key = fields.Integer(
         "Worker",
         readonly=True,
@@ -186,6 +195,8 @@ class MktTrace(models.Model):
                 "schedule_date": fields.Datetime.now(),
                 "error_message": False,
                 "is_confirmed": True,
+                # the user checked that the message of an uncertain step was not delivered
+                "is_uncertain": False,
             }
         )
         traces.participant_id._reopen()
@@ -419,13 +430,12 @@ class MktTrace(models.Model):
             lambda t: t.send_started and not t.is_test and t.activity_id._mkt_sends_messages()
         )
         (stale - uncertain)._postpone(fields.Datetime.now(), False)
-        uncertain._set_state(
-            "failed",
+        uncertain._fail_uncertain(
             self.env._(
                 "Interrupted while sending: the worker stopped before recording the result. "
                 "It is not retried automatically so that nobody receives the message twice; "
                 "use Retry once you checked it was not delivered."
-            ),
+            )
         )
         uncertain.participant_id._update_completion()
         _logger.warning(
@@ -514,6 +524,20 @@ class MktTrace(models.Model):
         )
         self.invalidate_recordset(["state", "error_message", "processed_date"])
 
+    def _fail_uncertain(self, message):
+        """These steps' messages may have left, but their result is unknown
+        (the worker stopped while sending, or the result could not be
+        recorded): failed with ``message`` and marked uncertain, so that
+        nothing requeues them unless a user asks for it explicitly (Retry,
+        Rebuild Queue's option): nobody receives a message twice."""
+        if not self:
+            return
+        self._set_state("failed", message)
+        self.env.cr.execute(
+            SQL("UPDATE mkt_trace SET is_uncertain = true WHERE id = ANY(%s)", self.ids)
+        )
+        self.invalidate_recordset(["is_uncertain"])
+
     def _execute(self, auto_commit=False):
         """Run claimed ('processing') steps, grouped by activity: set-based
         filter checks, one action call per group, then their children.
@@ -572,14 +596,13 @@ class MktTrace(models.Model):
                 _logger.error(
                     "mkt_campaign: conflict after sending step %s: %s", activity.id, error
                 )
-                self._set_state(
-                    "failed",
+                self._fail_uncertain(
                     self.env._(
                         "The result could not be recorded (%(error)s). It is not retried "
                         "automatically so that nobody receives the message twice; use Retry "
                         "once you checked it was not delivered.",
                         error=error.pgerror or error,
-                    ),
+                    )
                 )
             else:
                 # another worker changed a row this chunk needed: nothing left,
@@ -594,13 +617,15 @@ class MktTrace(models.Model):
         except Exception as error:  # noqa: BLE001 - the reason is kept on the chunk's steps
             self.env.invalidate_all()
             _logger.exception("mkt_campaign: step %s raised", activity.id)
-            self._set_state(
-                "failed",
-                self.env._(
-                    "The step could not run: %(error)s",
-                    error=str(error) or type(error).__name__,
-                ),
+            message = self.env._(
+                "The step could not run: %(error)s",
+                error=str(error) or type(error).__name__,
             )
+            if progress["sending"]:
+                # raised after the first message left: some may have been delivered
+                self._fail_uncertain(message)
+            else:
+                self._set_state("failed", message)
         if auto_commit:
             # the chunk's outcome is kept whatever happens to the next one
             cr.commit()  # pylint: disable=invalid-commit

@@ -203,8 +203,13 @@ class TestPhases(MktCampaignCommon):
         )
         groups = self.env.user.group_ids
         Phase = self.env["mkt.campaign.phase"]
-        with self.assertRaises(AccessError):
+        with self.assertRaises(AccessError) as caught:
             Phase.create({"name": "Escalate", "server_action_id": admin.id})
+        self.assertEqual(
+            str(caught.exception),
+            f"Phase Escalate: {self.env.user.name} may not run the server action Admin only "
+            f"(reserved to {self.env.ref('base.group_system').sudo().full_name}).",
+        )
         phase = Phase.create({"name": "Harmless", "sequence": 50})
         with self.assertRaises(AccessError):
             phase.write({"server_action_id": admin.id})

@@ -1,12 +1,20 @@
+import importlib.util
+import os
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
+from odoo.fields import Domain
 from odoo.tests import freeze_time, tagged, users
 from odoo.tools import mute_logger
 
+from ..tools.mail_batch import SmtpBatch
 from .common import T0, MktCampaignCommon
 
 D = timedelta(days=1)
+MIGRATION = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "migrations", "19.0.1.4.0", "post-migrate.py"
+)
 
 
 @tagged("post_install", "-at_install", "mkt_campaign")
@@ -34,15 +42,36 @@ class TestRebuildQueue(MktCampaignCommon):
         self.assertEqual(set(steps["reminder"].trace_ids.mapped("state")), {"scheduled"})
         return campaign, steps
 
-    def _rebuild(self, campaign, requeue_failed=False, when=T0 + timedelta(hours=2)):
+    def _rebuild(
+        self, campaign, requeue_failed=False, when=T0 + timedelta(hours=2), requeue_uncertain=False
+    ):
         with freeze_time(when):
             wizard = self.env["mkt.campaign.rebuild"].create(
                 {
                     "campaign_id": campaign.id,
                     "requeue_failed": requeue_failed,
+                    "requeue_uncertain": requeue_uncertain,
                 }
             )
-            wizard.action_rebuild()
+            result = wizard.action_rebuild()
+        self.env.invalidate_all()
+        return result
+
+    def _interrupt(self, traces, when):
+        """The worker that claimed ``traces`` at ``when`` died while sending
+        their chunk; the next run recovers them (failed, uncertain)."""
+        Trace = self.env["mkt.trace"]
+        with freeze_time(when):
+            claimed = Trace._claim(Domain("id", "in", traces.ids))
+        self.assertEqual(claimed, traces)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE mkt_trace SET send_started = true, processing_date = %s WHERE id = ANY(%s)",
+            [when - timedelta(hours=1), traces.ids],
+        )
+        self.env.invalidate_all()
+        with freeze_time(when), mute_logger("odoo.addons.mkt_campaign.models.mkt_trace"):
+            Trace._recover_stale()
         self.env.invalidate_all()
 
     def _sent_to(self):
@@ -139,6 +168,156 @@ class TestRebuildQueue(MktCampaignCommon):
         others = steps["reminder"].trace_ids - failed
         self.assertEqual(set(others.mapped("state")), {"processed"}, "processed ones stay")
 
+    def test_uncertain_failed_steps_not_requeued(self):
+        """A step interrupted while sending may have been delivered: Requeue
+        Failed Steps leaves it failed (and says so), the other failed steps
+        are requeued as before, processed ones are never touched; only the
+        explicit second option requeues it."""
+        campaign, steps = self._campaign()
+        reminders = steps["reminder"].trace_ids
+        interrupted, ordinary = reminders[:2], reminders[2:3]
+        self._interrupt(interrupted, T0 + D)
+        self.assertEqual(set(interrupted.mapped("state")), {"failed"})
+        self.assertEqual(interrupted.mapped("is_uncertain"), [True, True])
+        self.assertIn("Interrupted while sending", interrupted[0].error_message)
+        ordinary._set_state("failed", "SMTP down")
+        self._run_queue(T0 + D)
+        processed = reminders - interrupted - ordinary
+        self.assertTrue(processed)
+        self.assertEqual(set(processed.mapped("state")), {"processed"})
+        done = {t.id: t.processed_date for t in processed | steps["welcome"].trace_ids}
+        self.assertEqual(
+            self.env["mkt.trace"].search(
+                [("campaign_id", "=", campaign.id), ("is_uncertain", "=", True)]
+            ),
+            interrupted,
+        )
+
+        wizard = self.env["mkt.campaign.rebuild"].create({"campaign_id": campaign.id})
+        self.assertEqual(wizard.uncertain_count, 2, "the wizard shows what it leaves alone")
+        uncertain_list = wizard.action_view_uncertain()
+        self.assertIn(("campaign_id", "=", campaign.id), uncertain_list["domain"])
+        self.assertEqual(uncertain_list["context"], {"search_default_filter_uncertain": 1})
+
+        result = self._rebuild(campaign, requeue_failed=True, when=T0 + 2 * D)
+        self.assertEqual(ordinary.state, "scheduled", "an ordinary failure is requeued")
+        self.assertEqual(ordinary.schedule_date, T0 + 2 * D)
+        self.assertEqual(set(interrupted.mapped("state")), {"failed"}, "not without the option")
+        self.assertEqual(interrupted.mapped("is_uncertain"), [True, True])
+        self.assertIn("Interrupted while sending", interrupted[0].error_message)
+        self.assertIn("1 failed steps requeued", result["params"]["message"])
+        self.assertIn("2 uncertain failed steps were left alone", result["params"]["message"])
+        self.assertIn("may have been delivered", campaign.message_ids[0].body)
+
+        # the explicit option alone does nothing: it comes with Requeue Failed Steps
+        self._rebuild(campaign, requeue_uncertain=True, when=T0 + 2 * D)
+        self.assertEqual(set(interrupted.mapped("state")), {"failed"})
+
+        self._rebuild(campaign, requeue_failed=True, requeue_uncertain=True, when=T0 + 3 * D)
+        self.assertEqual(set(interrupted.mapped("state")), {"scheduled"})
+        self.assertEqual(set(interrupted.mapped("schedule_date")), {T0 + 3 * D})
+        self.assertEqual(interrupted.mapped("is_uncertain"), [False, False])
+        self.assertIn(
+            "2 of them were uncertain (interrupted while sending: they may have been delivered) "
+            "and requeued on explicit request",
+            campaign.message_ids[0].body,
+        )
+        self.assertEqual(
+            {t.id: t.processed_date for t in processed | steps["welcome"].trace_ids},
+            done,
+            "processed steps are never touched",
+        )
+        self.assertEqual(set(processed.mapped("state")), {"processed"})
+
+    def test_retry_clears_uncertain(self):
+        """Retry, one step at a time once checked, requeues an uncertain
+        step: it is an ordinary step again."""
+        _campaign, steps = self._campaign()
+        interrupted = steps["reminder"].trace_ids[:1]
+        self._interrupt(interrupted, T0 + D)
+        self.assertTrue(interrupted.is_uncertain)
+        interrupted.action_retry()
+        self.assertEqual(interrupted.state, "scheduled")
+        self.assertFalse(interrupted.is_uncertain)
+
+    @mute_logger("odoo.addons.mkt_campaign.models.mkt_trace")
+    def test_error_after_first_message_uncertain(self):
+        """A chunk that raises once its first message left may have been
+        partly delivered: failed and uncertain. One that raises before is an
+        ordinary failure."""
+
+        def send_then_fail(batch, messages, on_first_send=None, keep_open=False):
+            on_first_send()
+            raise ConnectionResetError("connection reset by the SMTP server")
+
+        def fail_before_sending(batch, messages, on_first_send=None, keep_open=False):
+            raise ConnectionResetError("connection reset by the SMTP server")
+
+        def fast_path(step):
+            # the batch-native path (no thread replies): its SMTP batch fails
+            self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "1")
+            step.mailing_id.reply_to_mode = "new"
+            self.assertFalse(step.mailing_id._mkt_fast_email_unsupported())
+
+        campaign, steps = self._campaign()
+        fast_path(steps["reminder"])
+        with patch.object(SmtpBatch, "send", send_then_fail):
+            self._run_queue(T0 + D)
+        reminders = steps["reminder"].trace_ids
+        self.assertEqual(set(reminders.mapped("state")), {"failed"})
+        self.assertEqual(set(reminders.mapped("is_uncertain")), {True})
+        self.assertIn("connection reset", reminders[0].error_message)
+
+        campaign2, steps2 = self._campaign()
+        fast_path(steps2["reminder"])
+        with patch.object(SmtpBatch, "send", fail_before_sending):
+            self._run_queue(T0 + D)
+        reminders2 = steps2["reminder"].trace_ids
+        self.assertEqual(set(reminders2.mapped("state")), {"failed"})
+        self.assertEqual(set(reminders2.mapped("is_uncertain")), {False})
+        self._rebuild(campaign2, requeue_failed=True, when=T0 + 2 * D)
+        self.assertEqual(set(reminders2.mapped("state")), {"scheduled"})
+
+    def test_migration_marks_earlier_interrupted_steps(self):
+        """Rows failed by an interruption before 19.0.1.4.0 are recognised by
+        their reason (on a started sending) and marked uncertain; other
+        failures are not."""
+        _campaign, steps = self._campaign()
+        reminders = steps["reminder"].trace_ids
+        interrupted, conflict, ordinary, not_started = reminders[:4]
+        self._interrupt(interrupted | conflict | ordinary, T0 + D)
+        interrupted_reason = interrupted.error_message
+        self.env.flush_all()
+        # as an earlier version left them: no mark
+        self.env.cr.execute(
+            """UPDATE mkt_trace SET is_uncertain = NULL,
+                      error_message = CASE id WHEN %s THEN %s WHEN %s THEN %s ELSE %s END
+                WHERE id = ANY(%s)""",
+            [
+                conflict.id,
+                "The result could not be recorded (could not serialize access). It is not "
+                "retried automatically so that nobody receives the message twice; use Retry "
+                "once you checked it was not delivered.",
+                ordinary.id,
+                "The step could not run: 100% of_ the quota",
+                interrupted_reason,
+                (interrupted | conflict | ordinary).ids,
+            ],
+        )
+        self.env.cr.execute(
+            "UPDATE mkt_trace SET state = 'failed', error_message = %s WHERE id = %s",
+            [interrupted_reason, not_started.id],
+        )
+        spec = importlib.util.spec_from_file_location("mkt_post_migrate_19_0_1_4_0", MIGRATION)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.migrate(self.env.cr, "19.0.1.3.0")
+        self.env.invalidate_all()
+        self.assertTrue(interrupted.is_uncertain)
+        self.assertTrue(conflict.is_uncertain)
+        self.assertFalse(ordinary.is_uncertain)
+        self.assertFalse(not_started.is_uncertain, "its sending had not started")
+
     @users("mkt_user")
     def test_campaign_user_rebuilds(self):
         """Campaign users run campaigns: they rebuild the queue too (the
@@ -147,6 +326,8 @@ class TestRebuildQueue(MktCampaignCommon):
         steps["reminder"].interval_number = 2
         campaign = campaign.with_user(self.env.user)
         self.assertTrue(campaign.queue_outdated)
+        wizard = self.env["mkt.campaign.rebuild"].create({"campaign_id": campaign.id})
+        self.assertEqual(wizard.uncertain_count, 0)
         action = campaign.action_rebuild_queue()
         self.assertEqual(action["res_model"], "mkt.campaign.rebuild")
         self._rebuild(campaign)

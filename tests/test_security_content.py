@@ -342,7 +342,11 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
                 "domain": self.audience_domain,
             }
         )
-        with self.assertRefused(AccessError, "may not run the server action"):
+        refusal = (
+            f"Step Tag: {self.user_mkt_manager.name} may not run the server action "
+            f"{action.name} (reserved to {self.env.ref('base.group_system').full_name})."
+        )
+        with self.assertRefused(AccessError, refusal):
             manager_env["mkt.activity"].create(
                 {
                     "campaign_id": campaign.id,
@@ -360,7 +364,7 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
                 "server_action_id": allowed.id,
             }
         )
-        with self.assertRefused(AccessError, "may not run the server action"):
+        with self.assertRefused(AccessError, refusal):
             step.write({"server_action_id": action.id})
 
         # a step set up by an administrator, on a campaign the manager runs:
