@@ -186,6 +186,37 @@ class MktTrace(models.Model):
         return True
 
     def action_retry(self):
+        """Requeue the failed steps, now. Uncertain ones (interrupted while
+        sending: the message may have been delivered) are left alone and
+        counted in a notification: each is retried from its form with Retry
+        Anyway, once the user checked it was not delivered."""
+        uncertain = self.filtered(lambda t: t.state == "failed" and t.is_uncertain)
+        (self - uncertain)._retry()
+        if not uncertain:
+            return True
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "warning",
+                "title": self.env._("Uncertain steps not retried"),
+                "message": self.env._(
+                    "%(count)s of the selected steps were interrupted while sending and may "
+                    "have been delivered: they were not retried. Check them, then use Retry "
+                    "Anyway on each.",
+                    count=len(uncertain),
+                ),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def action_retry_uncertain(self):
+        """Requeue failed steps, uncertain ones included: the user checked
+        that their message was not delivered (the button asks first)."""
+        self._retry()
+        return True
+
+    def _retry(self):
         self.campaign_id._check_can_run()
         # the queue's own fields: a campaign user reads the steps, the engine writes them
         traces = self.sudo().filtered(lambda t: t.state == "failed")
@@ -201,7 +232,6 @@ class MktTrace(models.Model):
         )
         traces.participant_id._reopen()
         self._trigger_queue()
-        return True
 
     def action_open_record(self):
         return self.participant_id.action_open_record()

@@ -230,13 +230,20 @@ class TestRebuildQueue(MktCampaignCommon):
         self.assertEqual(set(processed.mapped("state")), {"processed"})
 
     def test_retry_clears_uncertain(self):
-        """Retry, one step at a time once checked, requeues an uncertain
-        step: it is an ordinary step again."""
+        """Retry leaves an uncertain step alone and says so; Retry Anyway,
+        once the user checked it, requeues it: an ordinary step again."""
         _campaign, steps = self._campaign()
         interrupted = steps["reminder"].trace_ids[:1]
         self._interrupt(interrupted, T0 + D)
         self.assertTrue(interrupted.is_uncertain)
-        interrupted.action_retry()
+        # Retry (also the list's, on a selection) leaves it alone and says so
+        answer = interrupted.action_retry()
+        self.assertEqual(answer["params"]["type"], "warning")
+        self.assertIn("1 of the selected steps", answer["params"]["message"])
+        self.assertEqual(interrupted.state, "failed")
+        self.assertTrue(interrupted.is_uncertain)
+        # Retry Anyway, once checked, requeues it
+        interrupted.action_retry_uncertain()
         self.assertEqual(interrupted.state, "scheduled")
         self.assertFalse(interrupted.is_uncertain)
 
