@@ -111,8 +111,8 @@ class MktTrace(models.Model):
         copy=False,
         help="The step failed while its message was being sent (its worker stopped, or "
         "its result could not be recorded): it may have been delivered. Rebuild Queue "
-        "does not requeue it unless asked to explicitly; use Retry once you checked it "
-        "was not delivered.",
+        "does not requeue it unless asked to explicitly; use Retry Anyway once you "
+        "checked it was not delivered.",
     )
     worker_key = fields.Integer(
         "Worker",
