@@ -111,8 +111,8 @@ class MktTrace(models.Model):
         copy=False,
         help="The step failed while its message was being sent (its worker stopped, or "
         "its result could not be recorded): it may have been delivered. Rebuild Queue "
-        "does not requeue it unless asked to explicitly; use Retry Anyway once you "
-        "checked it was not delivered.",
+        "does not requeue it unless asked to explicitly; use Retry on its form once "
+        "you checked it was not delivered.",
     )
     worker_key = fields.Integer(
         "Worker",
@@ -188,8 +188,8 @@ class MktTrace(models.Model):
     def action_retry(self):
         """Requeue the failed steps, now. Uncertain ones (interrupted while
         sending: the message may have been delivered) are left alone and
-        counted in a notification: each is retried from its form with Retry
-        Anyway, once the user checked it was not delivered."""
+        counted in a notification: each is retried from its form (Retry asks
+        first), once the user checked it was not delivered."""
         uncertain = self.filtered(lambda t: t.state == "failed" and t.is_uncertain)
         (self - uncertain)._retry()
         if not uncertain:
@@ -202,8 +202,8 @@ class MktTrace(models.Model):
                 "title": self.env._("Uncertain steps not retried"),
                 "message": self.env._(
                     "%(count)s of the selected steps were interrupted while sending and may "
-                    "have been delivered: they were not retried. Check them, then use Retry "
-                    "Anyway on each.",
+                    "have been delivered: they were not retried. Check them, then use Retry on "
+                    "the form of each, which asks for a confirmation.",
                     count=len(uncertain),
                 ),
                 "next": {"type": "ir.actions.act_window_close"},

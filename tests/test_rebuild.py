@@ -230,7 +230,7 @@ class TestRebuildQueue(MktCampaignCommon):
         self.assertEqual(set(processed.mapped("state")), {"processed"})
 
     def test_retry_clears_uncertain(self):
-        """Retry leaves an uncertain step alone and says so; Retry Anyway,
+        """Retry leaves an uncertain step alone and says so; its form's Retry,
         once the user checked it, requeues it: an ordinary step again."""
         _campaign, steps = self._campaign()
         interrupted = steps["reminder"].trace_ids[:1]
@@ -242,7 +242,7 @@ class TestRebuildQueue(MktCampaignCommon):
         self.assertIn("1 of the selected steps", answer["params"]["message"])
         self.assertEqual(interrupted.state, "failed")
         self.assertTrue(interrupted.is_uncertain)
-        # Retry Anyway, once checked, requeues it
+        # the form's Retry (action_retry_uncertain, confirmed), once checked, requeues it
         interrupted.action_retry_uncertain()
         self.assertEqual(interrupted.state, "scheduled")
         self.assertFalse(interrupted.is_uncertain)
