@@ -675,14 +675,19 @@ class MktCampaign(models.Model):
         previous = self.previous_ids.previous_campaign_id
         hidden = previous - previous.with_env(env)._filtered_access("read")
         if hidden:
+            readable = hidden._filtered_access("read")
             raise UserError(
                 self.env._(
                     "The responsible user %(user)s of campaign %(campaign)s may not read "
                     "the previous campaigns %(previous)s that limit its audience.",
                     user=user.name,
                     campaign=self.name,
-                    # names only: the campaigns this form already lists as previous
-                    previous=", ".join(hidden.sudo().mapped("name")),
+                    # names of those the current user may read, numbers of the others
+                    # (another company's campaign name is not the caller's to see)
+                    previous=", ".join(
+                        campaign.name if campaign in readable else f"#{campaign.id}"
+                        for campaign in hidden
+                    ),
                 )
             )
         return env

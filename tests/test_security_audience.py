@@ -268,8 +268,14 @@ class TestSecurityAudience(MktCampaignCommon):
                 )
             ],
         )
-        with self._refused(UserError, "may not read the previous campaigns Company B campaign"):
+        # the launching manager may not read it either: its number, not its name
+        with self._refused(UserError, f"may not read the previous campaigns #{foreign.id} ") as cm:
             campaign.with_user(self.user_mkt_manager).action_start()
+        self.assertNotIn("Company B campaign", str(cm.exception))
+        # an administrator launching it sees the name
+        campaign.user_id = self.user_mkt_manager
+        with self._refused(UserError, "may not read the previous campaigns Company B campaign"):
+            campaign.action_start()
         self.assertEqual(campaign.state, "draft")
         self.assertFalse(campaign.participant_ids)
 
