@@ -464,12 +464,12 @@ class MktActivity(models.Model):
                     )
                 )
 
-    def _check_server_action_user(self, user):
+    def _check_server_action_user(self, user, campaign=None):
         """The step's server action may be run by ``user`` (the step's author,
-        or the campaign's responsible when it runs): the action's own group
-        restriction (``group_ids``), as ``ir.actions.server`` checks it."""
+        or the responsible of ``campaign`` when it runs): the action's own
+        group restriction (``group_ids``), as ``ir.actions.server`` checks it."""
         self.ensure_one()
-        self.server_action_id._mkt_check_user(self, user)
+        self.server_action_id._mkt_check_user(self, user, campaign)
 
     def _sync_mailing(self):
         """E-mail and SMS steps keep their content in a ``mailing.mailing`` that
@@ -724,16 +724,7 @@ class MktActivity(models.Model):
             # the campaign's responsible must be allowed to run the action (its
             # own group restriction), as when the step was saved: a change of
             # responsible or of the action's groups since then stops it here
-            if not campaign.user_id:
-                raise UserError(
-                    self.env._(
-                        "Campaign %(campaign)s has no responsible user: nobody may run its "
-                        "server action %(action)s.",
-                        campaign=campaign.name,
-                        action=action.name,
-                    )
-                )
-            activity._check_server_action_user(campaign.user_id)
+            activity._check_server_action_user(campaign.user_id, campaign)
         except UserError as e:  # AccessError included
             return {trace: ("failed", str(e)) for trace in traces}
         try:

@@ -3,7 +3,7 @@ import logging
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
 from odoo.fields import Domain
 from odoo.tools import SQL, sql
 
@@ -112,12 +112,13 @@ class MktCampaignPhase(models.Model):
             self._check_server_action_user(self.env.user)
         return res
 
-    def _check_server_action_user(self, user):
+    def _check_server_action_user(self, user, campaign=None):
         """``user`` may run the phases' server actions: the action's own group
         restriction, as for server-action steps (and as ``ir.actions.server``
-        checks it when it runs)."""
+        checks it when it runs); ``user`` is the responsible of ``campaign``
+        when the action runs for it."""
         for phase in self:
-            phase.server_action_id._mkt_check_user(phase, user)
+            phase.server_action_id._mkt_check_user(phase, user, campaign)
 
     def _next_phase(self, company):
         """The phase after this one for a campaign of ``company``."""
@@ -248,16 +249,7 @@ class MktCampaign(models.Model):
         self.ensure_one()
         user = self.user_id
         try:
-            if not user:
-                raise UserError(
-                    self.env._(
-                        "Campaign %(campaign)s has no responsible user: nobody may run the "
-                        "server action %(action)s.",
-                        campaign=self.name,
-                        action=action.name,
-                    )
-                )
-            phase._check_server_action_user(user)
+            phase._check_server_action_user(user, self)
             with self.env.cr.savepoint():
                 # sudo: server actions run as the engine, as server-action
                 # steps do, once the responsible's right to run it is checked

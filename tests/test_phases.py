@@ -183,6 +183,34 @@ class TestPhases(MktCampaignCommon):
         self.assertFalse(any("Admin action ran" in b for b in bodies))
         self.assertTrue(any("could not run" in b and "may not run" in b for b in bodies))
 
+    def test_entry_action_without_responsible(self):
+        """A campaign whose responsible was removed while it runs runs no
+        server action on entering a phase: the chatter says why, as for a
+        server-action step (one check, one message)."""
+        action = self.env["ir.actions.server"].create(
+            {
+                "name": "Note it",
+                "model_id": self.env["ir.model"]._get_id("mkt.campaign"),
+                "state": "code",
+                "code": "for record in records: record.message_post(body='Entry action ran')",
+            }
+        )
+        self.sending.server_action_id = action
+        campaign, _steps = self._campaign(user_id=self.user_mkt_manager.id)
+        self._launch(campaign)
+        campaign.user_id = False
+        self._cron(T0)
+        self.assertEqual(campaign.phase_id, self.sending)
+        bodies = campaign.message_ids.mapped("body")
+        self.assertFalse(any("Entry action ran" in b for b in bodies))
+        self.assertTrue(
+            any(
+                f"Campaign {campaign.name} has no responsible user: nobody may run its server "
+                "action Note it." in b
+                for b in bodies
+            )
+        )
+
     @users("mkt_manager")
     @mute_logger("odoo.addons.base.models.ir_model", "odoo.models")
     def test_manager_cannot_set_forbidden_action(self):

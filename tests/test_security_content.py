@@ -387,6 +387,35 @@ class TestContentRights(ContentSecurityMixin, WhatsAppMixin, MktCampaignCommon):
         self.assertEqual(set(step.trace_ids.mapped("state")), {"processed"})
         self.assertNoEscalation(self.user_mkt_manager, groups)
 
+    def test_server_action_without_responsible(self):
+        """A server-action step of a campaign whose responsible was removed
+        while it runs does not run: its steps fail with the reason."""
+        tag = self.env["res.partner.category"].create({"name": "Nobody's"})
+        campaign = self.env["mkt.campaign"].create(
+            {
+                "name": "Orphan action",
+                "model_id": self.partner_model.id,
+                "domain": self.audience_domain,
+                "user_id": self.user_mkt_manager.id,
+            }
+        )
+        step = self._add_step(
+            campaign,
+            name="Tag",
+            activity_type="server_action",
+            server_action_id=self._tagging_action(tag).id,
+        )
+        self._launch(campaign.with_user(self.user_mkt_manager))
+        campaign.user_id = False
+        self._run_queue(T0)
+        self.assertEqual(set(step.trace_ids.mapped("state")), {"failed"})
+        self.assertEqual(
+            step.trace_ids[0].error_message,
+            f"Campaign Orphan action has no responsible user: nobody may run its server "
+            f"action {step.server_action_id.name}.",
+        )
+        self.assertFalse(self.partners.filtered(lambda p: tag in p.category_id))
+
     # ------------------------------------------------------------------
     # Engine fields
     # ------------------------------------------------------------------
