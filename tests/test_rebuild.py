@@ -3,6 +3,8 @@ import os
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo.exceptions import AccessError, UserError
 from odoo.fields import Domain
 from odoo.tests import freeze_time, tagged, users
@@ -284,6 +286,29 @@ class TestRebuildQueue(MktCampaignCommon):
         self.assertEqual(set(reminders2.mapped("is_uncertain")), {False})
         self._rebuild(campaign2, requeue_failed=True, when=T0 + 2 * D)
         self.assertEqual(set(reminders2.mapped("state")), {"scheduled"})
+
+    @mute_logger("odoo.addons.mkt_campaign.models.mkt_trace", "odoo.sql_db")
+    def test_conflict_after_first_message_uncertain(self):
+        """A database conflict once the first message of a chunk left (which
+        the design rules out: a batch writes only its own rows then) is not
+        requeued as an ordinary conflict is: the chunk fails, uncertain, and
+        Rebuild Queue leaves it alone."""
+
+        def send_then_conflict(batch, messages, on_first_send=None, keep_open=False):
+            on_first_send()
+            raise psycopg2.extensions.TransactionRollbackError("could not serialize access")
+
+        campaign, steps = self._campaign()
+        self.env["ir.config_parameter"].sudo().set_param("mkt_campaign.fast_email", "1")
+        steps["reminder"].mailing_id.reply_to_mode = "new"
+        with patch.object(SmtpBatch, "send", send_then_conflict):
+            self._run_queue(T0 + D)
+        reminders = steps["reminder"].trace_ids
+        self.assertEqual(set(reminders.mapped("state")), {"failed"})
+        self.assertEqual(set(reminders.mapped("is_uncertain")), {True})
+        self.assertIn("The result could not be recorded", reminders[0].error_message)
+        self._rebuild(campaign, requeue_failed=True, when=T0 + 2 * D)
+        self.assertEqual(set(reminders.mapped("state")), {"failed"}, "left alone")
 
     def test_migration_marks_earlier_interrupted_steps(self):
         """Rows failed by an interruption before 19.0.1.4.0 are recognised by
