@@ -142,19 +142,28 @@ class MktActivity(models.Model):
         it): if they come back to the queue, _ab_assign gives them the winner
         when they run again."""
         self.ensure_one()
+        self._ab_give_winner(
+            SQL(
+                """SELECT p.id FROM mkt_trace p
+                    WHERE p.activity_id = %s AND p.state = 'scheduled'
+                      FOR UPDATE SKIP LOCKED""",
+                self.id,
+            )
+        )
+
+    def _ab_give_winner(self, rows):
+        """The winner for the queue rows ``rows`` (SQL selecting their ids)
+        that do not have it yet: one UPDATE."""
+        self.ensure_one()
         self.env.flush_all()
         self.env.cr.execute(
             SQL(
-                """
-            UPDATE mkt_trace t SET ab_variant_id = %(winner)s, ab_group = 'winner'
-             WHERE t.id IN (SELECT p.id FROM mkt_trace p
-                             WHERE p.activity_id = %(activity)s AND p.state = 'scheduled'
-                               AND (p.ab_variant_id IS DISTINCT FROM %(winner)s
-                                    OR p.ab_group IS DISTINCT FROM 'winner')
-                               FOR UPDATE SKIP LOCKED)
-            """,
+                """UPDATE mkt_trace SET ab_variant_id = %(winner)s, ab_group = 'winner'
+                WHERE id IN (%(rows)s)
+                  AND (ab_variant_id IS DISTINCT FROM %(winner)s
+                       OR ab_group IS DISTINCT FROM 'winner')""",
                 winner=self.ab_winner_id.id,
-                activity=self.id,
+                rows=rows,
             )
         )
         self.env["mkt.trace"].invalidate_model(["ab_variant_id", "ab_group"])
@@ -247,21 +256,10 @@ class MktTrace(models.Model):
         if not activity.ab_winner_id and activity.ab_test_end and activity.ab_test_end <= now:
             # due before the cron ran: decide now
             activity._ab_decide()
-        self.env.flush_all()
-        winner = activity.ab_winner_id
-        if winner:
-            self.env.cr.execute(
-                SQL(
-                    """UPDATE mkt_trace SET ab_variant_id = %(winner)s, ab_group = 'winner'
-                    WHERE id = ANY(%(ids)s)
-                      AND (ab_variant_id IS DISTINCT FROM %(winner)s
-                           OR ab_group IS DISTINCT FROM 'winner')""",
-                    winner=winner.id,
-                    ids=self.ids,
-                )
-            )
-            self.invalidate_recordset(["ab_variant_id", "ab_group"])
+        if activity.ab_winner_id:
+            activity._ab_give_winner(SQL("SELECT unnest(%s::int[])", self.ids))
             return self.browse()
+        self.env.flush_all()
         ranges, low = [], 0
         for variant in activity.ab_variant_ids.sorted(lambda v: (v.sequence, v.id)):
             ranges.append(SQL("(%s::int, %s::int, %s::int)", variant.id, low, low + variant.share))

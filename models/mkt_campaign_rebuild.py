@@ -295,7 +295,8 @@ class MktCampaign(models.Model):
         )
         note = self._rebuild_uncertain_note(counts) if requeue_failed else ""
         # sudo: a campaign user may run the campaign, not write it (which
-        # posting in its chatter requires); the note is the user's
+        # posting in its chatter requires); the note is a text built here
+        # (names escaped), authored by the user
         self.sudo().message_post(
             body=f"{body} {note}" if note else body,
             author_id=self.env.user.partner_id.id,

@@ -105,7 +105,8 @@ class MktParticipantMessage(models.TransientModel):
         activity.mailing_id.write({"state": "done", "sent_date": fields.Datetime.now()})
         count = self._queue(activity, participants)
         # sudo: a campaign user may run the campaign, not write it (which
-        # posting in its chatter requires); the note is the user's
+        # posting in its chatter requires); the note is a text built here
+        # (names escaped), authored by the user
         campaign.sudo().message_post(
             body=Markup("<p>%s</p>")
             % self.env._(
